@@ -1,0 +1,53 @@
+"""The Faust application, built from the configuration.
+
+Importing this module loads and validates ``configs/`` (or ``SHAFTWATCH_CONFIG_DIR``); an
+invalid config raises ConfigError naming file, line and key, before anything starts.
+Topics live in ``streams.topics``, tables in ``streams.tables``, agents in
+``streams.agents``, web pages in ``streams.views``; ``streams.worker`` runs them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import faust
+
+from .config import ShaftWatchConfig, load_config
+from .logs import logging_config
+
+
+def bootstrap_servers(cfg: ShaftWatchConfig) -> str:
+    """The cluster to use: KAFKA_BOOTSTRAP or the config, else the local broker's address."""
+    local = cfg.runtime.kafka.local
+    return cfg.kafka_bootstrap or f"{local.host}:{local.port}"
+
+
+def create_app(cfg: ShaftWatchConfig) -> faust.App:
+    settings = cfg.runtime.app
+    web_port = int(os.environ.get("SHAFTWATCH_WORKER_WEB_PORT") or settings.worker_web_port)
+    return faust.App(
+        settings.id,
+        broker=[f"kafka://{server.strip()}" for server in bootstrap_servers(cfg).split(",")],
+        store=settings.store,
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.topics.partitions,
+        topic_replication_factor=settings.topics.replication,
+        # Our topics are created by ShaftWatch at start-up with their exact settings
+        # (streams.broker.ensure_topics); Faust declares only its own internal topics
+        # (table changelogs, the assignor's leader topic).
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,  # acknowledged means written to every in-sync replica
+        web_host="127.0.0.1",
+        web_bind="127.0.0.1",
+        web_port=web_port,
+        datadir=str(cfg.data_dir / "faust" / f"worker-{web_port}"),
+        logging_config=logging_config(cfg.runtime.log_level),
+        # Tables are recovered from their changelog topics on start; on one worker this
+        # replays at full speed, so no standby replicas are needed by default.
+        table_standby_replicas=0,
+    )
+
+
+config: ShaftWatchConfig = load_config()
+app: faust.App = create_app(config)

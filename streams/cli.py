@@ -1,0 +1,191 @@
+"""``shaftwatch``: the one command-line entry point.
+
+    shaftwatch run                 everything on one machine (local broker, worker, server, demo feeds)
+    shaftwatch worker              one Faust worker (add more to share the partitions)
+    shaftwatch server              the HTTP server: health, metrics (console and ingest APIs later)
+    shaftwatch broker              only the local Kafka broker, in the foreground
+    shaftwatch topics              create the topics on the configured cluster
+    shaftwatch demo cameras|meters|fences   one demo feed
+    shaftwatch config check        validate configs/ and say what is wrong
+    shaftwatch schemas [--check]   write (or check) the published JSON Schemas
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .config import ConfigError, config_dir_from_env, config_json_schema, load_config
+from .logs import setup_logging
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+
+
+def _config_or_exit(args):
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        print(f"shaftwatch: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_config_check(args) -> int:
+    cfg = _config_or_exit(args)
+    print(f"{cfg.config_dir}: OK — {len(cfg.sites.sites)} sites, {len(cfg.cameras.cameras)} cameras, "
+          f"{len(cfg.meters.meters)} meters, {len(cfg.fences.zones)} fence zones")
+    return 0
+
+
+def _schema_files() -> dict[str, dict]:
+    from .records import PUBLISHED_RECORDS, json_schema
+
+    files = {f"{cls.__name__}.json": json_schema(cls) for cls in PUBLISHED_RECORDS}
+    for filename, schema in config_json_schema().items():
+        files[f"config.{filename.removesuffix('.yaml')}.json"] = schema
+    return files
+
+
+def cmd_schemas(args) -> int:
+    stale = []
+    for name, schema in _schema_files().items():
+        path = SCHEMA_DIR / name
+        text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            SCHEMA_DIR.mkdir(exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        print(f"stale schemas in {SCHEMA_DIR}: {', '.join(stale)}; run `shaftwatch schemas`", file=sys.stderr)
+        return 1
+    print(f"schemas {'up to date' if args.check else 'written'} in {SCHEMA_DIR}")
+    return 0
+
+
+def cmd_worker(args) -> int:
+    if args.config:
+        os.environ["SHAFTWATCH_CONFIG_DIR"] = str(args.config)
+    _config_or_exit(args)
+    from .worker import run_worker
+
+    run_worker()
+    return 0
+
+
+def cmd_server(args) -> int:
+    cfg = _config_or_exit(args)
+    setup_logging(cfg.runtime.log_level)
+    from .server import serve
+
+    asyncio.run(serve(cfg, port=args.port))
+    return 0
+
+
+def cmd_topics(args) -> int:
+    cfg = _config_or_exit(args)
+    setup_logging(cfg.runtime.log_level)
+    from .app import bootstrap_servers
+    from .broker import ensure_topics, topic_plan
+
+    created = asyncio.run(ensure_topics(bootstrap_servers(cfg), topic_plan(cfg)))
+    print(f"created: {', '.join(created) or 'none (all exist)'}")
+    return 0
+
+
+def cmd_broker(args) -> int:
+    cfg = _config_or_exit(args)
+    setup_logging(cfg.runtime.log_level)
+    from .broker import LocalKafkaBroker, ensure_topics, topic_plan
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with LocalKafkaBroker(cfg.runtime.kafka.local, cfg.data_dir / "kafka") as broker:
+        asyncio.run(ensure_topics(broker.bootstrap, topic_plan(cfg)))
+        print(f"Kafka is up on {broker.bootstrap}; Ctrl-C stops it", flush=True)
+        stop.wait()
+    return 0
+
+
+def cmd_demo(args) -> int:
+    cfg = _config_or_exit(args)
+    setup_logging(cfg.runtime.log_level)
+    from . import demo
+
+    feeder = {"cameras": demo.run_camera_feeder, "meters": demo.run_meter_feeder,
+              "fences": demo.run_fence_feeder}[args.feed]
+    return asyncio.run(feeder(cfg, theft_site=args.theft_site, theft_after_s=args.theft_after,
+                              duration_s=args.duration))
+
+
+def cmd_run(args) -> int:
+    cfg = _config_or_exit(args)
+    setup_logging(cfg.runtime.log_level)
+    from .supervisor import run_all
+
+    return run_all(cfg, theft_site=args.theft_site, theft_after_s=args.theft_after, with_demo=not args.no_demo)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shaftwatch", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="config directory (default: $SHAFTWATCH_CONFIG_DIR or configs/)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="everything on one machine, until Ctrl-C")
+    p.add_argument("--theft-site", help="site id where the demo feeds stage a night-time theft")
+    p.add_argument("--theft-after", type=float, default=60.0, help="seconds before the theft starts")
+    p.add_argument("--no-demo", action="store_true", help="do not start the demo feeds")
+    p.set_defaults(func=cmd_run)
+
+    sub.add_parser("worker", help="one Faust worker").set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("server", help="the HTTP server: health and metrics")
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=cmd_server)
+
+    sub.add_parser("broker", help="only the local Kafka broker, in the foreground").set_defaults(func=cmd_broker)
+    sub.add_parser("topics", help="create the topics on the configured cluster").set_defaults(func=cmd_topics)
+
+    p = sub.add_parser("demo", help="one demo feed")
+    p.add_argument("feed", choices=["cameras", "meters", "fences"])
+    p.add_argument("--theft-site")
+    p.add_argument("--theft-after", type=float, default=60.0)
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("config", help="configuration tools")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    csub.add_parser("check", help="validate the config files").set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("schemas", help="write the JSON Schemas of records and config files")
+    p.add_argument("--check", action="store_true", help="fail if the published schemas are stale")
+    p.set_defaults(func=cmd_schemas)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.config is None:
+        args.config = config_dir_from_env()
+    logging.captureWarnings(True)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

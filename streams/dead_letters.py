@@ -1,0 +1,53 @@
+"""Sending refused input to ``dead-letters``: the original bytes, the source, the reason.
+
+Agents process each event inside ``refusing(event, source)``: a record that breaks the
+contract (RecordError) or that a bug fails on (any other exception) is sent to
+dead-letters with the reason, and the agent goes on with the next record. Nothing that
+was read is silently dropped, and one bad record never stops a stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from faust.types import EventT
+
+from .logs import ids
+from .metrics import DEAD_LETTERS
+from .records import DeadLetter, RecordError
+from .topics import dead_letters_topic
+
+log = logging.getLogger("shaftwatch.dead_letters")
+
+
+async def dead_letter(event: EventT, source: str, reason: str) -> None:
+    """Refuse one Kafka event. Its bytes are kept exactly as read, so it can be replayed."""
+    message = event.message
+    letter = DeadLetter.of(
+        source=source,
+        reason=reason,
+        value=message.value,
+        key=message.key,
+        headers=list(message.headers or []),
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+    )
+    await dead_letters_topic.send(key=message.topic, value=letter)
+    DEAD_LETTERS.labels(source=source, topic=message.topic).inc()
+    log.warning("record refused", extra=ids(source=source, topic=message.topic, partition=message.partition,
+                                            offset=message.offset, reason=reason))
+
+
+@asynccontextmanager
+async def refusing(event: EventT, source: str):
+    """Run the body for one event; on failure dead-letter it and carry on."""
+    try:
+        yield
+    except RecordError as exc:
+        await dead_letter(event, source, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream; it is logged in full
+        log.exception("processing failed", extra=ids(source=source, topic=event.message.topic,
+                                                      offset=event.message.offset))
+        await dead_letter(event, source, f"internal error while processing: {exc!r}")

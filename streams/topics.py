@@ -1,0 +1,26 @@
+"""Every topic of the design, declared on the app with the types of streams.records.
+
+Input topics (frames, meter-readings, fence-pings) carry raw bytes: agents decode them
+with streams.records.decode, so that a malformed record reaches dead-letters with its
+original bytes and a reason instead of crashing a deserializer.
+"""
+
+from __future__ import annotations
+
+from .app import app, config
+from .records import ALERTS, DEAD_LETTERS, FENCE_PINGS, FRAMES, METER_READINGS, SIGNALS, DeadLetter, Incident, Signal
+
+_partitions = config.runtime.app.topics.partitions
+
+
+def _raw(name: str):
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                     partitions=_partitions)
+
+
+frames_topic = _raw(FRAMES.name)
+meter_readings_topic = _raw(METER_READINGS.name)
+fence_pings_topic = _raw(FENCE_PINGS.name)
+signals_topic = app.topic(SIGNALS.name, key_type=str, value_type=Signal, partitions=_partitions)
+alerts_topic = app.topic(ALERTS.name, key_type=str, value_type=Incident, partitions=_partitions, compacting=True)
+dead_letters_topic = app.topic(DEAD_LETTERS.name, key_type=str, value_type=DeadLetter, partitions=_partitions)

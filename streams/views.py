@@ -1,0 +1,40 @@
+"""The worker's own HTTP pages (Faust web): health, metrics and feed activity."""
+
+from __future__ import annotations
+
+import time
+
+from .app import app
+from .metrics import CONTENT_TYPE_LATEST, generate_latest
+from .tables import camera_activity, meter_activity
+
+_started = time.time()
+
+
+@app.page("/health")
+async def health(web, request):
+    assignment = sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives())
+    return web.json({
+        "status": "ok",
+        "component": "worker",
+        "app": app.conf.id,
+        "uptime_s": round(time.time() - _started, 1),
+        "rebalancing": app.rebalancing,
+        "active_partitions": assignment,
+    })
+
+
+@app.page("/metrics")
+async def metrics(web, request):
+    # aiohttp wants the charset apart from the content type; the exposition format is ASCII.
+    return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4")
+
+
+@app.page("/feeds/{feed}")
+async def feeds(web, request, feed: str):
+    """Activity per source, for the partitions this worker holds."""
+    tables = {"cameras": camera_activity, "meters": meter_activity}
+    table = tables.get(feed)
+    if table is None:
+        return web.json({"error": f"unknown feed {feed!r}; one of {sorted(tables)}"}, status=404)
+    return web.json({key: value for key, value in table.items()})
