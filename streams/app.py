@@ -16,18 +16,12 @@ from .config import ShaftWatchConfig, load_config
 from .logs import logging_config
 
 
-def bootstrap_servers(cfg: ShaftWatchConfig) -> str:
-    """The cluster to use: KAFKA_BOOTSTRAP or the config, else the local broker's address."""
-    local = cfg.runtime.kafka.local
-    return cfg.kafka_bootstrap or f"{local.host}:{local.port}"
-
-
 def create_app(cfg: ShaftWatchConfig) -> faust.App:
     settings = cfg.runtime.app
     web_port = int(os.environ.get("SHAFTWATCH_WORKER_WEB_PORT") or settings.worker_web_port)
     return faust.App(
         settings.id,
-        broker=[f"kafka://{server.strip()}" for server in bootstrap_servers(cfg).split(",")],
+        broker=[f"kafka://{server.strip()}" for server in cfg.bootstrap_servers.split(",")],
         store=settings.store,
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.topics.partitions,

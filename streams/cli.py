@@ -95,10 +95,9 @@ def cmd_server(args) -> int:
 def cmd_topics(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
-    from .app import bootstrap_servers
     from .broker import ensure_topics, topic_plan
 
-    created = asyncio.run(ensure_topics(bootstrap_servers(cfg), topic_plan(cfg)))
+    created = asyncio.run(ensure_topics(cfg.bootstrap_servers, topic_plan(cfg)))
     print(f"created: {', '.join(created) or 'none (all exist)'}")
     return 0
 

@@ -327,6 +327,12 @@ class ShaftWatchConfig(Section):
         return os.environ.get("KAFKA_BOOTSTRAP") or self.runtime.kafka.bootstrap
 
     @property
+    def bootstrap_servers(self) -> str:
+        """The cluster to use: KAFKA_BOOTSTRAP or the config, else the local broker's address."""
+        local = self.runtime.kafka.local
+        return self.kafka_bootstrap or f"{local.host}:{local.port}"
+
+    @property
     def model_path(self) -> Path:
         return _resolve(os.environ.get("SHAFTWATCH_MODEL") or self.runtime.model_path)
 

@@ -13,10 +13,10 @@ from .broker import ensure_topics, topic_plan
 def run_worker() -> None:
     # Importing registers the app, its topics, tables, agents and pages.
     from . import agents, views  # noqa: F401
-    from .app import app, bootstrap_servers, config
+    from .app import app, config
 
     Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)
-    asyncio.run(ensure_topics(bootstrap_servers(config), topic_plan(config)))
+    asyncio.run(ensure_topics(config.bootstrap_servers, topic_plan(config)))
     worker = faust.Worker(app, loglevel=config.runtime.log_level, logging_config=app.conf.logging_config,
                           redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -1,0 +1,1 @@
+"""Pure detection logic: plain data in, plain results out. No Kafka, no web code here."""

@@ -1,0 +1,178 @@
+"""Camera gateway: OpenCV source -> sampled, resized JPEG -> ``frames`` (keyed by camera id).
+
+One gateway process serves many cameras, one asyncio task each. Reading and encoding are
+blocking OpenCV calls and run in threads, so one slow camera never stalls the others. A
+lost live stream is reopened with exponential backoff (counted in metrics); frames are
+never buffered without bound: when the broker falls behind, the newest frame waits for
+the oldest in flight and frames that come due meanwhile are skipped (and counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Protocol
+
+import cv2
+import numpy as np
+from prometheus_client import Counter
+
+from .config import Camera
+from .logs import ids
+from .producer import KafkaSink
+from .records import FRAMES, FrameMeta
+
+log = logging.getLogger("shaftwatch.camera_gateway")
+
+RECONNECTS = Counter("shaftwatch_camera_reconnects_total", "Times a camera stream was reopened", ["camera_id"])
+FRAMES_SKIPPED = Counter("shaftwatch_camera_frames_skipped_total",
+                         "Frames not sent because the previous ones were still in flight", ["camera_id"])
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+MAX_IN_FLIGHT = 4  # per camera; beyond this, frames are skipped rather than queued
+
+
+class FrameReader(Protocol):
+    def read(self) -> np.ndarray | None:
+        """The next sampled frame (BGR), or None when the source is lost or ended."""
+
+    def close(self) -> None: ...
+
+
+class VideoReader:
+    """A video file or a live URL through OpenCV, sampled down to the camera's rate."""
+
+    def __init__(self, source: str, fps: float, loop: bool):
+        self.source = source
+        self.loop = loop
+        self.capture = cv2.VideoCapture(source)
+        if not self.capture.isOpened():
+            raise OSError(f"cannot open video source {source!r}")
+        native = self.capture.get(cv2.CAP_PROP_FPS) or fps
+        # Skip frames so that each read() advances the video by one sampling period.
+        self.step = max(1, round(native / fps))
+
+    def read(self) -> np.ndarray | None:
+        for _ in range(self.step - 1):
+            if not self.capture.grab():
+                break
+        ok, frame = self.capture.read()
+        if not ok and self.loop:
+            self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self.capture.read()
+        return frame if ok else None
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class ImageFolderReader:
+    """A folder of still images, in name order, looping."""
+
+    def __init__(self, folder: Path):
+        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.paths:
+            raise OSError(f"no images in {folder}")
+        self.index = 0
+
+    def read(self) -> np.ndarray | None:
+        path = self.paths[self.index % len(self.paths)]
+        self.index += 1
+        return cv2.imread(str(path))
+
+    def close(self) -> None:
+        pass
+
+
+def open_reader(source: str, fps: float) -> FrameReader:
+    path = Path(source)
+    if path.is_dir():
+        return ImageFolderReader(path)
+    if path.exists():
+        return VideoReader(str(path), fps, loop=True)
+    if "://" in source:
+        return VideoReader(source, fps, loop=False)
+    raise OSError(f"camera source {source!r} is neither a URL, a video file nor an image folder")
+
+
+def encode_jpeg(frame: np.ndarray, width: int, height: int, quality: int) -> bytes:
+    if frame.shape[1] != width or frame.shape[0] != height:
+        frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+class CameraStream:
+    """Sample one camera at its configured rate and produce each frame to ``frames``."""
+
+    def __init__(self, camera: Camera, open_source: Callable[[], FrameReader],
+                 clock: Callable[[], float] = time.time, max_backoff_s: float = 30.0):
+        self.camera = camera
+        self.open_source = open_source
+        self.clock = clock
+        self.max_backoff_s = max_backoff_s
+        self.seq = 0
+        self.sent = 0
+
+    async def _open(self, stop: asyncio.Event) -> FrameReader | None:
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                return await asyncio.to_thread(self.open_source)
+            except OSError as exc:
+                RECONNECTS.labels(camera_id=self.camera.id).inc()
+                log.warning("camera source unavailable", extra=ids(camera_id=self.camera.id, error=str(exc),
+                                                                    retry_in_s=backoff))
+                try:
+                    await asyncio.wait_for(stop.wait(), backoff)
+                except asyncio.TimeoutError:
+                    pass
+                backoff = min(backoff * 2, self.max_backoff_s)
+        return None
+
+    async def run(self, sink: KafkaSink, stop: asyncio.Event, max_frames: int | None = None) -> None:
+        cam = self.camera
+        period = 1.0 / cam.fps
+        in_flight: list[asyncio.Future] = []
+        reader = await self._open(stop)
+        next_due = time.monotonic()
+        while reader is not None and not stop.is_set() and (max_frames is None or self.seq < max_frames):
+            frame = await asyncio.to_thread(reader.read)
+            if frame is None:
+                reader.close()
+                RECONNECTS.labels(camera_id=cam.id).inc()
+                log.warning("camera stream lost; reopening", extra=ids(camera_id=cam.id))
+                reader = await self._open(stop)
+                continue
+            captured_at = self.clock()
+            in_flight = [f for f in in_flight if not f.done()]
+            if len(in_flight) >= MAX_IN_FLIGHT:
+                FRAMES_SKIPPED.labels(camera_id=cam.id).inc()
+            else:
+                jpeg = await asyncio.to_thread(encode_jpeg, frame, cam.width, cam.height, cam.jpeg_quality)
+                self.seq += 1
+                meta = FrameMeta(cam.id, cam.site_id, captured_at, self.seq)
+                in_flight.append(await sink.send(FRAMES.name, cam.id, jpeg, headers=meta.headers(), wait=False))
+                self.sent += 1
+            next_due += period
+            delay = next_due - time.monotonic()
+            if delay < -period:  # fell behind (slow source): do not try to catch up in a burst
+                next_due = time.monotonic()
+            elif delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+        if reader is not None:
+            reader.close()
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
+
+
+async def run_gateway(cameras: list[CameraStream], bootstrap: str, stop: asyncio.Event) -> None:
+    async with KafkaSink(bootstrap, "camera-gateway") as sink:
+        await asyncio.gather(*(c.run(sink, stop) for c in cameras))

@@ -1,0 +1,327 @@
+"""Demo feeds for one machine: cameras, meters and fences of the demo county.
+
+Each feeder plays the role of a real partner (camera gateway, utility, carrier) and
+writes to Kafka through the same contract. Each can stage a scripted night-time theft at
+one shaft (``theft_site``) after ``theft_after_s`` seconds:
+
+- cameras at that site switch from their static scene to footage with people / vehicles;
+- the shaft's cut-off mine line starts drawing 25-35 kW;
+- four phones and a vehicle terminal appear in the shaft's fence zone and stay.
+
+With a theft staged, the demo clock is shifted so that source time reads 01:30 local when
+the feeders start: the theft happens at night, as thefts do. The pure generators
+(``meter_power_kw``, ``static_scene``...) are seeded and used by tests as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from detectors.geometry import bounding_box, point_in_polygon
+
+from .camera_gateway import CameraStream, FrameReader, VideoReader, open_reader
+from .config import Camera, FenceZone, Meter, ShaftWatchConfig
+from .logs import ids
+from .privacy import load_key, pseudonymize
+from .producer import KafkaSink
+from .records import FENCE_PINGS, METER_READINGS, SCHEMA_VERSION
+
+log = logging.getLogger("shaftwatch.demo")
+
+
+# --------------------------------------------------------------------------- clock
+
+
+@dataclass(frozen=True)
+class DemoClock:
+    """Source time of the demo: real time plus a fixed offset."""
+
+    offset_s: float = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset_s
+
+    @classmethod
+    def night(cls, tz_offset_h: float, local_hour: float = 1.5) -> DemoClock:
+        """A clock that reads ``local_hour`` (local time) right now, on the last such night."""
+        now = time.time()
+        local = now + tz_offset_h * 3600
+        since_midnight = local % 86400
+        target = local_hour * 3600
+        shift = target - since_midnight
+        if shift > 0:
+            shift -= 86400  # always the past: sources never report from the future
+        return cls(offset_s=shift)
+
+
+def local_hour(ts: float, tz_offset_h: float) -> float:
+    return ((ts + tz_offset_h * 3600) % 86400) / 3600
+
+
+# --------------------------------------------------------------------------- theft script
+
+
+@dataclass
+class TheftScript:
+    site_id: str | None
+    starts_at_monotonic: float
+
+    @classmethod
+    def after(cls, site_id: str | None, seconds: float) -> TheftScript:
+        return cls(site_id, time.monotonic() + seconds)
+
+    def active_at(self, site_id: str) -> bool:
+        return self.site_id == site_id and time.monotonic() >= self.starts_at_monotonic
+
+
+async def _until(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), max(0.0, seconds))
+    except asyncio.TimeoutError:
+        pass
+
+
+def _stop_on_signals(stop: asyncio.Event, duration_s: float | None) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if duration_s is not None:
+        loop.call_later(duration_s, stop.set)
+
+
+# --------------------------------------------------------------------------- cameras
+
+
+def static_scene(base: np.ndarray, rng: np.random.Generator, noise: float = 2.0) -> np.ndarray:
+    """A still scene as a real sensor gives it: the same picture with a little noise."""
+    jitter = rng.normal(0.0, noise, base.shape)
+    return np.clip(base.astype(np.float32) + jitter, 0, 255).astype(np.uint8)
+
+
+def synthetic_scene(width: int, height: int) -> np.ndarray:
+    """A plain night-grey scene with a horizon, for when no footage is available."""
+    frame = np.full((height, width, 3), 40, np.uint8)
+    frame[height // 2:, :] = 55
+    return frame
+
+
+class DemoCameraReader:
+    """Static scene until a theft is staged at this camera's site, then the footage plays."""
+
+    def __init__(self, camera: Camera, footage_dir: Path, theft: TheftScript, seed: int):
+        self.camera = camera
+        self.theft = theft
+        self.rng = np.random.default_rng(seed)
+        name = camera.source.removeprefix("demo:")
+        self.footage = footage_dir / name if name != "still" else None
+        self.video: VideoReader | None = None
+        still_source = self.footage if self.footage and self.footage.exists() else None
+        if still_source is None:
+            still_source = next(iter(sorted(footage_dir.glob("*.mp4"))), None) if footage_dir.is_dir() else None
+        if still_source is not None:
+            first = open_reader(str(still_source), camera.fps).read()
+            self.still = first if first is not None else synthetic_scene(camera.width, camera.height)
+        else:
+            self.still = synthetic_scene(camera.width, camera.height)
+
+    def read(self) -> np.ndarray | None:
+        if self.theft.active_at(self.camera.site_id) and self.footage is not None and self.footage.exists():
+            if self.video is None:
+                self.video = VideoReader(str(self.footage), self.camera.fps, loop=True)
+            return self.video.read()
+        return static_scene(self.still, self.rng)
+
+    def close(self) -> None:
+        if self.video is not None:
+            self.video.close()
+
+
+async def run_camera_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s: float = 60.0,
+                            duration_s: float | None = None, clock: DemoClock | None = None) -> int:
+    stop = asyncio.Event()
+    _stop_on_signals(stop, duration_s)
+    clock = clock or (DemoClock.night(cfg.thresholds.timezone_offset_h) if theft_site else DemoClock())
+    footage = cfg.footage_dir
+    if not footage.is_dir():
+        log.warning("demo footage not found: cameras show a synthetic static scene and no theft footage",
+                    extra=ids(footage_dir=str(footage), hint="set demo.footage_dir in configs/shaftwatch.yaml"))
+    theft = TheftScript.after(theft_site, theft_after_s)
+    streams = []
+    for i, camera in enumerate(cfg.cameras.cameras):
+        if camera.source.startswith("demo:"):
+            def opener(camera=camera, i=i) -> FrameReader:
+                return DemoCameraReader(camera, footage, theft, cfg.runtime.demo.seed + i)
+        else:
+            def opener(camera=camera) -> FrameReader:
+                return open_reader(camera.source, camera.fps)
+        streams.append(CameraStream(camera, opener, clock=clock.now))
+    log.info("camera feeder started", extra=ids(cameras=[c.id for c in cfg.cameras.cameras], theft_site=theft_site))
+    async with KafkaSink(cfg.bootstrap_servers, "demo-cameras") as sink:
+        await asyncio.gather(*(s.run(sink, stop) for s in streams))
+    return 0
+
+
+# --------------------------------------------------------------------------- meters
+
+
+def meter_power_kw(meter: Meter, ts: float, tz_offset_h: float, rng: random.Random) -> float:
+    """Average power of one meter over the interval ending at ts, in a quiet county."""
+    hour = local_hour(ts, tz_offset_h)
+    month = time.gmtime(ts + tz_offset_h * 3600).tm_mon
+    weekday = time.gmtime(ts + tz_offset_h * 3600).tm_wday
+    if meter.expected_zero:
+        return 0.0  # the line is cut: the meter reads nothing
+    if meter.kind == "irrigation":
+        plan = meter.irrigation
+        start, end = plan.hours
+        in_season = month in plan.months
+        pumping = in_season and start <= hour < end and rng.random() < 0.55
+        return round(plan.pump_kw * rng.uniform(0.85, 1.0), 2) if pumping else round(rng.uniform(0.0, 0.08), 2)
+    if meter.kind == "village":
+        daily = 0.18 + 0.12 * math.sin((hour - 7) / 24 * 2 * math.pi) + (0.22 if 18 <= hour < 22 else 0.0)
+        return round(meter.rated_kw * daily * rng.uniform(0.9, 1.1), 2)
+    # workshop: day shift on weekdays
+    working = weekday < 6 and 8 <= hour < 18
+    return round(meter.rated_kw * (rng.uniform(0.45, 0.7) if working else rng.uniform(0.02, 0.06)), 2)
+
+
+def theft_power_kw(rng: random.Random) -> float:
+    """Pumps, a winch and a crusher on a reconnected mine line."""
+    return round(rng.uniform(25.0, 35.0), 2)
+
+
+def reading_json(meter: Meter, ts: float, kw: float, register: float, source_id: str) -> bytes:
+    energy = round(kw * meter.interval_s / 3600, 3)
+    return json.dumps({
+        "v": SCHEMA_VERSION, "source_id": source_id, "meter_id": meter.id, "ts": ts,
+        "interval_s": meter.interval_s, "energy_kwh": energy, "power_kw": kw, "register_kwh": round(register, 3),
+    }).encode()
+
+
+async def run_meter_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s: float = 60.0,
+                           duration_s: float | None = None, clock: DemoClock | None = None) -> int:
+    stop = asyncio.Event()
+    _stop_on_signals(stop, duration_s)
+    clock = clock or (DemoClock.night(cfg.thresholds.timezone_offset_h) if theft_site else DemoClock())
+    tz = cfg.thresholds.timezone_offset_h
+    rng = random.Random(cfg.runtime.demo.seed)
+    theft = TheftScript.after(theft_site, theft_after_s)
+    meters = cfg.meters.meters
+    source_id = "utility-demo"
+    registers = {m.id: rng.uniform(1000, 50000) if not m.expected_zero else 12345.0 for m in meters}
+
+    def reading(meter: Meter, ts: float, stolen: bool) -> bytes:
+        kw = theft_power_kw(rng) if stolen else meter_power_kw(meter, ts, tz, rng)
+        registers[meter.id] += kw * meter.interval_s / 3600
+        return reading_json(meter, ts, kw, registers[meter.id], source_id)
+
+    interval = meters[0].interval_s if meters else 900
+    now = clock.now()
+    last_end = now - now % interval
+    history = cfg.runtime.demo.meter_history_days * 86400
+    async with KafkaSink(cfg.bootstrap_servers, "demo-meters", linger_ms=20) as sink:
+        # Backfill history so that baselines have something to learn from, in one burst.
+        futures = []
+        ts = last_end - history + interval
+        while ts <= last_end and not stop.is_set():
+            for meter in meters:
+                futures.append(await sink.send(METER_READINGS.name, meter.id, reading(meter, ts, False), wait=False))
+            ts += interval
+        await asyncio.gather(*futures)
+        log.info("meter history sent", extra=ids(readings=len(futures), days=cfg.runtime.demo.meter_history_days))
+        theft_reported = False
+        while not stop.is_set():
+            now = clock.now()
+            if theft_site and not theft_reported and theft.active_at(theft_site):
+                # The utility's system reports the interval in which the line came alive.
+                for meter in meters:
+                    if meter.site_id == theft_site and meter.expected_zero:
+                        await sink.send(METER_READINGS.name, meter.id, reading(meter, last_end, True))
+                        log.info("theft staged on meter", extra=ids(meter_id=meter.id, site_id=theft_site))
+                theft_reported = True
+            next_end = last_end + interval
+            if now >= next_end:
+                for meter in meters:
+                    stolen = meter.expected_zero and theft.active_at(meter.site_id)
+                    await sink.send(METER_READINGS.name, meter.id, reading(meter, next_end, stolen), wait=False)
+                await sink.flush()
+                last_end = next_end
+            await _until(stop, min(1.0, max(0.0, next_end - now)))
+    return 0
+
+
+# --------------------------------------------------------------------------- fences
+
+
+def point_in_zone(zone: FenceZone, rng: random.Random) -> tuple[float, float]:
+    """A random point inside a polygon zone (rejection sampling in its bounding box)."""
+    x0, y0, x1, y1 = bounding_box(zone.polygon)
+    for _ in range(1000):
+        x, y = rng.uniform(x0, x1), rng.uniform(y0, y1)
+        if point_in_polygon(x, y, zone.polygon):
+            return x, y
+    return (x0 + x1) / 2, (y0 + y1) / 2
+
+
+def ping_json(pid: str, kind: str, ts: float, zone: FenceZone, rng: random.Random, source_id: str,
+              event: str | None) -> bytes:
+    ping: dict = {"v": SCHEMA_VERSION, "source_id": source_id, "device_pid": pid, "device_kind": kind,
+                  "ts": ts, "event": event}
+    if zone.polygon is not None:
+        lon, lat = point_in_zone(zone, rng)
+        ping.update(lon=round(lon, 6), lat=round(lat, 6), accuracy_m=round(rng.uniform(30, 300), 1))
+    else:
+        ping.update(cell_id=rng.choice(zone.cells), zone_id=zone.id)
+    return json.dumps(ping).encode()
+
+
+async def run_fence_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s: float = 60.0,
+                           duration_s: float | None = None, clock: DemoClock | None = None) -> int:
+    stop = asyncio.Event()
+    _stop_on_signals(stop, duration_s)
+    clock = clock or (DemoClock.night(cfg.thresholds.timezone_offset_h) if theft_site else DemoClock())
+    rng = random.Random(cfg.runtime.demo.seed + 1)
+    key = load_key(cfg.runtime.pseudonym_key_env)
+    theft = TheftScript.after(theft_site, theft_after_s)
+    zones = cfg.fences.zones
+    # Clear ids exist only here, where the carrier produces: they are hashed before Kafka.
+    villagers = [f"4600{rng.randrange(10**10, 10**11)}" for _ in range(200)]
+    crew = [f"4600{rng.randrange(10**10, 10**11)}" for _ in range(4)]
+    truck = f"VT-{rng.randrange(10**6, 10**7)}"
+    theft_zone = next((z for z in zones if theft_site in z.site_ids), None) if theft_site else None
+    per_hour = cfg.runtime.demo.fence_passers_per_hour
+    crew_entered = False
+    async with KafkaSink(cfg.bootstrap_servers, "demo-fences") as sink:
+        async def send(clear_id: str, kind: str, zone: FenceZone, event: str | None) -> None:
+            pid = pseudonymize(key, clear_id)
+            carrier = cfg.fences.carriers[hash(clear_id) % len(cfg.fences.carriers)]
+            await sink.send(FENCE_PINGS.name, pid, ping_json(pid, kind, clock.now(), zone, rng, carrier, event),
+                            wait=False)
+
+        while not stop.is_set():
+            # Villagers on the roads that cross the zones: one ping in, one ping out.
+            if zones and rng.random() < per_hour / 3600 * 10:
+                zone = rng.choice(zones)
+                passer = rng.choice(villagers)
+                await send(passer, "phone", zone, "enter")
+                await send(passer, "phone", zone, "exit")
+            if theft_zone is not None and theft.active_at(theft_site):
+                for device in crew:
+                    await send(device, "phone", theft_zone, "present" if crew_entered else "enter")
+                await send(truck, "vehicle_terminal", theft_zone, "present" if crew_entered else "enter")
+                if not crew_entered:
+                    log.info("theft staged in fence", extra=ids(zone_id=theft_zone.id, site_id=theft_site, devices=5))
+                crew_entered = True
+            await sink.flush()
+            await _until(stop, 10.0)
+    return 0

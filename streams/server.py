@@ -1,0 +1,60 @@
+"""The HTTP server process: health and metrics now; the console and the ingest APIs mount here.
+
+Plain aiohttp. Health answers 200 when Kafka answers a metadata request, 503 otherwise,
+so a load balancer or a patrol's uptime check sees a broken link to the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+from aiohttp import web
+
+from .broker import _metadata_ok
+from .config import ShaftWatchConfig
+from .logs import ids
+from .metrics import CONTENT_TYPE_LATEST, generate_latest
+
+log = logging.getLogger("shaftwatch.server")
+
+
+def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
+    app = web.Application()
+    app["config"] = cfg
+    app["started"] = time.time()
+
+    async def health(request: web.Request) -> web.Response:
+        try:
+            await asyncio.wait_for(_metadata_ok(cfg.bootstrap_servers), 5.0)
+            kafka = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means: not healthy
+            kafka = f"unreachable: {exc!r}"
+        body = {"status": "ok" if kafka == "ok" else "degraded", "component": "server", "kafka": kafka,
+                "uptime_s": round(time.time() - app["started"], 1)}
+        return web.json_response(body, status=200 if kafka == "ok" else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def serve(cfg: ShaftWatchConfig, port: int | None = None) -> None:
+    runner = web.AppRunner(create_web_app(cfg), access_log=None)
+    await runner.setup()
+    port = port or cfg.runtime.http.port
+    site = web.TCPSite(runner, cfg.runtime.http.host, port)
+    await site.start()
+    log.info("http server listening", extra=ids(host=cfg.runtime.http.host, port=port))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    log.info("http server stopped")

@@ -1,0 +1,137 @@
+"""``shaftwatch run``: the whole system on one machine, until Ctrl-C.
+
+Starts, in order: the local Kafka broker (unless a cluster is configured), the topics,
+the Faust worker(s), the HTTP server and the demo feeds, each as a child process in its
+own session so that Ctrl-C reaches only this supervisor, which then stops them in reverse
+order by PID (SIGTERM, then SIGKILL after a grace period) and the broker last. A child
+that dies unexpectedly is restarted with a backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .broker import LocalKafkaBroker, ensure_topics, topic_plan
+from .config import ShaftWatchConfig
+from .logs import ids
+
+log = logging.getLogger("shaftwatch.supervisor")
+
+GRACE_S = 20.0
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+
+    def start(self, base_env: dict[str, str]) -> None:
+        env = {**base_env, **self.env}
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *self.args], env=env,
+                                     start_new_session=True, stdin=subprocess.DEVNULL)
+        log.info("started", extra=ids(child=self.name, pid=self.proc.pid))
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, deadline: float) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("did not stop in time; killing", extra=ids(child=self.name, pid=self.proc.pid))
+            self.proc.kill()
+            self.proc.wait()
+        log.info("stopped", extra=ids(child=self.name, pid=self.proc.pid, rc=self.proc.returncode))
+
+
+def plan_children(cfg: ShaftWatchConfig, theft_site: str | None, theft_after_s: float,
+                  with_demo: bool) -> list[Child]:
+    children = [Child(f"worker-{i}", ["worker"],
+                      {"SHAFTWATCH_WORKER_WEB_PORT": str(cfg.runtime.app.worker_web_port + i)})
+                for i in range(cfg.runtime.app.workers)]
+    children.append(Child("server", ["server"]))
+    if with_demo:
+        theft = ["--theft-site", theft_site, "--theft-after", str(theft_after_s)] if theft_site else []
+        for feed in ("meters", "fences", "cameras"):
+            children.append(Child(f"demo-{feed}", ["demo", feed, *theft]))
+    return children
+
+
+def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s: float = 60.0,
+            with_demo: bool = True) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    broker = None
+    env = dict(os.environ, SHAFTWATCH_CONFIG_DIR=cfg.config_dir)
+    if cfg.kafka_bootstrap is None:
+        broker = LocalKafkaBroker(cfg.runtime.kafka.local, cfg.data_dir / "kafka")
+        broker.start()
+        try:
+            broker.wait_ready()
+        except BaseException:
+            broker.stop()
+            raise
+        env["KAFKA_BOOTSTRAP"] = broker.bootstrap
+    bootstrap = env.get("KAFKA_BOOTSTRAP") or cfg.bootstrap_servers
+    children: list[Child] = []
+    try:
+        created = asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
+        log.info("topics ready", extra=ids(bootstrap=bootstrap, created=created))
+        children = plan_children(cfg, theft_site, theft_after_s, with_demo)
+        for child in children:
+            child.start(env)
+        print(banner(cfg, bootstrap, theft_site, theft_after_s), flush=True)
+        while not stop.wait(1.0):
+            for child in children:
+                if child.proc is not None and child.proc.poll() is not None and not stop.is_set():
+                    if child.next_start == 0.0:
+                        delay = min(60.0, 2.0 ** child.restarts)
+                        child.next_start = time.monotonic() + delay
+                        log.error("exited unexpectedly; restarting",
+                                  extra=ids(child=child.name, rc=child.proc.returncode, restart_in_s=delay))
+                    elif time.monotonic() >= child.next_start:
+                        child.restarts += 1
+                        child.next_start = 0.0
+                        child.start(env)
+    finally:
+        log.info("stopping", extra=ids(children=[c.name for c in children]))
+        for child in reversed(children):
+            child.stop()
+        deadline = time.monotonic() + GRACE_S
+        for child in reversed(children):
+            child.wait_stopped(deadline)
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+def banner(cfg: ShaftWatchConfig, bootstrap: str, theft_site: str | None, theft_after_s: float) -> str:
+    port = cfg.runtime.app.worker_web_port
+    lines = [
+        "",
+        "ShaftWatch is running. Ctrl-C stops everything.",
+        f"  Kafka          {bootstrap}",
+        f"  HTTP server    http://{cfg.runtime.http.host}:{cfg.runtime.http.port}/health  (/metrics)",
+        f"  worker         http://127.0.0.1:{port}/health  (/metrics, /feeds/meters, /feeds/cameras)",
+    ]
+    if theft_site:
+        lines.append(f"  demo theft     at site {theft_site} in {theft_after_s:.0f} s (night-time demo clock)")
+    return "\n".join(lines) + "\n"
