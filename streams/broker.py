@@ -24,7 +24,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from .config import LocalBrokerSettings, ShaftWatchConfig
-from .records import TOPICS
+from .records import FRAMES, TOPICS
 
 log = logging.getLogger("shaftwatch.broker")
 
@@ -265,10 +265,10 @@ def topic_plan(cfg: ShaftWatchConfig) -> list[NewTopic]:
     for spec in TOPICS:
         configs = {"cleanup.policy": "compact"} if spec.compacted else {"retention.ms": retention_ms}
         # Frames are big and only useful while fresh: keep them an hour.
-        if spec.name == "frames":
+        if spec is FRAMES:
             configs["retention.ms"] = str(3600 * 1000)
             configs["max.message.bytes"] = str(8 * 1024 * 1024)
-        topics.append(NewTopic(spec.name, t.partitions, t.replication, topic_configs=configs))
+        topics.append(NewTopic(cfg.topic(spec.name), t.partitions, t.replication, topic_configs=configs))
     return topics
 
 

@@ -109,9 +109,10 @@ def encode_jpeg(frame: np.ndarray, width: int, height: int, quality: int) -> byt
 class CameraStream:
     """Sample one camera at its configured rate and produce each frame to ``frames``."""
 
-    def __init__(self, camera: Camera, open_source: Callable[[], FrameReader],
+    def __init__(self, camera: Camera, open_source: Callable[[], FrameReader], topic: str = FRAMES.name,
                  clock: Callable[[], float] = time.time, max_backoff_s: float = 30.0):
         self.camera = camera
+        self.topic = topic
         self.open_source = open_source
         self.clock = clock
         self.max_backoff_s = max_backoff_s
@@ -156,7 +157,7 @@ class CameraStream:
                 jpeg = await asyncio.to_thread(encode_jpeg, frame, cam.width, cam.height, cam.jpeg_quality)
                 self.seq += 1
                 meta = FrameMeta(cam.id, cam.site_id, captured_at, self.seq)
-                in_flight.append(await sink.send(FRAMES.name, cam.id, jpeg, headers=meta.headers(), wait=False))
+                in_flight.append(await sink.send(self.topic, cam.id, jpeg, headers=meta.headers(), wait=False))
                 self.sent += 1
             next_due += period
             delay = next_due - time.monotonic()

@@ -105,8 +105,11 @@ def cmd_topics(args) -> int:
 def cmd_broker(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
-    from .broker import LocalKafkaBroker, ensure_topics, topic_plan
+    from .broker import LocalKafkaBroker, ensure_topics, fetch_jars, topic_plan
 
+    if args.fetch_only:
+        print(f"Kafka jars in {fetch_jars(cfg.runtime.kafka.local)}")
+        return 0
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -158,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=cmd_server)
 
-    sub.add_parser("broker", help="only the local Kafka broker, in the foreground").set_defaults(func=cmd_broker)
+    p = sub.add_parser("broker", help="only the local Kafka broker, in the foreground")
+    p.add_argument("--fetch-only", action="store_true", help="fetch the Kafka jars from Maven Central and exit")
+    p.set_defaults(func=cmd_broker)
     sub.add_parser("topics", help="create the topics on the configured cluster").set_defaults(func=cmd_topics)
 
     p = sub.add_parser("demo", help="one demo feed")

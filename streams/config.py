@@ -56,6 +56,9 @@ class KafkaSettings(Section):
 
 
 class TopicSettings(Section):
+    # Prepended to every topic name: several environments (or test runs) can share one
+    # cluster without reading each other's data. Empty in production by default.
+    prefix: str = Field("", pattern=r"^[a-zA-Z0-9._-]*$")
     partitions: int = Field(4, ge=1, le=1024)
     replication: int = Field(1, ge=1, le=7)
     # Raw topics are the system's memory of what was accepted; keep them a week.
@@ -325,6 +328,10 @@ class ShaftWatchConfig(Section):
     def kafka_bootstrap(self) -> str | None:
         """The configured cluster, or None when the local broker should be used."""
         return os.environ.get("KAFKA_BOOTSTRAP") or self.runtime.kafka.bootstrap
+
+    def topic(self, name: str) -> str:
+        """The name of a design topic (streams.records) on this cluster."""
+        return self.runtime.app.topics.prefix + name
 
     @property
     def bootstrap_servers(self) -> str:

@@ -34,7 +34,7 @@ from .config import Camera, FenceZone, Meter, ShaftWatchConfig
 from .logs import ids
 from .privacy import load_key, pseudonymize
 from .producer import KafkaSink
-from .records import FENCE_PINGS, METER_READINGS, SCHEMA_VERSION
+from .records import FENCE_PINGS, FRAMES, METER_READINGS, SCHEMA_VERSION
 
 log = logging.getLogger("shaftwatch.demo")
 
@@ -164,7 +164,7 @@ async def run_camera_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None
         else:
             def opener(camera=camera) -> FrameReader:
                 return open_reader(camera.source, camera.fps)
-        streams.append(CameraStream(camera, opener, clock=clock.now))
+        streams.append(CameraStream(camera, opener, topic=cfg.topic(FRAMES.name), clock=clock.now))
     log.info("camera feeder started", extra=ids(cameras=[c.id for c in cfg.cameras.cameras], theft_site=theft_site))
     async with KafkaSink(cfg.bootstrap_servers, "demo-cameras") as sink:
         await asyncio.gather(*(s.run(sink, stop) for s in streams))
@@ -235,7 +235,7 @@ async def run_meter_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None,
         ts = last_end - history + interval
         while ts <= last_end and not stop.is_set():
             for meter in meters:
-                futures.append(await sink.send(METER_READINGS.name, meter.id, reading(meter, ts, False), wait=False))
+                futures.append(await sink.send(cfg.topic(METER_READINGS.name), meter.id, reading(meter, ts, False), wait=False))
             ts += interval
         await asyncio.gather(*futures)
         log.info("meter history sent", extra=ids(readings=len(futures), days=cfg.runtime.demo.meter_history_days))
@@ -246,14 +246,14 @@ async def run_meter_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None,
                 # The utility's system reports the interval in which the line came alive.
                 for meter in meters:
                     if meter.site_id == theft_site and meter.expected_zero:
-                        await sink.send(METER_READINGS.name, meter.id, reading(meter, last_end, True))
+                        await sink.send(cfg.topic(METER_READINGS.name), meter.id, reading(meter, last_end, True))
                         log.info("theft staged on meter", extra=ids(meter_id=meter.id, site_id=theft_site))
                 theft_reported = True
             next_end = last_end + interval
             if now >= next_end:
                 for meter in meters:
                     stolen = meter.expected_zero and theft.active_at(meter.site_id)
-                    await sink.send(METER_READINGS.name, meter.id, reading(meter, next_end, stolen), wait=False)
+                    await sink.send(cfg.topic(METER_READINGS.name), meter.id, reading(meter, next_end, stolen), wait=False)
                 await sink.flush()
                 last_end = next_end
             await _until(stop, min(1.0, max(0.0, next_end - now)))
@@ -305,7 +305,7 @@ async def run_fence_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None,
         async def send(clear_id: str, kind: str, zone: FenceZone, event: str | None) -> None:
             pid = pseudonymize(key, clear_id)
             carrier = cfg.fences.carriers[hash(clear_id) % len(cfg.fences.carriers)]
-            await sink.send(FENCE_PINGS.name, pid, ping_json(pid, kind, clock.now(), zone, rng, carrier, event),
+            await sink.send(cfg.topic(FENCE_PINGS.name), pid, ping_json(pid, kind, clock.now(), zone, rng, carrier, event),
                             wait=False)
 
         while not stop.is_set():

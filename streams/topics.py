@@ -18,9 +18,9 @@ def _raw(name: str):
                      partitions=_partitions)
 
 
-frames_topic = _raw(FRAMES.name)
-meter_readings_topic = _raw(METER_READINGS.name)
-fence_pings_topic = _raw(FENCE_PINGS.name)
-signals_topic = app.topic(SIGNALS.name, key_type=str, value_type=Signal, partitions=_partitions)
-alerts_topic = app.topic(ALERTS.name, key_type=str, value_type=Incident, partitions=_partitions, compacting=True)
-dead_letters_topic = app.topic(DEAD_LETTERS.name, key_type=str, value_type=DeadLetter, partitions=_partitions)
+frames_topic = _raw(config.topic(FRAMES.name))
+meter_readings_topic = _raw(config.topic(METER_READINGS.name))
+fence_pings_topic = _raw(config.topic(FENCE_PINGS.name))
+signals_topic = app.topic(config.topic(SIGNALS.name), key_type=str, value_type=Signal, partitions=_partitions)
+alerts_topic = app.topic(config.topic(ALERTS.name), key_type=str, value_type=Incident, partitions=_partitions, compacting=True)
+dead_letters_topic = app.topic(config.topic(DEAD_LETTERS.name), key_type=str, value_type=DeadLetter, partitions=_partitions)

@@ -1,0 +1,118 @@
+"""Test helpers: a private config directory and a real worker process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from streams.broker import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_config_dir(target: Path, **runtime_overrides) -> Path:
+    """Copy configs/ to target and apply overrides to shaftwatch.yaml (nested dicts merge)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in (REPO / "configs").glob("*.yaml"):
+        shutil.copy(path, target / path.name)
+    runtime = yaml.safe_load((target / "shaftwatch.yaml").read_text())
+    _merge(runtime, runtime_overrides)
+    (target / "shaftwatch.yaml").write_text(yaml.safe_dump(runtime, allow_unicode=True))
+    return target
+
+
+def _merge(base: dict, overrides: dict) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def isolated_config(tmp_path: Path, name: str, partitions: int = 2, **extra) -> Path:
+    """A config whose topics, consumer group and data dir belong to one test only."""
+    unique = f"{name}-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
+    overrides = {
+        "data_dir": str(tmp_path / "data"),
+        "app": {"id": unique, "worker_web_port": free_port(), "topics": {"prefix": f"{unique}.", "partitions": partitions}},
+        "http": {"port": free_port()},
+    }
+    _merge(overrides, extra)
+    return make_config_dir(tmp_path / "configs", **overrides)
+
+
+def http_json(url: str, timeout: float = 5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last error: {last_error!r}")
+
+
+class WorkerProcess:
+    """`shaftwatch worker` as a real child process, stopped by its PID."""
+
+    def __init__(self, config_dir: Path, bootstrap: str, log_path: Path):
+        self.config_dir = config_dir
+        self.bootstrap = bootstrap
+        self.log_path = log_path
+        runtime = yaml.safe_load((config_dir / "shaftwatch.yaml").read_text())
+        self.port = runtime["app"]["worker_web_port"]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        env = dict(os.environ, SHAFTWATCH_CONFIG_DIR=str(self.config_dir), KAFKA_BOOTSTRAP=self.bootstrap)
+        env.pop("SHAFTWATCH_WORKER_WEB_PORT", None)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=REPO,
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        return self
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str):
+        return http_json(self.url(path))
+
+    def wait_ready(self, topic_suffix: str = "meter-readings", timeout: float = 90.0) -> None:
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}; log: {self.log_tail()}")
+            health = self.get("/health")
+            return (not health["rebalancing"]) and any(p.split(":")[0].endswith(topic_suffix)
+                                                        for p in health["active_partitions"])
+        wait_for(ready, timeout, what=f"worker ready ({self.log_path})")
+
+    def log_tail(self, n: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()

@@ -1,0 +1,94 @@
+"""Config loading: the demo county is valid; every error names file, line, key and problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from streams.config import ConfigError, load_config
+from tests.helpers import REPO, make_config_dir
+
+
+def test_demo_county_is_complete():
+    cfg = load_config(REPO / "configs")
+    assert len(cfg.sites.sites) == 8
+    assert len(cfg.sites.townships) == 3
+    assert len(cfg.cameras.cameras) == 4
+    assert all(cam.zones for cam in cfg.cameras.cameras)
+    assert len(cfg.meters.meters) == 40
+    kinds = {m.kind for m in cfg.meters.meters}
+    assert {"mine_supply", "irrigation"} <= kinds
+    assert sum(m.expected_zero for m in cfg.meters.meters) == 8
+    assert len(cfg.fences.zones) == 3
+    assert all(site.responsible.name for site in cfg.sites.sites)
+
+
+def _problems(directory) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(directory)
+    return [str(p) for p in info.value.problems]
+
+
+def test_unknown_key_names_file_line_and_key(tmp_path):
+    d = make_config_dir(tmp_path)
+    text = (d / "cameras.yaml").read_text().replace("    fps: 1\n", "    fsp: 1\n", 1)
+    (d / "cameras.yaml").write_text(text)
+    line = text.splitlines().index("    fsp: 1") + 1
+    problems = _problems(d)
+    assert problems == [f"{d / 'cameras.yaml'}:{line}: cameras.0.fsp: unknown key "
+                        "(check the spelling; see the published config schema)"]
+
+
+def test_bad_value_and_bad_reference_are_all_reported(tmp_path):
+    d = make_config_dir(tmp_path, http={"port": 80})
+    meters = (d / "meters.yaml").read_text().replace("site_id: S01, kind: mine_supply", "site_id: S42, kind: mine_supply")
+    (d / "meters.yaml").write_text(meters)
+    problems = _problems(d)
+    assert any("shaftwatch.yaml" in p and "http.port" in p and "greater than or equal to 1024" in p for p in problems)
+    # References are checked once every file is valid on its own.
+    d2 = make_config_dir(tmp_path / "second")
+    (d2 / "meters.yaml").write_text(meters)
+    problems = _problems(d2)
+    assert len(problems) == 1
+    assert "meters.yaml:8: meters.0.site_id: site 'S42' is not in sites.yaml" in problems[0]
+
+
+def test_model_rule_points_at_the_key(tmp_path):
+    d = make_config_dir(tmp_path)
+    text = (d / "meters.yaml").read_text()
+    text = text.replace("  - {id: M-0001, site_id: S01, kind: mine_supply, expected_zero: true, rated_kw: 250}",
+                        "  - {id: M-0001, site_id: S01, kind: irrigation, expected_zero: true, rated_kw: 250}")
+    (d / "meters.yaml").write_text(text)
+    (problem,) = _problems(d)
+    assert "meters.yaml:8: meters.0.irrigation: an irrigation meter needs an irrigation plan" in problem
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    d = make_config_dir(tmp_path)
+    (d / "fences.yaml").write_text("zones: [\n  - id: X\n")
+    (d / "thresholds.yaml").unlink()
+    problems = _problems(d)
+    assert any(p.startswith(f"{d / 'fences.yaml'}:") and "not valid YAML" in p for p in problems)
+    assert f"{d / 'thresholds.yaml'}: (top level): file is missing" in problems
+
+
+def test_polygon_outside_frame_is_refused(tmp_path):
+    d = make_config_dir(tmp_path)
+    text = (d / "cameras.yaml").read_text().replace("[0.95, 0.30]", "[1.95, 0.30]", 1)
+    (d / "cameras.yaml").write_text(text)
+    (problem,) = _problems(d)
+    assert "cameras.0.zones.0.polygon" in problem and "outside 0..1" in problem
+
+
+def test_config_check_command(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "streams.cli", "--config", str(REPO / "configs"), "config", "check"],
+                        capture_output=True, text=True, cwd=REPO)
+    assert ok.returncode == 0, ok.stderr
+    assert "8 sites, 4 cameras, 40 meters, 3 fence zones" in ok.stdout
+    d = make_config_dir(tmp_path, app={"partitions_typo": 3})
+    bad = subprocess.run([sys.executable, "-m", "streams.cli", "--config", str(d), "config", "check"],
+                         capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2
+    assert "shaftwatch.yaml" in bad.stderr and "app.partitions_typo: unknown key" in bad.stderr

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import os
+import stat
+
+from streams.privacy import load_key, pseudonymize
+
+
+def test_pseudonyms_are_stable_keyed_and_not_clear():
+    a = pseudonymize(b"key-one", "460001234567890")
+    assert a == pseudonymize(b"key-one", " 4600-0123-4567890 ")  # formatting does not matter
+    assert a != pseudonymize(b"key-two", "460001234567890")
+    assert a.startswith("p1:") and "460001234567890" not in a and len(a) == 35
+
+
+def test_key_from_environment_or_private_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SW_TEST_KEY", "from-env")
+    assert load_key("SW_TEST_KEY") == b"from-env"
+    monkeypatch.delenv("SW_TEST_KEY")
+    monkeypatch.setenv("SHAFTWATCH_PSEUDONYM_KEY_FILE", str(tmp_path / "k" / "pseudonym.key"))
+    first = load_key("SW_TEST_KEY")
+    assert first == load_key("SW_TEST_KEY") and len(first) == 64
+    mode = stat.S_IMODE(os.stat(tmp_path / "k" / "pseudonym.key").st_mode)
+    assert mode == 0o600

@@ -1,0 +1,103 @@
+"""The record contract: strict decoding with reasons, and the published schemas are current."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from streams.records import (
+    DeadLetter, FencePing, FrameMeta, MeterReading, RecordError, Signal, check_jpeg, decode, encode, json_schema,
+)
+from tests.helpers import REPO
+
+NOW = time.time()
+
+
+def reading(**overrides) -> bytes:
+    data = {"v": 1, "source_id": "utility-a", "meter_id": "M-0001", "ts": NOW - 900, "energy_kwh": 2.5}
+    data.update(overrides)
+    return json.dumps(data).encode()
+
+
+def test_good_reading_round_trips():
+    r = decode(MeterReading, reading(power_kw=10.0, register_kwh=1234.5))
+    assert (r.meter_id, r.energy_kwh, r.power_kw, r.interval_s) == ("M-0001", 2.5, 10.0, 900)
+    assert decode(MeterReading, encode(r)) == r
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"", "empty message"),
+    (b"\xff\xfe", "not JSON"),
+    (b"[1, 2]", "expected a JSON object, got list"),
+    (reading(v=2), "schema version v=2 is not supported"),
+    (reading(energy_kwh=-1), "energy_kwh is negative (-1)"),
+    (reading(energy_kwh=None), "a reading needs energy_kwh or power_kw"),
+    (reading(ts="yesterday"), "ts: expected a number, got 'yesterday'"),
+    (reading(ts=NOW * 1000), "more than a day in the future"),
+    (reading(extra=1), "unknown fields: extra"),
+    (reading(power_kw=5e6), "absurd"),
+    (json.dumps({"v": 1}).encode(), "missing fields: meter_id, source_id, ts"),
+])
+def test_bad_readings_are_refused_with_a_reason(raw, reason):
+    with pytest.raises(RecordError) as info:
+        decode(MeterReading, raw)
+    assert reason in str(info.value)
+
+
+def test_fence_ping_rules():
+    base = {"v": 1, "source_id": "CMCC", "device_pid": "p1:ab", "device_kind": "phone", "ts": NOW}
+    assert decode(FencePing, {**base, "cell_id": "460-00-1-2"}).cell_id == "460-00-1-2"
+    with pytest.raises(RecordError, match="needs a position"):
+        decode(FencePing, base)
+    with pytest.raises(RecordError, match="needs both lon and lat"):
+        decode(FencePing, {**base, "lon": 110.4})
+    with pytest.raises(RecordError, match="not one of"):
+        decode(FencePing, {**base, "cell_id": "x", "device_kind": "tablet"})
+
+
+def test_records_do_not_share_mutable_defaults():
+    a = Signal(v=1, signal_id="a", site_id="S01", source_kind="power", source_id="M", kind="k", ts=NOW,
+               strength=0.5, summary="s")
+    b = Signal(v=1, signal_id="b", site_id="S01", source_kind="power", source_id="M", kind="k", ts=NOW,
+               strength=0.5, summary="s")
+    a.evidence.append("x")
+    assert b.evidence == []
+
+
+def test_dead_letter_keeps_original_bytes():
+    raw = b"\x00\x01 not json"
+    letter = DeadLetter.of(source="t", reason="r", value=raw, key=b"k", headers=[("h", b"\xff")], topic="x",
+                           partition=1, offset=7)
+    back = decode(DeadLetter, encode(letter))
+    assert back.original_value() == raw
+    assert (back.topic, back.partition, back.offset, back.reason) == ("x", 1, 7, "r")
+
+
+def test_frame_headers():
+    meta = FrameMeta("CAM-1", "S01", NOW, 42)
+    assert FrameMeta.from_headers(meta.headers()) == meta
+    with pytest.raises(RecordError, match="missing: seq"):
+        FrameMeta.from_headers([h for h in meta.headers() if h[0] != "seq"])
+    with pytest.raises(RecordError, match="unreadable"):
+        FrameMeta.from_headers([*meta.headers()[:3], ("seq", b"x")])
+    with pytest.raises(RecordError, match="zero bytes"):
+        check_jpeg(b"")
+    with pytest.raises(RecordError, match="not a JPEG"):
+        check_jpeg(b"GIF89a")
+
+
+def test_json_schema_describes_the_contract():
+    schema = json_schema(MeterReading)
+    assert schema["required"] == ["v", "source_id", "meter_id", "ts"]
+    assert schema["properties"]["energy_kwh"] == {"anyOf": [{"type": "number"}, {"type": "null"}]}
+    assert schema["additionalProperties"] is False
+
+
+def test_published_schemas_are_current():
+    check = subprocess.run([sys.executable, "-m", "streams.cli", "schemas", "--check"], capture_output=True,
+                           text=True, cwd=REPO)
+    assert check.returncode == 0, check.stderr
