@@ -300,28 +300,32 @@ async def run_fence_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None,
     truck = f"VT-{rng.randrange(10**6, 10**7)}"
     theft_zone = next((z for z in zones if theft_site in z.site_ids), None) if theft_site else None
     per_hour = cfg.runtime.demo.fence_passers_per_hour
-    crew_entered = False
+    crew_last_ping = None
     async with KafkaSink(cfg.bootstrap_servers, "demo-fences") as sink:
         async def send(clear_id: str, kind: str, zone: FenceZone, event: str | None) -> None:
             pid = pseudonymize(key, clear_id)
-            carrier = cfg.fences.carriers[hash(clear_id) % len(cfg.fences.carriers)]
-            await sink.send(cfg.topic(FENCE_PINGS.name), pid, ping_json(pid, kind, clock.now(), zone, rng, carrier, event),
-                            wait=False)
+            carrier = cfg.fences.carriers[sum(clear_id.encode()) % len(cfg.fences.carriers)]
+            await sink.send(cfg.topic(FENCE_PINGS.name), pid,
+                            ping_json(pid, kind, clock.now(), zone, rng, carrier, event), wait=False)
 
         while not stop.is_set():
             # Villagers on the roads that cross the zones: one ping in, one ping out.
-            if zones and rng.random() < per_hour / 3600 * 10:
+            if zones and rng.random() < per_hour / 3600:
                 zone = rng.choice(zones)
                 passer = rng.choice(villagers)
                 await send(passer, "phone", zone, "enter")
                 await send(passer, "phone", zone, "exit")
+            # The crew enters together and stays; carriers report presence every 30 s.
             if theft_zone is not None and theft.active_at(theft_site):
-                for device in crew:
-                    await send(device, "phone", theft_zone, "present" if crew_entered else "enter")
-                await send(truck, "vehicle_terminal", theft_zone, "present" if crew_entered else "enter")
-                if not crew_entered:
-                    log.info("theft staged in fence", extra=ids(zone_id=theft_zone.id, site_id=theft_site, devices=5))
-                crew_entered = True
+                if crew_last_ping is None or time.monotonic() - crew_last_ping >= 30:
+                    event = "enter" if crew_last_ping is None else "present"
+                    for device in crew:
+                        await send(device, "phone", theft_zone, event)
+                    await send(truck, "vehicle_terminal", theft_zone, event)
+                    if crew_last_ping is None:
+                        log.info("theft staged in fence", extra=ids(zone_id=theft_zone.id, site_id=theft_site,
+                                                                     devices=len(crew) + 1))
+                    crew_last_ping = time.monotonic()
             await sink.flush()
-            await _until(stop, 10.0)
+            await _until(stop, 1.0)
     return 0
