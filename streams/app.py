@@ -32,8 +32,8 @@ def create_app(cfg: ShaftWatchConfig) -> faust.App:
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,  # acknowledged means written to every in-sync replica
-        web_host="127.0.0.1",
-        web_bind="127.0.0.1",
+        web_host=settings.worker_web_host,
+        web_bind=settings.worker_web_host,
         web_port=web_port,
         datadir=str(cfg.data_dir / "faust" / f"worker-{web_port}"),
         logging_config=logging_config(cfg.runtime.log_level),

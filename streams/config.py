@@ -71,6 +71,7 @@ class AppSettings(Section):
     store: Literal["memory://"] = "memory://"
     topics: TopicSettings = TopicSettings()
     workers: int = Field(1, ge=1, le=16)
+    worker_web_host: str = "127.0.0.1"  # 0.0.0.0 in a container, so Prometheus can scrape
     worker_web_port: int = Field(6066, ge=1024, le=65535)
 
 

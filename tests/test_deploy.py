@@ -1,0 +1,62 @@
+"""deploy/ is validated offline: no Docker engine runs here."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import yaml
+
+from streams.config import load_config
+from tests.helpers import REPO
+
+DEPLOY = REPO / "deploy"
+
+
+def test_cluster_runtime_config_is_valid(tmp_path):
+    for path in (REPO / "configs").glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    shutil.copy(DEPLOY / "configs" / "shaftwatch.yaml", tmp_path / "shaftwatch.yaml")
+    cfg = load_config(tmp_path)
+    assert cfg.runtime.app.topics.replication == 3
+    assert cfg.runtime.app.topics.partitions >= 6
+    assert cfg.runtime.http.host == "0.0.0.0" and cfg.runtime.app.worker_web_host == "0.0.0.0"
+
+
+def test_compose_stack():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"kafka-1", "kafka-2", "kafka-3", "postgres", "worker", "server", "topics"} <= set(services)
+    assert services["worker"]["deploy"]["replicas"] >= 2
+    env = services["worker"]["environment"]
+    assert env["KAFKA_BOOTSTRAP"].count(",") == 2
+    # Secrets are required from the environment, never written in the file.
+    text = (DEPLOY / "compose.yaml").read_text()
+    for secret in ("POSTGRES_PASSWORD", "SHAFTWATCH_PSEUDONYM_KEY", "KAFKA_CLUSTER_ID"):
+        assert re.search(r"\$\{" + secret + r":\?", text), secret
+    kafka_env = services["kafka-1"]["environment"]
+    assert kafka_env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert kafka_env["KAFKA_MIN_INSYNC_REPLICAS"] == 2
+
+
+def test_kubernetes_manifests():
+    docs = [d for d in yaml.safe_load_all((DEPLOY / "k8s" / "shaftwatch.yaml").read_text()) if d]
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert ("Deployment", "shaftwatch-worker") in kinds and ("Deployment", "shaftwatch-server") in kinds
+    for doc in docs:
+        if doc["kind"] != "Deployment":
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+            for var in container.get("env", []):
+                assert "valueFrom" in var, f"{var['name']} must come from a Secret"
+
+
+def test_dockerfile_runs_unprivileged_with_offline_models():
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"^USER shaftwatch$", text, re.M)
+    assert "YOLO_OFFLINE=1" in text
+    assert 'ENTRYPOINT ["shaftwatch"]' in text
+    for path in re.findall(r"^COPY (\S+) ", text, re.M):
+        if path != "pyproject.toml" and path != "README.md":
+            assert (REPO / path).exists(), path
