@@ -5,6 +5,7 @@
     shaftwatch server              the HTTP server: health, metrics (console and ingest APIs later)
     shaftwatch broker              only the local Kafka broker, in the foreground
     shaftwatch topics              create the topics on the configured cluster
+    shaftwatch gateway             camera gateway: configured cameras -> frames
     shaftwatch demo cameras|meters|fences   one demo feed
     shaftwatch config check        validate configs/ and say what is wrong
     shaftwatch schemas [--check]   write (or check) the published JSON Schemas
@@ -120,6 +121,18 @@ def cmd_broker(args) -> int:
     return 0
 
 
+async def _with_ops(component: str, cfg, port: int | None, coro):
+    """Run a gateway or feeder with its /health and /metrics beside it (port 0: none)."""
+    from .server import start_ops_server
+
+    runner = await start_ops_server(component, cfg.runtime.http.host, port) if port else None
+    try:
+        return await coro
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
 def cmd_demo(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
@@ -127,8 +140,39 @@ def cmd_demo(args) -> int:
 
     feeder = {"cameras": demo.run_camera_feeder, "meters": demo.run_meter_feeder,
               "fences": demo.run_fence_feeder}[args.feed]
-    return asyncio.run(feeder(cfg, theft_site=args.theft_site, theft_after_s=args.theft_after,
-                              duration_s=args.duration))
+    return asyncio.run(_with_ops(f"demo-{args.feed}", cfg, args.ops_port,
+                                 feeder(cfg, theft_site=args.theft_site, theft_after_s=args.theft_after,
+                                        duration_s=args.duration)))
+
+
+def cmd_gateway(args) -> int:
+    cfg = _config_or_exit(args)
+    setup_logging(cfg.runtime.log_level)
+    from .camera_gateway import CameraStream, open_reader, run_gateway
+    from .records import FRAMES
+
+    wanted = set(args.camera or [c.id for c in cfg.cameras.cameras if not c.source.startswith("demo:")])
+    unknown = wanted - {c.id for c in cfg.cameras.cameras}
+    if unknown:
+        print(f"shaftwatch: unknown camera(s) {', '.join(sorted(unknown))} (not in cameras.yaml)", file=sys.stderr)
+        return 2
+    cameras = [c for c in cfg.cameras.cameras if c.id in wanted]
+    if not cameras:
+        print("shaftwatch: no camera to serve (demo: cameras are played by `shaftwatch demo cameras`)",
+              file=sys.stderr)
+        return 2
+    streams = [CameraStream(c, (lambda c=c: open_reader(c.source, c.fps)), topic=cfg.topic(FRAMES.name))
+               for c in cameras]
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_gateway(streams, cfg.bootstrap_servers, stop)
+
+    asyncio.run(_with_ops("camera-gateway", cfg, args.ops_port, main()))
+    return 0
 
 
 def cmd_run(args) -> int:
@@ -166,7 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_broker)
     sub.add_parser("topics", help="create the topics on the configured cluster").set_defaults(func=cmd_topics)
 
+    p = sub.add_parser("gateway", help="camera gateway: configured cameras -> frames")
+    p.add_argument("--camera", action="append", help="camera id (repeat); default: every non-demo camera")
+    p.add_argument("--ops-port", type=int, default=6080, help="port for /health and /metrics (0: none)")
+    p.set_defaults(func=cmd_gateway)
+
     p = sub.add_parser("demo", help="one demo feed")
+    p.add_argument("--ops-port", type=int, default=0, help="port for /health and /metrics (0: none)")
     p.add_argument("feed", choices=["cameras", "meters", "fences"])
     p.add_argument("--theft-site")
     p.add_argument("--theft-after", type=float, default=60.0)

@@ -78,6 +78,8 @@ class AppSettings(Section):
 class HttpSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1024, le=65535)
+    # `shaftwatch run` gives its demo feeders /health and /metrics on this port and the next two.
+    feeder_ops_port: int = Field(6071, ge=1024, le=65533)
 
 
 class DemoSettings(Section):

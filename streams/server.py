@@ -44,6 +44,27 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
     return app
 
 
+async def start_ops_server(component: str, host: str, port: int) -> web.AppRunner:
+    """/health and /metrics for a process that has no other HTTP (gateways, feeders)."""
+    started = time.time()
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "component": component,
+                                  "uptime_s": round(time.time() - started, 1)})
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("ops endpoints listening", extra=ids(component=component, host=host, port=port))
+    return runner
+
+
 async def serve(cfg: ShaftWatchConfig, port: int | None = None) -> None:
     runner = web.AppRunner(create_web_app(cfg), access_log=None)
     await runner.setup()

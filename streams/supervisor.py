@@ -68,8 +68,9 @@ def plan_children(cfg: ShaftWatchConfig, theft_site: str | None, theft_after_s: 
     children.append(Child("server", ["server"]))
     if with_demo:
         theft = ["--theft-site", theft_site, "--theft-after", str(theft_after_s)] if theft_site else []
-        for feed in ("meters", "fences", "cameras"):
-            children.append(Child(f"demo-{feed}", ["demo", feed, *theft]))
+        for i, feed in enumerate(("meters", "fences", "cameras")):
+            ops_port = str(cfg.runtime.http.feeder_ops_port + i)
+            children.append(Child(f"demo-{feed}", ["demo", feed, "--ops-port", ops_port, *theft]))
     return children
 
 
@@ -132,6 +133,8 @@ def banner(cfg: ShaftWatchConfig, bootstrap: str, theft_site: str | None, theft_
         f"  HTTP server    http://{cfg.runtime.http.host}:{cfg.runtime.http.port}/health  (/metrics)",
         f"  worker         http://127.0.0.1:{port}/health  (/metrics, /feeds/meters, /feeds/cameras)",
     ]
+    lines.append(f"  demo feeds     http://{cfg.runtime.http.host}:{cfg.runtime.http.feeder_ops_port}/health .. "
+                 f"{cfg.runtime.http.feeder_ops_port + 2}  (meters, fences, cameras; /metrics)")
     if theft_site:
         lines.append(f"  demo theft     at site {theft_site} in {theft_after_s:.0f} s (night-time demo clock)")
     return "\n".join(lines) + "\n"

@@ -44,7 +44,7 @@ def isolated_config(tmp_path: Path, name: str, partitions: int = 2, **extra) -> 
     overrides = {
         "data_dir": str(tmp_path / "data"),
         "app": {"id": unique, "worker_web_port": free_port(), "topics": {"prefix": f"{unique}.", "partitions": partitions}},
-        "http": {"port": free_port()},
+        "http": {"port": free_port(), "feeder_ops_port": free_port()},
     }
     _merge(overrides, extra)
     return make_config_dir(tmp_path / "configs", **overrides)

@@ -58,6 +58,8 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path):
                           120, what="readings from all 40 meters")
         assert all(v["count"] >= 96 for v in meters.values())
         assert port_open("127.0.0.1", kafka_port)
+        feeder_health = http_json(f"http://127.0.0.1:{settings['http']['feeder_ops_port']}/health")
+        assert feeder_health["component"] == "demo-meters"
         children = children_of(run.pid)
         assert len(children) >= 5  # worker, server, three feeders (the broker is one more)
     finally:
