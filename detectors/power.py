@@ -30,6 +30,8 @@ from typing import Any
 
 from pydantic import ConfigDict
 
+from .timeofday import LocalClock
+
 State = dict[str, Any]
 
 
@@ -58,9 +60,7 @@ class PowerRules:
     zero_run_intervals: int = 4  # zeros on a live meter before a jump counts
     silence_intervals: int = 4  # no reading for this many intervals: silent
     repeat_every_intervals: int = 4  # while a finding persists, repeat it this often
-    night_start_h: int = 20
-    night_end_h: int = 6
-    timezone_offset_h: float = 8.0
+    late_limit_s: float = 86400.0  # readings older than the newest by more than this are ignored
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -117,29 +117,15 @@ def new_state() -> State:
     }
 
 
-def _local(ts: float, tz_h: float) -> tuple[int, int, int]:
-    """(hour, weekday, month) in local time."""
-    import time as _time
-
-    t = _time.gmtime(ts + tz_h * 3600)
-    return t.tm_hour, t.tm_wday, t.tm_mon
-
-
-def _is_night(hour: int, rules: PowerRules) -> bool:
-    if rules.night_start_h > rules.night_end_h:
-        return hour >= rules.night_start_h or hour < rules.night_end_h
-    return rules.night_start_h <= hour < rules.night_end_h
-
-
-def _bucket(ts: float, rules: PowerRules) -> str:
+def _bucket(ts: float, clock: LocalClock) -> str:
     """Hour of day x day type (working day, Saturday, Sunday), as utilities profile load."""
-    hour, weekday, _ = _local(ts, rules.timezone_offset_h)
-    return f"h{hour}-{('wd', 'wd', 'wd', 'wd', 'wd', 'sat', 'sun')[weekday]}"
+    t = clock.local(ts)
+    return f"h{t.tm_hour}-{('wd', 'wd', 'wd', 'wd', 'wd', 'sat', 'sun')[t.tm_wday]}"
 
 
-def baseline(state: State, ts: float, rules: PowerRules) -> tuple[float, float] | None:
+def baseline(state: State, ts: float, rules: PowerRules, clock: LocalClock) -> tuple[float, float] | None:
     """(median, robust spread) of this meter at this hour and day type, once warmed up."""
-    values = state["buckets"].get(_bucket(ts, rules), [])
+    values = state["buckets"].get(_bucket(ts, clock), [])
     if len(values) < rules.baseline_min_samples:
         return None
     median = statistics.median(values)
@@ -178,35 +164,46 @@ def _kw(power_kw: float | None, energy_kwh: float | None, interval_s: int) -> fl
 # --------------------------------------------------------------------------- rules
 
 
-def observe(spec: MeterSpec, rules: PowerRules, state: State, ts: float, power_kw: float | None = None,
-            energy_kwh: float | None = None, register_kwh: float | None = None) -> list[Finding]:
-    """Take one reading into the state; return what it makes unexplained (often nothing)."""
-    if ts in state["recent_ts"]:
-        return []  # the same interval sent again: already counted
-    state["recent_ts"] = (state["recent_ts"] + [ts])[-16:]
-    kw = _kw(power_kw, energy_kwh, spec.interval_s)
-    late = state["last_ts"] is not None and ts < state["last_ts"]
-    findings: list[Finding] = []
-    expected = baseline(state, ts, rules)
+def observe(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, ts: float,
+            power_kw: float | None = None, energy_kwh: float | None = None,
+            register_kwh: float | None = None) -> list[Finding] | None:
+    """Take one reading into the state; return what it makes unexplained (often nothing).
 
-    if not late:
+    Returns None when the reading was not used: the same interval again (a re-sent batch),
+    or later than ``late_limit_s`` behind the newest reading. Late readings within the
+    limit teach the baseline but do not take part in the rules that follow a sequence.
+    """
+    if ts in state["recent_ts"]:
+        return None
+    last = state["last_ts"]
+    if last is not None and ts < last - rules.late_limit_s:
+        return None
+    # One day of interval times remembers every re-send within the late limit.
+    keep = max(16, int(rules.late_limit_s // spec.interval_s) + 1)
+    state["recent_ts"] = (state["recent_ts"] + [ts])[-keep:]
+    kw = _kw(power_kw, energy_kwh, spec.interval_s)
+    findings: list[Finding] = []
+    expected = baseline(state, ts, rules, clock)
+
+    if last is None or ts > last:
         findings += _register_rules(spec, rules, state, ts, kw, energy_kwh, register_kwh, expected)
-        findings += _sequence_rules(spec, rules, state, ts, kw, expected)
+        findings += _sequence_rules(spec, rules, clock, state, ts, kw, expected)
         state["last_ts"] = ts
         state["silent_since"] = None
     if kw > rules.noise_floor_kw:
         state["live"] = True
     # Learn the baseline last, so a reading is judged against the past, not itself.
-    key = _bucket(ts, rules)
+    key = _bucket(ts, clock)
     state["buckets"][key] = (state["buckets"].get(key, []) + [round(kw, 3)])[-rules.baseline_samples:]
     return findings
 
 
-def _sequence_rules(spec: MeterSpec, rules: PowerRules, state: State, ts: float, kw: float,
+def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, ts: float, kw: float,
                     expected: tuple[float, float] | None) -> list[Finding]:
     out: list[Finding] = []
-    hour, _, month = _local(ts, rules.timezone_offset_h)
-    night = _is_night(hour, rules)
+    local = clock.local(ts)
+    hour, month = local.tm_hour, local.tm_mon
+    night = clock.is_night(ts)
     interval = spec.interval_s
 
     def finding(kind: str, run: dict, strength: float, expected_words: str, seen: str, why: str, **details):

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from detectors.power import PowerRules
+from detectors.timeofday import LocalClock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -287,8 +289,12 @@ class NightHours(Section):
 class ThresholdsFile(Section):
     timezone_offset_h: float = Field(8.0, ge=-12, le=14)  # China Standard Time
     night: NightHours = NightHours()
-    # Per-source dead-letter reasons are kept this long in the feed health view.
-    feed_silence_s: float = Field(3600.0, gt=0)
+    # The detectors' own parameter classes are the config models of their sections, so a
+    # threshold is defined once, next to the rule that uses it.
+    power: PowerRules = PowerRules()
+
+    def clock(self) -> LocalClock:
+        return LocalClock(self.timezone_offset_h, self.night.start, self.night.end)
 
 
 # --------------------------------------------------------------------------- the whole
@@ -446,7 +452,7 @@ def _problems_from(exc: ValidationError, file: str, root: yaml.Node | None) -> l
             message = str(ctx_error)
         elif message.startswith("Value error, "):
             message = message[len("Value error, "):]
-        if err["type"] == "extra_forbidden":
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             message = "unknown key (check the spelling; see the published config schema)"
         key = ".".join(str(p) for p in loc)
         problems.append(ConfigProblem(file, _line_of(root, loc), key, message))

@@ -8,9 +8,11 @@ import random
 import pytest
 
 from detectors.power import MeterSpec, PowerRules, check_silence, new_state, observe
+from detectors.timeofday import LocalClock
 
 RULES = PowerRules()
-TZ = RULES.timezone_offset_h
+CLOCK = LocalClock()
+TZ = CLOCK.timezone_offset_h
 STEP = 900
 
 
@@ -33,7 +35,7 @@ def feed(spec, state, start, intervals, kw_of, **kw):
     found = []
     for i in range(intervals):
         ts = start + i * STEP
-        found += observe(spec, RULES, state, ts, power_kw=kw_of(ts), **kw)
+        found += observe(spec, RULES, CLOCK, state, ts, power_kw=kw_of(ts), **kw) or []
     return found
 
 
@@ -47,7 +49,7 @@ def test_reconnection_fires_on_the_first_interval_and_repeats_hourly():
     first = found[0]
     assert first.ts == theft_start and first.episode_start == theft_start
     assert "cut" in first.why and "30.0 kW" in first.seen and first.strength >= 0.9
-    assert observe(CUT, RULES, state, theft_start, power_kw=30.0) == []  # re-sent: ignored
+    assert observe(CUT, RULES, CLOCK, state, theft_start, power_kw=30.0) is None  # re-sent: ignored
 
 
 def test_noise_on_a_cut_line_is_not_a_reconnection():
@@ -65,7 +67,7 @@ def test_baseline_deviation_after_warm_up_only():
     assert [f for f in early if f.kind == "baseline_deviation"] == []
     feed(VILLAGE, state, start + 96 * STEP, 96 * 13, lambda ts: village_kw(ts, rng))
     spike_at = start + 96 * 14 * STEP + 56 * STEP  # day 15, 14:00
-    found = observe(VILLAGE, RULES, state, spike_at, power_kw=120.0)
+    found = observe(VILLAGE, RULES, CLOCK, state, spike_at, power_kw=120.0)
     assert [f.kind for f in found] == ["baseline_deviation"]
     assert found[0].expected.startswith("about 2") and found[0].details["score"] > RULES.deviation_score
 
@@ -104,14 +106,14 @@ def test_register_jump_after_zero_readings():
 
     def kw_and_register(ts, kw):
         register[0] += kw * STEP / 3600
-        return observe(VILLAGE, RULES, state, ts, power_kw=kw, register_kwh=register[0])
+        return observe(VILLAGE, RULES, CLOCK, state, ts, power_kw=kw, register_kwh=register[0])
 
     for i in range(96 * 10):
         kw_and_register(start + i * STEP, village_kw(start + i * STEP, rng))
     t = start + 96 * 10 * STEP + 48 * STEP  # day 11, 12:00
     for i in range(6):  # reads zero while the register keeps counting
         register[0] += 25.0 * STEP / 3600
-        assert observe(VILLAGE, RULES, state, t + i * STEP, power_kw=0.0, register_kwh=register[0]) == []
+        assert observe(VILLAGE, RULES, CLOCK, state, t + i * STEP, power_kw=0.0, register_kwh=register[0]) == []
     found = kw_and_register(t + 6 * STEP, 25.0)
     assert [f.kind for f in found] == ["register_jump_after_zeros"]
     assert found[0].details["unreported_kwh"] == pytest.approx(6 * 25.0 / 4, rel=0.01)
@@ -120,8 +122,8 @@ def test_register_jump_after_zero_readings():
 def test_register_reset_is_not_a_finding():
     state = new_state()
     start = local_ts(2026, 11, 2, 12)
-    observe(VILLAGE, RULES, state, start, power_kw=20, register_kwh=99999.0)
-    assert observe(VILLAGE, RULES, state, start + STEP, power_kw=20, register_kwh=5.0) == []
+    observe(VILLAGE, RULES, CLOCK, state, start, power_kw=20, register_kwh=99999.0)
+    assert observe(VILLAGE, RULES, CLOCK, state, start + STEP, power_kw=20, register_kwh=5.0) == []
     assert state["resets"] == 1
 
 
@@ -129,8 +131,9 @@ def test_late_reading_updates_baseline_but_not_sequences():
     state = new_state()
     start = local_ts(2026, 11, 2, 0)
     feed(CUT, state, start, 4, lambda ts: 0.0)
-    assert observe(CUT, RULES, state, start - 10 * STEP, power_kw=0.0) == []
+    assert observe(CUT, RULES, CLOCK, state, start - 10 * STEP, power_kw=0.0) == []
     assert state["last_ts"] == start + 3 * STEP
+    assert observe(CUT, RULES, CLOCK, state, start - 2 * 86400, power_kw=0.0) is None  # beyond the late limit
 
 
 def test_silence_once_per_episode():
@@ -142,7 +145,7 @@ def test_silence_once_per_episode():
     found = check_silence(VILLAGE, RULES, state, last + 5 * STEP)
     assert found.kind == "meter_silent" and "nothing for 5 intervals" in found.seen
     assert check_silence(VILLAGE, RULES, state, last + 9 * STEP) is None
-    observe(VILLAGE, RULES, state, last + 10 * STEP, power_kw=20.0)
+    observe(VILLAGE, RULES, CLOCK, state, last + 10 * STEP, power_kw=20.0)
     assert state["silent_since"] is None
 
 
