@@ -309,7 +309,8 @@ def check_silence(spec: MeterSpec, rules: PowerRules, state: State, now: float) 
         return None
     state["silent_since"] = last
     missing = int((now - last) // spec.interval_s)
-    return Finding("meter_silent", spec.meter_id, spec.site_id, now, 0.35,
+    # Stamped at the moment silence began to count, so the same silence is the same finding.
+    return Finding("meter_silent", spec.meter_id, spec.site_id, last + rules.silence_intervals * spec.interval_s, 0.35,
                    f"a reading every {spec.interval_s // 60} minutes", f"nothing for {missing} intervals",
                    f"Meter {spec.meter_id} was live and went silent: a fault, or tampering.", last,
                    {"last_ts": last})

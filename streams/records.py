@@ -43,7 +43,7 @@ class TopicSpec:
 
 
 FRAMES = TopicSpec("frames", "camera id", "raw JPEG bytes; FrameMeta in the headers")
-METER_READINGS = TopicSpec("meter-readings", "meter id", "MeterReading (JSON)")
+METER_READINGS = TopicSpec("meter-readings", "meter id", "MeterReading or MeterReadingBatch (JSON)")
 FENCE_PINGS = TopicSpec("fence-pings", "pseudonymous device id", "FencePing (JSON)")
 SIGNALS = TopicSpec("signals", "site id", "Signal (JSON)")
 ALERTS = TopicSpec("alerts", "incident id", "Incident (JSON), latest state per incident", compacted=True)
@@ -101,6 +101,45 @@ class MeterReading(Contract):
         if self.energy_kwh is not None and self.energy_kwh > 100_000 * self.interval_s / 3600:
             found.append(f"energy_kwh {self.energy_kwh} is absurd (over 100 MW for the interval)")
         return found
+
+
+class MeterReadingBatch(Contract):
+    """Many readings in one message, for throughput. Each item is a MeterReading without
+    ``v`` and ``source_id`` (the batch's apply). Producers put only meters of one partition
+    in a batch (streams.ingest does), so per-meter state stays on its partition."""
+
+    v: int
+    source_id: str
+    readings: list[dict[str, Any]]
+
+
+def decode_meter_message(raw: bytes | None) -> tuple[list[MeterReading], list[tuple[int, str]]]:
+    """A ``meter-readings`` message (one reading or a batch) -> good readings, (index, reason) of bad ones."""
+    if not raw:
+        raise RecordError("empty message")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"not JSON: {exc}") from None
+    if not (isinstance(data, dict) and "readings" in data):
+        return [decode(MeterReading, data)], []
+    items = data["readings"]
+    if not isinstance(items, list):
+        raise RecordError(f"readings: expected a list, got {items!r:.40}")
+    # The envelope is checked as a whole; each reading on its own, so one bad row does
+    # not cost the good ones.
+    batch = decode(MeterReadingBatch, {**data, "readings": []})
+    good, bad = [], []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise RecordError(f"expected a JSON object, got {type(item).__name__}")
+            if "v" in item or "source_id" in item:
+                raise RecordError("v and source_id belong to the batch, not to its readings")
+            good.append(decode(MeterReading, {"v": batch.v, "source_id": batch.source_id, **item}))
+        except RecordError as exc:
+            bad.append((index, str(exc)))
+    return good, bad
 
 
 class FencePing(Contract):
@@ -420,4 +459,4 @@ def json_schema(cls: type[Contract]) -> dict[str, Any]:
     }
 
 
-PUBLISHED_RECORDS: tuple[type[Contract], ...] = (MeterReading, FencePing, Signal, Incident, DeadLetter)
+PUBLISHED_RECORDS: tuple[type[Contract], ...] = (MeterReading, MeterReadingBatch, FencePing, Signal, Incident, DeadLetter)

@@ -1,8 +1,8 @@
 """Faust tables. Each is backed by a changelog topic and recovered from it on start-up.
 
-feed_activity_*: per source (camera, meter), how many records were accepted and when the
-last one was observed. It is how ops staff see a feed go silent, and the state that
-survives a worker restart exactly.
+camera_activity: per camera, how many frames were accepted and when the last was captured.
+meter_state: per meter, everything the power rules remember (detectors.power.new_state).
+Both are how ops staff see a feed go silent, and the state that survives a restart exactly.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ _partitions = config.runtime.app.topics.partitions
 
 camera_activity = app.Table("camera-activity", default=None, partitions=_partitions,
                             help="camera id -> {count, first_ts, last_ts, last_seq}")
-meter_activity = app.Table("meter-activity", default=None, partitions=_partitions,
-                           help="meter id -> {count, first_ts, last_ts}")
+meter_state = app.Table("meter-state", default=None, partitions=_partitions,
+                        help="meter id -> detectors.power state (baselines, runs, last reading)")
 
 
 def touch(table, key: str, ts: float, **latest) -> dict:

@@ -6,7 +6,7 @@ import time
 
 from .app import app
 from .metrics import CONTENT_TYPE_LATEST, generate_latest
-from .tables import camera_activity, meter_activity
+from .tables import camera_activity, meter_state
 
 _started = time.time()
 
@@ -33,8 +33,18 @@ async def metrics(web, request):
 @app.page("/feeds/{feed}")
 async def feeds(web, request, feed: str):
     """Activity per source, for the partitions this worker holds."""
-    tables = {"cameras": camera_activity, "meters": meter_activity}
-    table = tables.get(feed)
-    if table is None:
-        return web.json({"error": f"unknown feed {feed!r}; one of {sorted(tables)}"}, status=404)
-    return web.json({key: value for key, value in table.items()})
+    if feed == "cameras":
+        return web.json({key: value for key, value in camera_activity.items()})
+    if feed == "meters":
+        return web.json({key: {"count": s.get("count", 0), "last_ts": s["last_ts"], "live": s["live"]}
+                         for key, s in meter_state.items()})
+    return web.json({"error": f"unknown feed {feed!r}; one of ['cameras', 'meters']"}, status=404)
+
+
+@app.page("/state/meters/{meter_id}")
+async def meter_detail(web, request, meter_id: str):
+    """Everything the power rules hold for one meter (on the worker that owns it)."""
+    state = meter_state.get(meter_id)
+    if state is None:
+        return web.json({"error": f"no state for {meter_id!r} on this worker"}, status=404)
+    return web.json(state)

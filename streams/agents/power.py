@@ -1,24 +1,88 @@
-"""Power agent: consumes ``meter-readings`` (keyed by meter id)."""
+"""Power agent: ``meter-readings`` (keyed by meter id) -> power rules -> ``signals`` (keyed by site).
+
+Per-meter state lives in the ``meter-state`` table, backed by its changelog topic, so a
+restarted worker picks up every baseline and every open run where it stopped. The rules
+themselves are in ``detectors.power``; this module only wires them to Kafka.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+
+from prometheus_client import Counter
+
+from detectors.power import Finding, MeterSpec, check_silence, new_state, observe
+
 from ..app import app, config
-from ..dead_letters import refusing
+from ..dead_letters import dead_letter, refusing
+from ..logs import ids
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
-from ..records import METER_READINGS, MeterReading, RecordError, decode
-from ..tables import meter_activity, touch
-from ..topics import meter_readings_topic
+from ..records import METER_READINGS, SCHEMA_VERSION, MeterReading, RecordError, Signal, decode_meter_message
+from ..tables import meter_state
+from ..topics import meter_readings_topic, signals_topic
+
+log = logging.getLogger("shaftwatch.power")
 
 SOURCE = "power-agent"
-_known_meters = {m.id for m in config.meters.meters}
+READINGS = Counter("shaftwatch_meter_readings_total", "Meter readings by outcome", ["outcome"])
+SIGNALS = Counter("shaftwatch_signals_total", "Signals emitted", ["source_kind", "kind"])
+
+RULES = config.thresholds.power
+CLOCK = config.thresholds.clock()
 
 
-def accept_reading(raw: bytes | None) -> MeterReading:
-    """Decode and check one reading against the contract and the configured meters."""
-    reading = decode(MeterReading, raw)
-    if reading.meter_id not in _known_meters:
-        raise RecordError(f"unknown meter {reading.meter_id!r} (not in meters.yaml)")
-    return reading
+def meter_spec(meter) -> MeterSpec:
+    plan = meter.irrigation
+    return MeterSpec(
+        meter_id=meter.id, site_id=meter.site_id, kind=meter.kind, expected_zero=meter.expected_zero,
+        rated_kw=meter.rated_kw, interval_s=meter.interval_s,
+        irrigation_months=tuple(plan.months) if plan else (), irrigation_hours=tuple(plan.hours) if plan else (0, 0),
+        pump_kw=plan.pump_kw if plan else 0.0,
+    )
+
+
+SPECS: dict[str, MeterSpec] = {m.id: meter_spec(m) for m in config.meters.meters}
+
+
+def to_signal(finding: Finding) -> Signal:
+    """A finding as the contract's Signal; the id is derived from the data, so a replay
+    after a crash produces the same ids and fusion can drop the repeats."""
+    identity = f"power|{finding.meter_id}|{finding.kind}|{finding.episode_start}|{finding.ts}"
+    return Signal(
+        v=SCHEMA_VERSION,
+        signal_id=hashlib.sha256(identity.encode()).hexdigest()[:24],
+        site_id=finding.site_id,
+        source_kind="power",
+        source_id=finding.meter_id,
+        kind=finding.kind,
+        ts=finding.ts,
+        strength=finding.strength,
+        summary=finding.summary,
+        details={"expected": finding.expected, "seen": finding.seen, "why": finding.why,
+                 "episode_start": finding.episode_start, **finding.details},
+        evidence=[f"power-curve:{finding.meter_id}:{finding.episode_start:.0f}-{finding.ts:.0f}"],
+    )
+
+
+def apply_readings(readings: list[MeterReading], states: dict[str, dict]) -> list[Signal]:
+    """Run the rules over readings, updating ``states`` (meter id -> state) in place."""
+    signals = []
+    for reading in readings:
+        spec = SPECS.get(reading.meter_id)
+        if spec is None:
+            raise RecordError(f"unknown meter {reading.meter_id!r} (not in meters.yaml)")
+        state = states.get(reading.meter_id) or new_state()
+        states[reading.meter_id] = state
+        findings = observe(spec, RULES, CLOCK, state, reading.ts, reading.power_kw, reading.energy_kwh,
+                           reading.register_kwh)
+        if findings is None:
+            READINGS.labels(outcome="duplicate_or_late").inc()
+            continue
+        state["count"] = state.get("count", 0) + 1
+        READINGS.labels(outcome="accepted").inc()
+        signals += [to_signal(f) for f in findings]
+    return signals
 
 
 @app.agent(meter_readings_topic, name="power-agent")
@@ -26,6 +90,50 @@ async def power_agent(stream):
     async for event in stream.events():
         RECORDS_IN.labels(topic=METER_READINGS.name).inc()
         async with refusing(event, SOURCE):
-            reading = accept_reading(event.value)
+            readings, bad = decode_meter_message(event.value)
+            for index, reason in bad:
+                READINGS.labels(outcome="rejected").inc()
+                await dead_letter(event, SOURCE, f"reading {index}: {reason}")
+            unknown = [r for r in readings if r.meter_id not in SPECS]
+            for r in unknown:
+                READINGS.labels(outcome="rejected").inc()
+                await dead_letter(event, SOURCE, f"unknown meter {r.meter_id!r} (not in meters.yaml)")
+            readings = [r for r in readings if r.meter_id in SPECS]
+            # Read each meter's state once per message and write it back once: one
+            # changelog record per meter per message, however many readings it carried.
+            states = {mid: meter_state.get(mid) for mid in {r.meter_id for r in readings}}
+            signals = apply_readings(readings, states)
+            for meter_id, state in states.items():
+                meter_state[meter_id] = state
             RECORDS_ACCEPTED.labels(topic=METER_READINGS.name).inc()
-            touch(meter_activity, reading.meter_id, reading.ts)
+            for signal in signals:
+                await signals_topic.send(key=signal.site_id, value=signal)
+                SIGNALS.labels(source_kind="power", kind=signal.kind).inc()
+                log.info("signal", extra=ids(site_id=signal.site_id, meter_id=signal.source_id, kind=signal.kind,
+                                             signal_id=signal.signal_id, strength=signal.strength))
+
+
+# Silences already announced by this process (meter id -> last reading). Tables can only
+# be written from a stream, so this is kept in memory: after a restart a silence still
+# open is announced again, with the same signal id, and fusion drops the repeat.
+_announced_silence: dict[str, float] = {}
+
+
+@app.timer(interval=60.0, name="power-silence-check")
+async def silence_check():
+    """Meters that went silent. Time is the stream's own: the newest reading this worker
+    has seen, so replays and shifted demo clocks judge silence the same way."""
+    states = list(meter_state.items())
+    newest = max((s.get("last_ts") or 0.0 for _, s in states), default=0.0)
+    if not newest:
+        return
+    for meter_id, state in states:
+        spec = SPECS.get(meter_id)
+        if spec is None or _announced_silence.get(meter_id) == state.get("last_ts"):
+            continue
+        finding = check_silence(spec, RULES, dict(state), newest)
+        if finding is not None:
+            _announced_silence[meter_id] = state["last_ts"]
+            signal = to_signal(finding)
+            await signals_topic.send(key=signal.site_id, value=signal)
+            SIGNALS.labels(source_kind="power", kind=signal.kind).inc()

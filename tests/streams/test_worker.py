@@ -72,10 +72,13 @@ def test_table_recovers_exact_state_after_restart(kafka_bootstrap, worker_env):
                      60, what="30 readings counted")
     assert {k: v["count"] for k, v in state.items()} == {"M-0001": 10, "M-0002": 10, "M-0003": 10}
     assert state["M-0002"]["last_ts"] == base + 9 * 900
+    detail = worker.get("/state/meters/M-0002")
+    assert len(detail["recent_ts"]) == 10 and detail["buckets"]
     assert worker.stop() == 0
 
     restarted = start()  # memory store: everything it knows comes back from the changelog
     assert wait_for(lambda: restarted.get("/feeds/meters") == state, 60, what="state recovered")
+    assert restarted.get("/state/meters/M-0002") == detail  # baselines and runs, exactly
     asyncio.run(produce(kafka_bootstrap, topic, [(b"M-0001", reading("M-0001", base + 20 * 900), None)]))
     after = wait_for(lambda: (s := restarted.get("/feeds/meters"))["M-0001"]["count"] == 11 and s, 60,
                      what="the new reading counted once")
@@ -119,3 +122,27 @@ def test_malformed_records_go_to_dead_letters_and_the_agent_goes_on(kafka_bootst
                     what="good reading after bad ones")
     metrics = __import__("urllib.request").request.urlopen(worker.url("/metrics")).read().decode()
     assert 'shaftwatch_dead_letters_total{source="power-agent",topic="' + cfg.topic("meter-readings") + '"} 4.0' in metrics
+
+
+def test_reconnection_becomes_a_signal_once_even_when_resent(kafka_bootstrap, worker_env):
+    cfg, start = worker_env
+    start()
+    t0 = time.time() - 20 * 900
+    t0 -= t0 % 900
+    quiet = [{"meter_id": "M-0001", "ts": t0 + i * 900, "power_kw": 0.0} for i in range(8)]
+    theft = [{"meter_id": "M-0001", "ts": t0 + (8 + i) * 900, "power_kw": 31.5} for i in range(2)]
+    bad_row = {"meter_id": "M-0001", "ts": t0 + 10 * 900, "power_kw": -3.0}
+    batch = json.dumps({"v": 1, "source_id": "utility-test", "readings": quiet + theft + [bad_row]}).encode()
+    # The same batch twice: a utility re-sending after a timeout.
+    asyncio.run(produce(kafka_bootstrap, cfg.topic("meter-readings"), [(b"M-0001", batch, None)] * 2))
+    signals = asyncio.run(read_all(kafka_bootstrap, cfg.topic("signals"), expect=2, timeout=30))
+    from streams.records import Signal
+    decoded = [decode(Signal, r.value) for r in signals]
+    assert [s.kind for s in decoded] == ["reconnection"], decoded
+    (signal,) = decoded
+    assert signals[0].key == b"S01" and signal.site_id == "S01" and signal.source_id == "M-0001"
+    assert signal.ts == t0 + 8 * 900 and signal.details["kw"] == 31.5
+    assert "cut" in signal.summary
+    letters = [decode(DeadLetter, r.value) for r in
+               asyncio.run(read_all(kafka_bootstrap, cfg.topic("dead-letters"), expect=2, timeout=10))]
+    assert [d.reason for d in letters] == ["reading 10: power_kw is negative (-3.0)"] * 2
