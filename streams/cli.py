@@ -53,6 +53,9 @@ def _schema_files() -> dict[str, dict]:
     files = {f"{cls.__name__}.json": json_schema(cls) for cls in PUBLISHED_RECORDS}
     for filename, schema in config_json_schema().items():
         files[f"config.{filename.removesuffix('.yaml')}.json"] = schema
+    from .ingest import openapi
+
+    files["openapi.json"] = openapi()
     return files
 
 

@@ -84,6 +84,21 @@ class HttpSettings(Section):
     feeder_ops_port: int = Field(6071, ge=1024, le=65533)
 
 
+class IngestSource(Section):
+    """A partner allowed to push data over HTTP. Its token is a secret: it is read from
+    the environment variable named here, never written in a config file."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{2,64}$")
+    feed: Literal["meters", "fences"]
+    token_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+
+class IngestSettings(Section):
+    max_rows: int = Field(100_000, ge=1)  # per request
+    rows_per_message: int = Field(500, ge=1, le=10_000)  # readings per Kafka message
+    sources: list[IngestSource] = []
+
+
 class DemoSettings(Section):
     footage_dir: str = "../shared/data/intel_sample_videos"
     meter_history_days: int = Field(7, ge=0, le=60)
@@ -101,6 +116,7 @@ class RuntimeSettings(Section):
     kafka: KafkaSettings = KafkaSettings()
     app: AppSettings = AppSettings()
     http: HttpSettings = HttpSettings()
+    ingest: IngestSettings = IngestSettings()
     demo: DemoSettings = DemoSettings()
 
 

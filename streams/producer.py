@@ -39,11 +39,13 @@ class KafkaSink:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def send(self, topic: str, key: bytes | str, value: bytes, headers=None, wait: bool = True):
+    async def send(self, topic: str, key: bytes | str, value: bytes, headers=None, wait: bool = True,
+                   partition: int | None = None):
         """Send one record; with wait=True return only once the broker acknowledged it."""
         key_bytes = key.encode() if isinstance(key, str) else key
         try:
-            future = await self._producer.send(topic, value=value, key=key_bytes, headers=headers)
+            future = await self._producer.send(topic, value=value, key=key_bytes, headers=headers,
+                                               partition=partition)
             if wait:
                 metadata = await future
                 RECORDS_PRODUCED.labels(topic=topic, producer=self.name).inc()
@@ -60,6 +62,9 @@ class KafkaSink:
             log.error("produce failed", extra={"shaftwatch_ids": {"topic": topic, "producer": self.name}})
         else:
             RECORDS_PRODUCED.labels(topic=topic, producer=self.name).inc()
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return await self._producer.partitions_for(topic)
 
     async def flush(self) -> None:
         await self._producer.flush()

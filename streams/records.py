@@ -336,6 +336,9 @@ def _type_problem(name: str, value: Any, tp: Any) -> str | None:
         options = typing.get_args(tp)
         if any(_type_problem(name, value, option) is None for option in options):
             return None
+        not_null = [option for option in options if option is not type(None)]
+        if len(not_null) == 1:  # Optional[X]: say what X wants
+            return _type_problem(name, value, not_null[0])
         return f"{name}: {value!r} does not fit {_type_words(tp)}"
     if tp is type(None):
         return None if value is None else f"{name}: expected null"

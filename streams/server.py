@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .broker import _metadata_ok
 from .config import ShaftWatchConfig
+from .ingest import add_ingest_routes
 from .logs import ids
 from .metrics import CONTENT_TYPE_LATEST, generate_latest
 
@@ -23,8 +24,7 @@ log = logging.getLogger("shaftwatch.server")
 
 def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
     app = web.Application()
-    app["config"] = cfg
-    app["started"] = time.time()
+    started = time.time()
 
     async def health(request: web.Request) -> web.Response:
         try:
@@ -33,7 +33,7 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
         except Exception as exc:  # noqa: BLE001 - any failure means: not healthy
             kafka = f"unreachable: {exc!r}"
         body = {"status": "ok" if kafka == "ok" else "degraded", "component": "server", "kafka": kafka,
-                "uptime_s": round(time.time() - app["started"], 1)}
+                "uptime_s": round(time.time() - started, 1)}
         return web.json_response(body, status=200 if kafka == "ok" else 503)
 
     async def metrics(request: web.Request) -> web.Response:
@@ -41,6 +41,7 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
 
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
+    add_ingest_routes(app, cfg)
     return app
 
 
