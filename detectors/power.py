@@ -124,8 +124,14 @@ def _bucket(ts: float, clock: LocalClock) -> str:
 
 
 def baseline(state: State, ts: float, rules: PowerRules, clock: LocalClock) -> tuple[float, float] | None:
-    """(median, robust spread) of this meter at this hour and day type, once warmed up."""
-    values = state["buckets"].get(_bucket(ts, clock), [])
+    """(median, robust spread) of this meter at this hour and day type, once warmed up.
+
+    A weekend bucket fills slowly (one day a week); until it is warm, the working-day
+    bucket of the same hour stands in for it."""
+    key = _bucket(ts, clock)
+    values = state["buckets"].get(key, [])
+    if len(values) < rules.baseline_min_samples:
+        values = state["buckets"].get(key.split("-")[0] + "-wd", [])
     if len(values) < rules.baseline_min_samples:
         return None
     median = statistics.median(values)
@@ -277,7 +283,10 @@ def _register_rules(spec: MeterSpec, rules: PowerRules, state: State, ts: float,
     zero_run = _run(state, "zeros_while_live", is_zero, ts, spec.interval_s, kw)
     last_register = state["last_register"]
     if zero_run is not None and zero_run["count"] == 1:
-        zero_run["register_before"] = last_register  # where the register stood when zeros began
+        # Where the register stood when zeros began; unknown after a gap, whose energy
+        # the register counted but no reading reported.
+        contiguous = state["last_ts"] is not None and ts - state["last_ts"] <= spec.interval_s * 1.5
+        zero_run["register_before"] = last_register if contiguous else None
         zero_run["reported_kwh"] = 0.0
     if zero_run is not None:
         zero_run["reported_kwh"] += reported
@@ -285,7 +294,8 @@ def _register_rules(spec: MeterSpec, rules: PowerRules, state: State, ts: float,
         if last_register is not None and register_kwh < last_register:
             state["resets"] += 1  # a register reset or rollover: re-anchor, never a negative delta
         elif zero_run is None and was_zero is not None and was_zero["count"] >= rules.zero_run_intervals \
-                and was_zero.get("register_before") is not None:
+                and was_zero.get("register_before") is not None \
+                and ts - was_zero["last"] <= spec.interval_s * 1.5:  # after a gap, unreported energy is unknown
             counted = register_kwh - was_zero["register_before"]
             unreported = counted - was_zero["reported_kwh"] - reported
             if unreported > max(1.0, 0.1 * spec.rated_kw * spec.interval_s / 3600):

@@ -110,7 +110,7 @@ def test_register_jump_after_zero_readings():
 
     for i in range(96 * 10):
         kw_and_register(start + i * STEP, village_kw(start + i * STEP, rng))
-    t = start + 96 * 10 * STEP + 48 * STEP  # day 11, 12:00
+    t = start + 96 * 10 * STEP  # day 11, midnight: right after the history, no gap
     for i in range(6):  # reads zero while the register keeps counting
         register[0] += 25.0 * STEP / 3600
         assert observe(VILLAGE, RULES, CLOCK, state, t + i * STEP, power_kw=0.0, register_kwh=register[0]) == []
