@@ -13,6 +13,7 @@ never clear ids.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import time
@@ -382,8 +383,10 @@ def _type_words(tp: Any) -> str:
     return json.dumps(_json_type(tp))
 
 
+@functools.cache
 def _fields(cls: type[Contract]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """A record's fields and their annotations (resolved once per class: it is slow)."""
+    return {k: v for k, v in typing.get_type_hints(cls).items() if k in cls._options.fields}
 
 
 def decode(cls: type[R], raw: bytes | str | dict | None) -> R:
@@ -399,7 +402,7 @@ def decode(cls: type[R], raw: bytes | str | dict | None) -> R:
             raise RecordError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise RecordError(f"expected a JSON object, got {type(data).__name__}")
-    hints = {k: v for k, v in _fields(cls).items() if k in cls._options.fields}
+    hints = _fields(cls)
     unknown = sorted(set(data) - set(hints))
     if unknown:
         raise RecordError(f"unknown fields: {', '.join(unknown)}")
@@ -447,7 +450,7 @@ def _json_type(tp: Any) -> dict[str, Any]:
 
 
 def json_schema(cls: type[Contract]) -> dict[str, Any]:
-    hints = {k: v for k, v in _fields(cls).items() if k in cls._options.fields}
+    hints = _fields(cls)
     properties = {name: _json_type(tp) for name, tp in hints.items()}
     properties["v"] = {"const": SCHEMA_VERSION}
     return {

@@ -1,0 +1,188 @@
+"""`make bench-power`: quality of the power rules, and readings/s through the rules alone and
+through the power agent on a real broker, batched per message vs one reading per message.
+
+Not a test: it prints figures. The machine is small and noisy, so each throughput figure
+is the median of several runs, and the comparison is given as a ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import statistics
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from detectors.power import MeterSpec, PowerRules, new_state, observe
+from detectors.timeofday import LocalClock
+from streams.broker import LocalKafkaBroker, ensure_topics, free_port, topic_plan
+from streams.config import LocalBrokerSettings, load_config
+from streams.producer import KafkaSink
+from tests.bench.power_quality import main as quality_main, print_report
+from tests.helpers import WorkerProcess, isolated_config, wait_for
+
+T0 = (time.time() // 900) * 900 - 30 * 86400
+
+
+def county_meters(n: int) -> list[dict]:
+    """A bench county: n meters in the demo mix (as meters.yaml rows)."""
+    rows = []
+    for i in range(n):
+        site = f"S0{i % 8 + 1}"
+        if i % 10 < 2:
+            rows.append({"id": f"B-{i:06d}", "site_id": site, "kind": "mine_supply", "expected_zero": True, "rated_kw": 250})
+        elif i % 10 < 7:
+            rows.append({"id": f"B-{i:06d}", "site_id": site, "kind": "irrigation", "rated_kw": 22,
+                         "irrigation": {"months": [4, 5, 6, 7, 8], "hours": [6, 20], "pump_kw": 15}})
+        else:
+            rows.append({"id": f"B-{i:06d}", "site_id": site, "kind": "village", "rated_kw": 160})
+    return rows
+
+
+def reading_kw(row: dict, ts: float, rng: random.Random) -> float:
+    if row.get("expected_zero"):
+        return 0.0
+    if row["kind"] == "irrigation":
+        return round(rng.uniform(0, 0.08), 3)
+    return round(row["rated_kw"] * rng.uniform(0.15, 0.35), 2)
+
+
+# --------------------------------------------------------------------------- rules alone
+
+
+def bench_rules(meters: int, intervals: int, repeats: int, warm_days: int = 8) -> float:
+    """Readings/s through observe() on meters whose baselines are warm (steady state)."""
+    rng = random.Random(1)
+    rows = county_meters(meters)
+    specs = [MeterSpec(r["id"], r["site_id"], r["kind"], bool(r.get("expected_zero")), r["rated_kw"],
+                       irrigation_months=tuple(r.get("irrigation", {}).get("months", ())),
+                       irrigation_hours=tuple(r.get("irrigation", {}).get("hours", (0, 0))),
+                       pump_kw=r.get("irrigation", {}).get("pump_kw", 0.0)) for r in rows]
+    warm = warm_days * 96
+    data = [[reading_kw(r, T0 + i * 900, rng) for r in rows] for i in range(warm + intervals * repeats)]
+    rules, clock = PowerRules(), LocalClock()
+    states = [new_state() for _ in specs]
+    for i in range(warm):
+        for j, spec in enumerate(specs):
+            observe(spec, rules, clock, states[j], T0 + i * 900, power_kw=data[i][j])
+    rates = []
+    for rep in range(repeats):
+        t = time.perf_counter()
+        for i in range(warm + rep * intervals, warm + (rep + 1) * intervals):
+            ts = T0 + i * 900
+            row = data[i]
+            for j, spec in enumerate(specs):
+                observe(spec, rules, clock, states[j], ts, power_kw=row[j])
+        rates.append(meters * intervals / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+# --------------------------------------------------------------------------- through the agent
+
+
+def _messages(rows: list[dict], intervals: int, batched: bool, partitions: int, rng: random.Random):
+    """(key, value, partition) messages: a batch per partition per interval, or one per reading."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    partitioner = DefaultPartitioner()
+    part = {r["id"]: partitioner(r["id"].encode(), list(range(partitions)), list(range(partitions))) for r in rows}
+    for i in range(intervals):
+        ts = T0 + i * 900
+        if not batched:
+            for r in rows:
+                yield r["id"], json.dumps({"v": 1, "source_id": "bench", "meter_id": r["id"], "ts": ts,
+                                           "power_kw": reading_kw(r, ts, rng)}).encode(), None
+            continue
+        groups: dict[int, list] = {}
+        for r in rows:
+            groups.setdefault(part[r["id"]], []).append({"meter_id": r["id"], "ts": ts,
+                                                          "power_kw": reading_kw(r, ts, rng)})
+        for p, items in groups.items():
+            for k in range(0, len(items), 500):
+                chunk = items[k:k + 500]
+                yield chunk[0]["meter_id"], json.dumps({"v": 1, "source_id": "bench", "readings": chunk}).encode(), p
+
+
+def _accepted(worker: WorkerProcess) -> float:
+    text = urllib.request.urlopen(worker.url("/metrics"), timeout=5).read().decode()
+    m = re.search(r'shaftwatch_meter_readings_total\{outcome="accepted"\} ([0-9.e+]+)', text)
+    return float(m.group(1)) if m else 0.0
+
+
+def bench_agent(bootstrap: str, workdir: Path, meters: int, intervals: int, batched: bool) -> float:
+    """Pre-produce every reading, start a worker, time it from its first reading to its last."""
+    tag = "batched" if batched else "single"
+    run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{tag}-", dir=workdir))
+    config_dir = isolated_config(run_dir, f"bench-{tag}", partitions=4, log_level="warning")
+    rows = county_meters(meters)
+    (config_dir / "meters.yaml").write_text(yaml.safe_dump({"utility": "bench", "meters": rows}))
+    cfg = load_config(config_dir)
+    asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
+    total = meters * intervals
+
+    async def produce():
+        rng = random.Random(2)
+        async with KafkaSink(bootstrap, "bench", linger_ms=20) as sink:
+            futures = [await sink.send(cfg.topic("meter-readings"), k, v, partition=p, wait=False)
+                       for k, v, p in _messages(rows, intervals, batched, 4, rng)]
+            await asyncio.gather(*futures)
+
+    asyncio.run(produce())
+    worker = WorkerProcess(config_dir, bootstrap, run_dir / "worker.log").start()
+    try:
+        worker.wait_ready(timeout=120)
+        first = wait_for(lambda: (n := _accepted(worker)) > 0 and (time.perf_counter(), n), 120,
+                         interval=0.05, what="first reading")
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            n = _accepted(worker)
+            if n >= total:
+                break
+            time.sleep(0.1)
+        done = time.perf_counter()
+        if n < total:
+            raise RuntimeError(f"only {n} of {total} readings processed; see {worker.log_path}")
+        return (total - first[1]) / (done - first[0])
+    finally:
+        worker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller runs (for a smoke check)")
+    args = parser.parse_args()
+    quick = args.quick
+
+    print("== quality (seeded labelled series) ==")
+    print_report(quality_main(meters=100 if quick else 300, days=30 if quick else 60, seed=42))
+
+    print("\n== throughput: rules alone (plain data, one core) ==")
+    rules_rate = bench_rules(meters=500 if quick else 2000, intervals=5 if quick else 10, repeats=3 if quick else 5)
+    print(f"rules alone: median {rules_rate:,.0f} readings/s")
+
+    print("\n== throughput: power agent on the real broker (one worker) ==")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = LocalBrokerSettings(port=free_port(), controller_port=free_port(), heap_mb=768)
+        with LocalKafkaBroker(settings, Path(tmp) / "kafka") as broker:
+            # A day of 15-minute readings for 1,000 meters: baselines grow as they would.
+            meters = 1000
+            batched = [bench_agent(broker.bootstrap, Path(tmp), meters, 12 if quick else 96, True)
+                       for _ in range(1 if quick else 3)]
+            single = [bench_agent(broker.bootstrap, Path(tmp), meters, 4 if quick else 12, False)
+                      for _ in range(1 if quick else 3)]
+    b, s = statistics.median(batched), statistics.median(single)
+    print(f"batched (500 readings/message): median {b:,.0f} readings/s  runs {[round(x) for x in batched]}")
+    print(f"one reading per message:        median {s:,.0f} readings/s  runs {[round(x) for x in single]}")
+    print(f"batched / single: {b / s:.1f}x; target 20,000 readings/s through the agent: "
+          f"{'met' if b >= 20000 else 'NOT met'} (batched)")
+
+
+if __name__ == "__main__":
+    main()
