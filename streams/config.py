@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from detectors.fence import FenceRules
+from detectors.fence import Zone as DetectorZone
 from detectors.power import PowerRules
 from detectors.timeofday import LocalClock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -271,7 +273,7 @@ class FenceZone(Section):
     name: str
     site_ids: list[str] = Field(min_length=1)
     # Either a lon/lat polygon (outer ring, no holes) or a set of carrier cell ids.
-    polygon: list[Point] | None = None
+    polygon: list[Point] | list[list[Point]] | None = None
     cells: list[str] | None = None
     active_hours: tuple[int, int] = (0, 24)  # local hours [start, end); (0, 24) = always
 
@@ -279,14 +281,19 @@ class FenceZone(Section):
     def _one_shape(self) -> FenceZone:
         if (self.polygon is None) == (self.cells is None):
             raise _located((), "a fence zone has either a polygon or cells, not both and not neither")
-        if self.polygon is not None and len(self.polygon) < 3:
-            raise _located(("polygon",), "a polygon needs at least 3 points")
+        if self.polygon is not None:
+            problem = DetectorZone.polygon_problem(self.polygon)
+            if problem:
+                raise _located(("polygon",), problem)
         return self
 
 
 class FencesFile(Section):
     carriers: list[str] = Field(min_length=1)
     zones: list[FenceZone]
+    # Key persons and vehicles, as pseudonyms made with the same key (`shaftwatch
+    # watchlist hash`): one per line, in a file kept outside the repository.
+    watchlist_file: str | None = None
 
     @model_validator(mode="after")
     def _unique_ids(self) -> FencesFile:
@@ -308,6 +315,7 @@ class ThresholdsFile(Section):
     # The detectors' own parameter classes are the config models of their sections, so a
     # threshold is defined once, next to the rule that uses it.
     power: PowerRules = PowerRules()
+    fence: FenceRules = FenceRules()
 
     def clock(self) -> LocalClock:
         return LocalClock(self.timezone_offset_h, self.night.start, self.night.end)

@@ -46,11 +46,12 @@ class TopicSpec:
 FRAMES = TopicSpec("frames", "camera id", "raw JPEG bytes; FrameMeta in the headers")
 METER_READINGS = TopicSpec("meter-readings", "meter id", "MeterReading or MeterReadingBatch (JSON)")
 FENCE_PINGS = TopicSpec("fence-pings", "pseudonymous device id", "FencePing (JSON)")
+FENCE_PRESENCE = TopicSpec("fence-presence", "fence zone id", "FencePresence (JSON): counted visits, re-keyed by zone")
 SIGNALS = TopicSpec("signals", "site id", "Signal (JSON)")
 ALERTS = TopicSpec("alerts", "incident id", "Incident (JSON), latest state per incident", compacted=True)
 DEAD_LETTERS = TopicSpec("dead-letters", "source topic", "DeadLetter (JSON): original bytes, source, reason")
 
-TOPICS: tuple[TopicSpec, ...] = (FRAMES, METER_READINGS, FENCE_PINGS, SIGNALS, ALERTS, DEAD_LETTERS)
+TOPICS: tuple[TopicSpec, ...] = (FRAMES, METER_READINGS, FENCE_PINGS, FENCE_PRESENCE, SIGNALS, ALERTS, DEAD_LETTERS)
 
 
 # --------------------------------------------------------------------------- records
@@ -172,6 +173,20 @@ class FencePing(Contract):
         if self.accuracy_m is not None and self.accuracy_m < 0:
             found.append(f"accuracy_m is negative ({self.accuracy_m})")
         return found
+
+
+class FencePresence(Contract):
+    """A device's counted presence in a fence zone (internal: fence agent -> zone agent)."""
+
+    v: int
+    zone_id: str
+    device_pid: str
+    device_kind: Literal["phone", "vehicle_terminal"]
+    since: float
+    ts: float
+    left: bool = False
+    lon: Optional[float] = None
+    lat: Optional[float] = None
 
 
 class Signal(Contract):
@@ -465,4 +480,4 @@ def json_schema(cls: type[Contract]) -> dict[str, Any]:
     }
 
 
-PUBLISHED_RECORDS: tuple[type[Contract], ...] = (MeterReading, MeterReadingBatch, FencePing, Signal, Incident, DeadLetter)
+PUBLISHED_RECORDS: tuple[type[Contract], ...] = (MeterReading, MeterReadingBatch, FencePing, FencePresence, Signal, Incident, DeadLetter)

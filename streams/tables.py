@@ -26,3 +26,7 @@ def touch(table, key: str, ts: float, **latest) -> dict:
     entry.update(latest)
     table[key] = entry
     return entry
+device_state = app.Table("device-state", default=None, partitions=_partitions,
+                         help="device pseudonym -> detectors.fence device state (open visits, days seen)")
+zone_state = app.Table("zone-state", default=None, partitions=_partitions,
+                       help="fence zone id -> detectors.fence zone state (devices present, crew)")

@@ -8,7 +8,10 @@ original bytes and a reason instead of crashing a deserializer.
 from __future__ import annotations
 
 from .app import app, config
-from .records import ALERTS, DEAD_LETTERS, FENCE_PINGS, FRAMES, METER_READINGS, SIGNALS, DeadLetter, Incident, Signal
+from .records import (
+    ALERTS, DEAD_LETTERS, FENCE_PINGS, FENCE_PRESENCE, FRAMES, METER_READINGS, SIGNALS, DeadLetter, FencePresence,
+    Incident, Signal,
+)
 
 _partitions = config.runtime.app.topics.partitions
 
@@ -21,6 +24,8 @@ def _raw(name: str):
 frames_topic = _raw(config.topic(FRAMES.name))
 meter_readings_topic = _raw(config.topic(METER_READINGS.name))
 fence_pings_topic = _raw(config.topic(FENCE_PINGS.name))
+fence_presence_topic = app.topic(config.topic(FENCE_PRESENCE.name), key_type=str, value_type=FencePresence,
+                                 partitions=_partitions)
 signals_topic = app.topic(config.topic(SIGNALS.name), key_type=str, value_type=Signal, partitions=_partitions)
 alerts_topic = app.topic(config.topic(ALERTS.name), key_type=str, value_type=Incident, partitions=_partitions, compacting=True)
 dead_letters_topic = app.topic(config.topic(DEAD_LETTERS.name), key_type=str, value_type=DeadLetter, partitions=_partitions)

@@ -1,14 +1,77 @@
-"""Fence agent: consumes ``fence-pings`` (keyed by pseudonymous device id)."""
+"""Fence agents.
+
+``fence-pings`` (keyed by device pseudonym) -> fence-agent: which zones, dwell, entries,
+watchlist, frequent visitors; counted visits go on to ``fence-presence`` keyed by zone ->
+zone-agent: who is present together, crews. Both keep their state in changelog tables;
+both emit ``Signal`` records to ``signals`` keyed by site.
+"""
 
 from __future__ import annotations
 
-from ..app import app
+import hashlib
+import logging
+from pathlib import Path
+
+from detectors.fence import (
+    Finding, Ping, PresenceEvent, Zone, ZoneIndex, nearest_site, new_device_state, new_zone_state, observe_ping,
+    observe_presence,
+)
+
+from ..app import app, config
 from ..dead_letters import refusing
+from ..logs import ids
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
-from ..records import FENCE_PINGS, FencePing, decode
-from ..topics import fence_pings_topic
+from ..records import FENCE_PINGS, SCHEMA_VERSION, FencePing, FencePresence, RecordError, Signal, decode
+from ..tables import device_state, zone_state
+from ..topics import fence_pings_topic, fence_presence_topic, signals_topic
+from .power import SIGNALS
+
+log = logging.getLogger("shaftwatch.fence")
 
 SOURCE = "fence-agent"
+RULES = config.thresholds.fence
+CLOCK = config.thresholds.clock()
+INDEX = ZoneIndex([
+    Zone(z.id, tuple(z.site_ids), polygon=tuple(map(tuple, z.polygon)) if z.polygon else None,
+         cells=frozenset(z.cells or ()), active_hours=tuple(z.active_hours))
+    for z in config.fences.zones
+])
+SITES = {s.id: (s.lon, s.lat) for s in config.sites.sites}
+
+
+def load_watchlist() -> frozenset[str]:
+    path = config.fences.watchlist_file
+    if not path:
+        return frozenset()
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+WATCHLIST = load_watchlist()
+
+
+def to_signals(finding: Finding, lon: float | None = None, lat: float | None = None) -> list[Signal]:
+    zone = INDEX.zones[finding.zone_id]
+    out = []
+    for site_id in nearest_site(lon, lat, zone.site_ids, SITES):
+        identity = f"fence|{finding.kind}|{finding.zone_id}|{','.join(finding.devices)}|{finding.episode_start}|" \
+                   f"{finding.ts}|{site_id}"
+        out.append(Signal(
+            v=SCHEMA_VERSION, signal_id=hashlib.sha256(identity.encode()).hexdigest()[:24], site_id=site_id,
+            source_kind="fence", source_id=finding.zone_id, kind=finding.kind, ts=finding.ts,
+            strength=finding.strength, summary=finding.summary,
+            details={"devices": finding.devices, "episode_start": finding.episode_start, **finding.details},
+            evidence=[f"fence-timeline:{finding.zone_id}:{finding.episode_start:.0f}-{finding.ts:.0f}"],
+        ))
+    return out
+
+
+async def emit(signals: list[Signal]) -> None:
+    for signal in signals:
+        await signals_topic.send(key=signal.site_id, value=signal)
+        SIGNALS.labels(source_kind="fence", kind=signal.kind).inc()
+        log.info("signal", extra=ids(site_id=signal.site_id, zone_id=signal.source_id, kind=signal.kind,
+                                     signal_id=signal.signal_id, strength=signal.strength))
 
 
 @app.agent(fence_pings_topic, name="fence-agent")
@@ -16,5 +79,33 @@ async def fence_agent(stream):
     async for event in stream.events():
         RECORDS_IN.labels(topic=FENCE_PINGS.name).inc()
         async with refusing(event, SOURCE):
-            decode(FencePing, event.value)
+            record = decode(FencePing, event.value)
+            if event.key is not None and event.key.decode() != record.device_pid:
+                raise RecordError("message key must be the device pseudonym (device_pid)")
+            if record.zone_id is not None and record.zone_id not in INDEX.zones:
+                raise RecordError(f"unknown fence zone {record.zone_id!r} (not in fences.yaml)")
+            ping = Ping(record.device_pid, record.device_kind, record.ts, record.lon, record.lat, record.accuracy_m,
+                        record.cell_id, record.zone_id, record.event)
+            state = device_state.get(record.device_pid) or new_device_state()
+            findings, presences = observe_ping(state, ping, INDEX.locate(ping, RULES), INDEX, RULES, CLOCK, WATCHLIST)
+            device_state[record.device_pid] = state
             RECORDS_ACCEPTED.labels(topic=FENCE_PINGS.name).inc()
+            for p in presences:
+                await fence_presence_topic.send(key=p.zone_id, value=FencePresence(
+                    v=SCHEMA_VERSION, zone_id=p.zone_id, device_pid=p.device_pid, device_kind=p.device_kind,
+                    since=p.since, ts=p.ts, left=p.left, lon=p.lon, lat=p.lat))
+            for finding in findings:
+                await emit(to_signals(finding, record.lon, record.lat))
+
+
+@app.agent(fence_presence_topic, name="zone-agent")
+async def zone_agent(stream):
+    async for event in stream.events():
+        async with refusing(event, "zone-agent"):
+            p: FencePresence = event.value
+            state = zone_state.get(p.zone_id) or new_zone_state()
+            findings = observe_presence(state, PresenceEvent(p.zone_id, p.device_pid, p.device_kind, p.since, p.ts,
+                                                             left=p.left, lon=p.lon, lat=p.lat), RULES, CLOCK)
+            zone_state[p.zone_id] = state
+            for finding in findings:
+                await emit(to_signals(finding, *(finding.details.get("centre") or (None, None))))
