@@ -1,7 +1,13 @@
 """HTTP ingest for partners: batches of rows in, Kafka records out.
 
     POST /ingest/meter-readings     (the power utility)   JSON or CSV
+    POST /ingest/fence-pings        (mobile carriers)     JSON or CSV, clear device ids
+    POST /ingest/fence-pings/camara (mobile carriers)     CAMARA geofencing CloudEvents
     Authorization: Bearer <token of the source>
+
+Carrier device ids are replaced by their keyed-hash pseudonym (streams.privacy) as soon
+as a row is read; the clear id exists only in the request. A refused carrier row is
+dead-lettered with its reason but without its bytes, since they hold the clear id.
 
 Each row is validated on its own against the contract (streams.records). The answer
 counts accepted and rejected rows and gives the reason of every rejected row; good rows
@@ -24,7 +30,7 @@ import json
 import logging
 import os
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
@@ -35,9 +41,10 @@ from .config import IngestSource, ShaftWatchConfig
 from .logs import ids
 from .producer import KafkaSink
 from .records import (
-    DEAD_LETTERS, METER_READINGS, SCHEMA_VERSION, Contract, DeadLetter, MeterReading, RecordError, decode, encode,
-    json_schema,
+    DEAD_LETTERS, FENCE_PINGS, METER_READINGS, SCHEMA_VERSION, Contract, DeadLetter, FencePing, MeterReading,
+    RecordError, json_type, decode, encode, json_schema,
 )
+from .privacy import load_key, pseudonymize
 
 log = logging.getLogger("shaftwatch.ingest")
 
@@ -56,10 +63,22 @@ class Feed:
     key_name: str  # what the key is, in words
     key_of: Callable[[Contract], str]  # Kafka key of a row
     identity: Callable[[Contract], tuple]  # duplicate rows within one request
+    # Row fields that differ from the record's: the clear device id a carrier sends, which
+    # becomes the pseudonym before anything is written.
+    extra_fields: dict[str, Any] = field(default_factory=dict)
+    server_fields: tuple[str, ...] = ("v", "source_id")
+
+    def row_fields(self) -> dict[str, Any]:
+        hints = typing.get_type_hints(self.record)
+        fields = {k: hints[k] for k in self.record._options.fields if k not in self.server_fields}
+        return {**fields, **self.extra_fields}
 
 
 METERS = Feed("meters", "/ingest/meter-readings", METER_READINGS.name, MeterReading, "readings", "meter id",
               key_of=lambda r: r.meter_id, identity=lambda r: (r.meter_id, r.ts))
+FENCES = Feed("fences", "/ingest/fence-pings", FENCE_PINGS.name, FencePing, "pings", "device",
+              key_of=lambda r: r.device_pid, identity=lambda r: (r.device_pid, r.ts, r.event),
+              extra_fields={"device_id": str}, server_fields=("v", "source_id", "device_pid"))
 
 
 class IngestError(Exception):
@@ -128,8 +147,8 @@ def parse_rows(feed: Feed, body: bytes, content_type: str) -> list[tuple[dict | 
         except UnicodeDecodeError as exc:
             raise IngestError(400, f"CSV is not UTF-8: {exc}") from None
         reader = csv.DictReader(io.StringIO(text))
-        hints = typing.get_type_hints(feed.record)
-        fields = set(feed.record._options.fields) - {"v", "source_id"}
+        hints = feed.row_fields()
+        fields = set(hints)
         unknown = [c for c in (reader.fieldnames or []) if c not in fields]
         if not reader.fieldnames or unknown:
             raise IngestError(400, f"CSV header must name columns among {sorted(fields)}; unknown: {unknown}")
@@ -144,7 +163,54 @@ def parse_rows(feed: Feed, body: bytes, content_type: str) -> list[tuple[dict | 
     raise IngestError(415, "send application/json or text/csv")
 
 
-def validate_rows(feed: Feed, rows, source_id: str, check: Callable[[Contract], None]):
+CAMARA_PATH = "/ingest/fence-pings/camara"
+CAMARA_EVENTS = {
+    "org.camaraproject.geofencing-subscriptions.v0.area-entered": "enter",
+    "org.camaraproject.geofencing-subscriptions.v0.area-left": "exit",
+}
+
+
+def camara_row(event: Any) -> dict:
+    """A CAMARA Device Geofencing notification (a CloudEvent) as a fence row."""
+    if not isinstance(event, dict):
+        raise RecordError("a notification must be a JSON object (a CloudEvent)")
+    kind = CAMARA_EVENTS.get(event.get("type"))
+    if kind is None:
+        raise RecordError(f"event type {event.get('type')!r} is not an area-entered or area-left notification")
+    data = event.get("data")
+    if not isinstance(data, dict):
+        raise RecordError("data is missing")
+    device = data.get("device") or {}
+    device_id = (device.get("phoneNumber") or device.get("networkAccessIdentifier")
+                 or (device.get("ipv4Address") or {}).get("publicAddress"))
+    area = data.get("area") or {}
+    if area.get("areaType") != "CIRCLE":
+        raise RecordError(f"area type {area.get('areaType')!r} is not supported (CIRCLE is)")
+    center = area.get("center") or {}
+    return {"device_id": device_id, "device_kind": "phone", "ts": event.get("time"),
+            "lon": center.get("longitude"), "lat": center.get("latitude"), "accuracy_m": area.get("radius"),
+            "event": kind}
+
+
+def parse_camara_events(feed: Feed, body: bytes, content_type: str) -> list[tuple[dict | None, bytes, str | None]]:
+    if content_type not in ("application/json", "application/cloudevents+json", "application/cloudevents-batch+json"):
+        raise IngestError(415, "send CloudEvents as application/cloudevents+json or application/json")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IngestError(400, f"body is not JSON: {exc}") from None
+    out = []
+    for event in data if isinstance(data, list) else [data]:
+        raw = json.dumps(event, ensure_ascii=False).encode()
+        try:
+            out.append((camara_row(event), raw, None))
+        except RecordError as exc:
+            out.append((None, raw, str(exc)))
+    return out
+
+
+def validate_rows(feed: Feed, rows, source_id: str, check: Callable[[Contract], None],
+                  prepare: Callable[[dict], dict] = lambda fields: fields):
     """-> accepted records, and (row number, original bytes, reason) of the rejected ones."""
     accepted: list[Contract] = []
     rejected: list[tuple[int, bytes, str]] = []
@@ -153,10 +219,12 @@ def validate_rows(feed: Feed, rows, source_id: str, check: Callable[[Contract], 
         try:
             if problem:
                 raise RecordError(problem)
-            if "v" in fields or "source_id" in fields:
-                raise RecordError("v and source_id are set by the server (the source comes from the token)")
+            reserved = [k for k in feed.server_fields if k in fields]
+            if reserved:
+                raise RecordError(f"{', '.join(reserved)} set by the server (the source comes from the token)")
             if "ts" in fields:
                 fields = {**fields, "ts": parse_time(fields["ts"])}
+            fields = prepare(fields)
             record = decode(feed.record, {"v": SCHEMA_VERSION, "source_id": source_id, **fields})
             check(record)
             identity = feed.identity(record)
@@ -188,6 +256,8 @@ class IngestService:
                 log.warning("ingest source has no token; it cannot push", extra=ids(
                     source_id=source.id, token_env=source.token_env))
         self.known_meters = {m.id for m in cfg.meters.meters}
+        self.known_zones = {z.id for z in cfg.fences.zones}
+        self.pseudonym_key = load_key(cfg.runtime.pseudonym_key_env)
 
     def authenticate(self, request: web.Request, feed: Feed) -> IngestSource:
         header = request.headers.get("Authorization", "")
@@ -205,20 +275,39 @@ class IngestService:
         if record.meter_id not in self.known_meters:
             raise RecordError(f"unknown meter {record.meter_id!r} (not in the county's meter list)")
 
-    async def handle(self, request: web.Request, feed: Feed, check: Callable[[Contract], None]) -> web.Response:
+    def check_ping(self, record: FencePing) -> None:
+        if record.zone_id is not None and record.zone_id not in self.known_zones:
+            raise RecordError(f"unknown fence zone {record.zone_id!r}")
+
+    def pseudonymize_row(self, fields: dict) -> dict:
+        """The clear device id becomes its keyed-hash pseudonym here, and goes no further."""
+        fields = dict(fields)
+        device_id = fields.pop("device_id", None)
+        if not isinstance(device_id, str) or not device_id.strip():
+            raise RecordError("device_id is missing or empty")
+        fields["device_pid"] = pseudonymize(self.pseudonym_key, device_id)
+        return fields
+
+    async def handle(self, request: web.Request, feed: Feed, check: Callable[[Contract], None],
+                     prepare: Callable[[dict], dict] = lambda fields: fields,
+                     parse: Callable | None = None) -> web.Response:
         try:
             source = self.authenticate(request, feed)
             body = await request.read()
-            rows = parse_rows(feed, body, request.content_type)
+            rows = (parse or parse_rows)(feed, body, request.content_type)
             if len(rows) > self.cfg.runtime.ingest.max_rows:
                 raise IngestError(413, f"{len(rows)} rows; at most {self.cfg.runtime.ingest.max_rows} per request")
         except IngestError as exc:
             if exc.status in (400, 415):
-                await self._dead_letter(feed, await request.read(), f"request refused: {exc}")
+                # A carrier body that cannot be read may hold clear device ids: keep only the reason.
+                raw = b"" if feed is FENCES else await request.read()
+                await self._dead_letter(feed, raw, f"request refused: {exc}")
             return web.json_response({"error": str(exc)}, status=exc.status)
-        accepted, rejected = validate_rows(feed, rows, source.id, check)
+        accepted, rejected = validate_rows(feed, rows, source.id, check, prepare)
         await self._produce(feed, accepted)
         for number, raw, reason in rejected:
+            if feed is FENCES:
+                raw = b""  # a refused carrier row still holds a clear device id: keep only the reason
             await self._dead_letter(feed, raw, f"row {number}: {reason}", wait=False)
         await self.sink.flush()
         log.info("ingest batch", extra=ids(source_id=source.id, feed=feed.name, accepted=len(accepted),
@@ -275,27 +364,43 @@ def add_ingest_routes(app: web.Application, cfg: ShaftWatchConfig) -> None:
         service = request.app[INGEST]
         return await service.handle(request, METERS, service.check_meter)
 
+    async def pings(request: web.Request) -> web.Response:
+        service = request.app[INGEST]
+        return await service.handle(request, FENCES, service.check_ping, service.pseudonymize_row)
+
+    async def camara(request: web.Request) -> web.Response:
+        service = request.app[INGEST]
+        return await service.handle(request, FENCES, service.check_ping, service.pseudonymize_row,
+                                    parse=parse_camara_events)
+
     async def spec(request: web.Request) -> web.Response:
         return web.json_response(openapi())
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     app.router.add_post(METERS.path, meters)
+    app.router.add_post(FENCES.path, pings)
+    app.router.add_post(CAMARA_PATH, camara)
     app.router.add_get("/openapi.json", spec)
 
 
 # --------------------------------------------------------------------------- OpenAPI
 
 
-def _row_schema(record: type[Contract]) -> dict:
-    schema = json_schema(record)
-    props = {k: v for k, v in schema["properties"].items() if k not in ("v", "source_id")}
+def _row_schema(feed: Feed) -> dict:
+    record = json_schema(feed.record)
+    props = {}
+    for name, annotation in feed.row_fields().items():
+        props[name] = record["properties"].get(name) or json_type(annotation)
     if "ts" in props:
         props["ts"] = {"anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}],
                        "description": "UTC epoch seconds, or ISO 8601 with a time zone"}
-    return {"type": "object", "title": f"{record.__name__}Row", "description": schema["description"],
-            "properties": props, "required": [r for r in schema["required"] if r not in ("v", "source_id")],
-            "additionalProperties": False}
+    if "device_id" in props:
+        props["device_id"] = {"type": "string", "description": "the device's id in clear (MSISDN, IMSI or "
+                              "terminal id); ShaftWatch replaces it with a keyed-hash pseudonym on arrival"}
+    required = [r for r in record["required"] if r in props] + [k for k in feed.extra_fields]
+    return {"type": "object", "title": f"{feed.record.__name__}Row", "description": record["description"],
+            "properties": props, "required": required, "additionalProperties": False}
 
 
 def openapi() -> dict:
@@ -313,7 +418,7 @@ def openapi() -> dict:
         "required": ["accepted", "rejected", "errors"],
     }
     paths = {}
-    for feed in (METERS,):
+    for feed in (METERS, FENCES):
         row = f"#/components/schemas/{feed.record.__name__}Row"
         paths[feed.path] = {"post": {
             "summary": f"Push a batch of {feed.name} rows",
@@ -338,6 +443,18 @@ def openapi() -> dict:
                 "415": {"description": "not JSON or CSV"},
             },
         }}
+    paths[CAMARA_PATH] = {"post": {
+        "summary": "Push CAMARA Device Geofencing notifications (CloudEvents)",
+        "description": "area-entered / area-left notifications of GSMA CAMARA Device Geofencing subscriptions, "
+                       "one CloudEvent or a JSON array of them. The circle's centre stands for the position and "
+                       "its radius for the accuracy. Answered like the plain fence endpoint.",
+        "security": [{"bearer": []}],
+        "requestBody": {"required": True, "content": {
+            "application/cloudevents+json": {"schema": {"type": "object"}},
+            "application/cloudevents-batch+json": {"schema": {"type": "array"}},
+        }},
+        "responses": paths[FENCES.path]["post"]["responses"],
+    }}
     return {
         "openapi": "3.1.0",
         "info": {"title": "ShaftWatch ingest API", "version": f"{SCHEMA_VERSION}.0",
@@ -346,6 +463,7 @@ def openapi() -> dict:
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {f"{MeterReading.__name__}Row": _row_schema(MeterReading), "IngestResult": result},
+            "schemas": {f"{MeterReading.__name__}Row": _row_schema(METERS), f"{FencePing.__name__}Row":
+                        _row_schema(FENCES), "IngestResult": result},
         },
     }

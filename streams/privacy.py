@@ -45,6 +45,7 @@ def load_key(env_name: str = "SHAFTWATCH_PSEUDONYM_KEY", create: bool = True) ->
 
 def pseudonymize(key: bytes, device_id: str) -> str:
     """The same device id and key always give the same pseudonym; the id cannot be recovered."""
-    normalized = device_id.strip().replace(" ", "").replace("-", "").lower()
+    # "+86 139-1234-5678", "8613912345678" and "86 13912345678" are one phone.
+    normalized = device_id.strip().lstrip("+").replace(" ", "").replace("-", "").lower()
     digest = hmac.new(key, normalized.encode(), hashlib.sha256).hexdigest()
     return PREFIX + digest[:32]

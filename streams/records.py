@@ -395,7 +395,7 @@ def _type_problem(name: str, value: Any, tp: Any) -> str | None:
 
 
 def _type_words(tp: Any) -> str:
-    return json.dumps(_json_type(tp))
+    return json.dumps(json_type(tp))
 
 
 @functools.cache
@@ -444,18 +444,18 @@ def encode(record: Contract) -> bytes:
 # --------------------------------------------------------------------------- JSON Schema
 
 
-def _json_type(tp: Any) -> dict[str, Any]:
+def json_type(tp: Any) -> dict[str, Any]:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        return {"anyOf": [_json_type(option) for option in typing.get_args(tp)]}
+        return {"anyOf": [json_type(option) for option in typing.get_args(tp)]}
     if tp is type(None):
         return {"type": "null"}
     if origin is Literal:
         return {"enum": list(typing.get_args(tp))}
     if origin is list:
-        return {"type": "array", "items": _json_type(typing.get_args(tp)[0])}
+        return {"type": "array", "items": json_type(typing.get_args(tp)[0])}
     if origin is dict:
-        return {"type": "object", "additionalProperties": _json_type(typing.get_args(tp)[1])}
+        return {"type": "object", "additionalProperties": json_type(typing.get_args(tp)[1])}
     simple = {bool: "boolean", int: "integer", float: "number", str: "string"}
     if tp in simple:
         return {"type": simple[tp]}
@@ -466,7 +466,7 @@ def _json_type(tp: Any) -> dict[str, Any]:
 
 def json_schema(cls: type[Contract]) -> dict[str, Any]:
     hints = _fields(cls)
-    properties = {name: _json_type(tp) for name, tp in hints.items()}
+    properties = {name: json_type(tp) for name, tp in hints.items()}
     properties["v"] = {"const": SCHEMA_VERSION}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -145,3 +145,48 @@ def test_openapi_is_served_and_published(ingest):
     assert published == json.loads(json.dumps(openapi()))
     row = published["components"]["schemas"]["MeterReadingRow"]
     assert row["required"] == ["meter_id", "ts"] and "source_id" not in row["properties"]
+
+
+def test_fence_pings_are_pseudonymized_before_kafka(ingest, kafka_bootstrap, monkeypatch):
+    cfg, _ = ingest
+    monkeypatch.setenv("SHAFTWATCH_PSEUDONYM_KEY", "county-key")
+    from streams.privacy import pseudonymize
+    from streams.records import FencePing
+    clear = "8613912345678"
+    now = time.time() - 60
+    rows = [
+        {"device_id": clear, "device_kind": "phone", "ts": now, "lon": 110.4127, "lat": 34.4311, "accuracy_m": 50,
+         "event": "enter"},
+        {"device_id": "VT-77", "device_kind": "vehicle_terminal", "ts": now, "cell_id": "460-00-37421-1021"},
+        {"device_id": "", "device_kind": "phone", "ts": now, "cell_id": "x"},
+        {"device_pid": "p1:forged", "device_kind": "phone", "ts": now, "cell_id": "x"},
+        {"device_id": "1", "device_kind": "phone", "ts": now, "zone_id": "FZ-NOPE"},
+    ]
+    status, answer = asyncio.run(post(cfg, "/ingest/fence-pings", json.dumps({"pings": rows}), token="carrier-token"))
+    assert status == 200 and (answer["accepted"], answer["rejected"]) == (2, 3), answer
+    reasons = [e["reason"] for e in answer["errors"]]
+    assert "device_id is missing or empty" in reasons[0]
+    assert "device_pid set by the server" in reasons[1]
+    assert "unknown fence zone 'FZ-NOPE'" in reasons[2]
+
+    camara = [{
+        "id": "1", "source": "https://carrier.example/geofencing", "specversion": "1.0",
+        "type": "org.camaraproject.geofencing-subscriptions.v0.area-left", "time": "2026-11-23T01:40:00Z",
+        "data": {"subscriptionId": "s1", "device": {"phoneNumber": "+8613912345678"},
+                 "area": {"areaType": "CIRCLE", "center": {"latitude": 34.4311, "longitude": 110.4127}, "radius": 800}},
+    }, {"type": "org.camaraproject.geofencing-subscriptions.v0.subscription-ends", "data": {}}]
+    status, answer = asyncio.run(post(cfg, "/ingest/fence-pings/camara", json.dumps(camara),
+                                      content_type="application/cloudevents-batch+json", token="carrier-token"))
+    assert status == 200 and (answer["accepted"], answer["rejected"]) == (1, 1)
+    assert "not an area-entered or area-left" in answer["errors"][0]["reason"]
+
+    records = asyncio.run(read_all(kafka_bootstrap, cfg.topic("fence-pings"), expect=3, timeout=15))
+    pings = [decode(FencePing, r.value) for r in records]
+    assert pings[0].device_pid == pseudonymize(b"county-key", clear) == records[0].key.decode()
+    assert pings[2].device_pid == pseudonymize(b"county-key", "+8613912345678") == pings[0].device_pid
+    assert (pings[2].event, pings[2].accuracy_m, pings[2].ts) == ("exit", 800, 1795398000.0)  # 01:40Z
+    assert all(p.source_id == "CMCC" for p in pings)
+    # No clear id anywhere on Kafka: not in pings, not in dead letters.
+    letters = asyncio.run(read_all(kafka_bootstrap, cfg.topic("dead-letters"), expect=4, timeout=10))
+    for blob in [r.value for r in records] + [r.value for r in letters]:
+        assert b"3912345678" not in blob and b"VT-77" not in blob

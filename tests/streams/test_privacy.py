@@ -9,6 +9,7 @@ from streams.privacy import load_key, pseudonymize
 def test_pseudonyms_are_stable_keyed_and_not_clear():
     a = pseudonymize(b"key-one", "460001234567890")
     assert a == pseudonymize(b"key-one", " 4600-0123-4567890 ")  # formatting does not matter
+    assert pseudonymize(b"k", "+86 139-1234-5678") == pseudonymize(b"k", "8613912345678")
     assert a != pseudonymize(b"key-two", "460001234567890")
     assert a.startswith("p1:") and "460001234567890" not in a and len(a) == 35
 
