@@ -13,13 +13,14 @@ export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/$(DATA_DIR)/ultralytics
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup kafka run test test-fast bench-power config-check schemas clean
+.PHONY: help setup kafka run test test-fast bench-power bench-fence config-check schemas clean
 
 help:
 	@echo "make run     the whole system on this machine (local Kafka, worker, server, demo feeds)"
 	@echo "             THEFT=S01 stages a night-time theft at site S01 after 60 s"
 	@echo "make test    the whole test suite (starts its own Kafka broker)"
 	@echo "make bench-power   power rules: quality report and readings/s (rules alone, agent batched vs single)"
+	@echo "make bench-fence   fence rules: pings/s (rules alone, agent)"
 	@echo "make config-check | schemas | clean"
 
 $(STAMP): pyproject.toml
@@ -46,6 +47,9 @@ test-fast: setup
 # Benchmarks print figures; they are not tests. BENCH_ARGS=--quick for a smoke run.
 bench-power: setup
 	$(BIN)/python -m tests.bench.bench_power $(BENCH_ARGS)
+
+bench-fence: setup
+	$(BIN)/python -m tests.bench.bench_fence $(BENCH_ARGS)
 
 config-check: $(STAMP)
 	$(BIN)/shaftwatch config check

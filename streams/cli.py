@@ -8,6 +8,7 @@
     shaftwatch gateway             camera gateway: configured cameras -> frames
     shaftwatch demo cameras|meters|fences   one demo feed
     shaftwatch config check        validate configs/ and say what is wrong
+    shaftwatch watchlist hash      clear ids (stdin) -> pseudonyms, for a watchlist file
     shaftwatch schemas [--check]   write (or check) the published JSON Schemas
 """
 
@@ -178,6 +179,19 @@ def cmd_gateway(args) -> int:
     return 0
 
 
+def cmd_watchlist_hash(args) -> int:
+    """Clear ids (one per line) on stdin -> pseudonyms on stdout, with the system's key.
+    For the police to prepare a watchlist file without handing clear ids to the system."""
+    cfg = _config_or_exit(args)
+    from .privacy import load_key, pseudonymize
+
+    key = load_key(cfg.runtime.pseudonym_key_env, create=False)
+    for line in sys.stdin:
+        if line.strip() and not line.startswith("#"):
+            print(pseudonymize(key, line.strip()))
+    return 0
+
+
 def cmd_run(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
@@ -229,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True)
     csub.add_parser("check", help="validate the config files").set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("watchlist", help="watchlist tools")
+    wsub = p.add_subparsers(dest="watchlist_command", required=True)
+    wsub.add_parser("hash", help="clear ids on stdin -> pseudonyms on stdout").set_defaults(func=cmd_watchlist_hash)
 
     p = sub.add_parser("schemas", help="write the JSON Schemas of records and config files")
     p.add_argument("--check", action="store_true", help="fail if the published schemas are stale")

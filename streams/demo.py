@@ -274,11 +274,15 @@ def point_in_zone(zone: FenceZone, rng: random.Random) -> tuple[float, float]:
 
 
 def ping_json(pid: str, kind: str, ts: float, zone: FenceZone, rng: random.Random, source_id: str,
-              event: str | None) -> bytes:
+              event: str | None, near: tuple[float, float] | None = None) -> bytes:
+    """A ping in the zone: at a random point, or within about 100 m of ``near``."""
     ping: dict = {"v": SCHEMA_VERSION, "source_id": source_id, "device_pid": pid, "device_kind": kind,
                   "ts": ts, "event": event}
     if zone.polygon is not None:
-        lon, lat = point_in_zone(zone, rng)
+        if near is not None:
+            lon, lat = near[0] + rng.uniform(-0.001, 0.001), near[1] + rng.uniform(-0.0008, 0.0008)
+        else:
+            lon, lat = point_in_zone(zone, rng)
         ping.update(lon=round(lon, 6), lat=round(lat, 6), accuracy_m=round(rng.uniform(30, 300), 1))
     else:
         ping.update(cell_id=rng.choice(zone.cells), zone_id=zone.id)
@@ -302,11 +306,15 @@ async def run_fence_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None,
     per_hour = cfg.runtime.demo.fence_passers_per_hour
     crew_last_ping = None
     async with KafkaSink(cfg.bootstrap_servers, "demo-fences") as sink:
-        async def send(clear_id: str, kind: str, zone: FenceZone, event: str | None) -> None:
+        site = cfg.site(theft_site) if theft_site else None
+        shaft = (site.lon, site.lat) if site else None
+
+        async def send(clear_id: str, kind: str, zone: FenceZone, event: str | None, near=None,
+                       ago_s: float = 0.0) -> None:
             pid = pseudonymize(key, clear_id)
             carrier = cfg.fences.carriers[sum(clear_id.encode()) % len(cfg.fences.carriers)]
             await sink.send(cfg.topic(FENCE_PINGS.name), pid,
-                            ping_json(pid, kind, clock.now(), zone, rng, carrier, event), wait=False)
+                            ping_json(pid, kind, clock.now() - ago_s, zone, rng, carrier, event, near), wait=False)
 
         while not stop.is_set():
             # Villagers on the roads that cross the zones: one ping in, one ping out.
@@ -317,11 +325,16 @@ async def run_fence_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None,
                 await send(passer, "phone", zone, "exit")
             # The crew enters together and stays; carriers report presence every 30 s.
             if theft_zone is not None and theft.active_at(theft_site):
+                if crew_last_ping is None:
+                    # The carrier reports with a delay: the crew's first ten minutes arrive together.
+                    for ago, event in ((600, "enter"), (300, "present")):
+                        for device in crew:
+                            await send(device, "phone", theft_zone, event, near=shaft, ago_s=ago)
+                        await send(truck, "vehicle_terminal", theft_zone, event, near=shaft, ago_s=ago)
                 if crew_last_ping is None or time.monotonic() - crew_last_ping >= 30:
-                    event = "enter" if crew_last_ping is None else "present"
-                    for device in crew:
-                        await send(device, "phone", theft_zone, event)
-                    await send(truck, "vehicle_terminal", theft_zone, event)
+                    for device in crew:  # at work around the shaft mouth
+                        await send(device, "phone", theft_zone, "present", near=shaft)
+                    await send(truck, "vehicle_terminal", theft_zone, "present", near=shaft)
                     if crew_last_ping is None:
                         log.info("theft staged in fence", extra=ids(zone_id=theft_zone.id, site_id=theft_site,
                                                                      devices=len(crew) + 1))

@@ -60,7 +60,7 @@ def to_signals(finding: Finding, lon: float | None = None, lat: float | None = N
             v=SCHEMA_VERSION, signal_id=hashlib.sha256(identity.encode()).hexdigest()[:24], site_id=site_id,
             source_kind="fence", source_id=finding.zone_id, kind=finding.kind, ts=finding.ts,
             strength=finding.strength, summary=finding.summary,
-            details={"devices": finding.devices, "episode_start": finding.episode_start, **finding.details},
+            details={"device_pids": finding.devices, "episode_start": finding.episode_start, **finding.details},
             evidence=[f"fence-timeline:{finding.zone_id}:{finding.episode_start:.0f}-{finding.ts:.0f}"],
         ))
     return out

@@ -8,25 +8,22 @@ is the median of several runs, and the comparison is given as a ratio.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import random
-import re
 import statistics
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import yaml
 
 from detectors.power import MeterSpec, PowerRules, new_state, observe
 from detectors.timeofday import LocalClock
-from streams.broker import LocalKafkaBroker, ensure_topics, free_port, topic_plan
-from streams.config import LocalBrokerSettings, load_config
-from streams.producer import KafkaSink
+from streams.broker import LocalKafkaBroker, free_port
+from streams.config import LocalBrokerSettings
+from tests.bench.agent_rate import agent_rate
 from tests.bench.power_quality import main as quality_main, print_report
-from tests.helpers import WorkerProcess, isolated_config, wait_for
+from tests.helpers import isolated_config
 
 T0 = (time.time() // 900) * 900 - 30 * 86400
 
@@ -110,48 +107,15 @@ def _messages(rows: list[dict], intervals: int, batched: bool, partitions: int, 
                 yield chunk[0]["meter_id"], json.dumps({"v": 1, "source_id": "bench", "readings": chunk}).encode(), p
 
 
-def _accepted(worker: WorkerProcess) -> float:
-    text = urllib.request.urlopen(worker.url("/metrics"), timeout=5).read().decode()
-    m = re.search(r'shaftwatch_meter_readings_total\{outcome="accepted"\} ([0-9.e+]+)', text)
-    return float(m.group(1)) if m else 0.0
-
-
 def bench_agent(bootstrap: str, workdir: Path, meters: int, intervals: int, batched: bool) -> float:
-    """Pre-produce every reading, start a worker, time it from its first reading to its last."""
     tag = "batched" if batched else "single"
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{tag}-", dir=workdir))
     config_dir = isolated_config(run_dir, f"bench-{tag}", partitions=4, log_level="warning")
     rows = county_meters(meters)
     (config_dir / "meters.yaml").write_text(yaml.safe_dump({"utility": "bench", "meters": rows}))
-    cfg = load_config(config_dir)
-    asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
-    total = meters * intervals
-
-    async def produce():
-        rng = random.Random(2)
-        async with KafkaSink(bootstrap, "bench", linger_ms=20) as sink:
-            futures = [await sink.send(cfg.topic("meter-readings"), k, v, partition=p, wait=False)
-                       for k, v, p in _messages(rows, intervals, batched, 4, rng)]
-            await asyncio.gather(*futures)
-
-    asyncio.run(produce())
-    worker = WorkerProcess(config_dir, bootstrap, run_dir / "worker.log").start()
-    try:
-        worker.wait_ready(timeout=120)
-        first = wait_for(lambda: (n := _accepted(worker)) > 0 and (time.perf_counter(), n), 120,
-                         interval=0.05, what="first reading")
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            n = _accepted(worker)
-            if n >= total:
-                break
-            time.sleep(0.1)
-        done = time.perf_counter()
-        if n < total:
-            raise RuntimeError(f"only {n} of {total} readings processed; see {worker.log_path}")
-        return (total - first[1]) / (done - first[0])
-    finally:
-        worker.stop()
+    messages = list(_messages(rows, intervals, batched, 4, random.Random(2)))
+    return agent_rate(bootstrap, config_dir, "meter-readings", messages, meters * intervals,
+                      'shaftwatch_meter_readings_total{outcome="accepted"}', run_dir / "worker.log")
 
 
 def main() -> None:

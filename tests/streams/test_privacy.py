@@ -23,3 +23,14 @@ def test_key_from_environment_or_private_file(tmp_path, monkeypatch):
     assert first == load_key("SW_TEST_KEY") and len(first) == 64
     mode = stat.S_IMODE(os.stat(tmp_path / "k" / "pseudonym.key").st_mode)
     assert mode == 0o600
+
+
+def test_watchlist_hash_command(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+    env = {"SHAFTWATCH_PSEUDONYM_KEY": "police-and-county", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-m", "streams.cli", "watchlist", "hash"], input="+86 139 1234 5678\n\n# x\n",
+                         capture_output=True, text=True, env=env, cwd=REPO, check=True).stdout.split()
+    assert out == [pseudonymize(b"police-and-county", "8613912345678")]

@@ -1,0 +1,50 @@
+"""Records/s through one real worker: pre-produce everything, start the worker, time it
+from its first record to its last by polling a counter on its /metrics page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+from streams.broker import ensure_topics, topic_plan
+from streams.config import load_config
+from streams.producer import KafkaSink
+from tests.helpers import WorkerProcess, wait_for
+
+
+def counter(worker: WorkerProcess, pattern: str) -> float:
+    text = urllib.request.urlopen(worker.url("/metrics"), timeout=5).read().decode()
+    m = re.search(re.escape(pattern) + r" ([0-9.e+]+)", text)
+    return float(m.group(1)) if m else 0.0
+
+
+def agent_rate(bootstrap: str, config_dir: Path, topic: str, messages, total: int, metric: str,
+               log_path: Path) -> float:
+    cfg = load_config(config_dir)
+    asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
+
+    async def produce():
+        async with KafkaSink(bootstrap, "bench", linger_ms=20) as sink:
+            futures = [await sink.send(cfg.topic(topic), k, v, partition=p, wait=False) for k, v, p in messages]
+            await asyncio.gather(*futures)
+
+    asyncio.run(produce())
+    worker = WorkerProcess(config_dir, bootstrap, log_path).start()
+    try:
+        worker.wait_ready(timeout=120)
+        first = wait_for(lambda: (n := counter(worker, metric)) > 0 and (time.perf_counter(), n), 120,
+                         interval=0.05, what="first record")
+        deadline = time.monotonic() + 600
+        n = first[1]
+        while n < total and time.monotonic() < deadline:
+            time.sleep(0.1)
+            n = counter(worker, metric)
+        done = time.perf_counter()
+        if n < total:
+            raise RuntimeError(f"only {n} of {total} records processed; see {log_path}")
+        return (total - first[1]) / (done - first[0])
+    finally:
+        worker.stop()

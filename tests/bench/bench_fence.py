@@ -1,0 +1,96 @@
+"""`make bench-fence`: pings/s through the fence rules alone and through the fence agent on
+a real broker (one worker). Medians of several runs; not a test."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from detectors.fence import FenceRules, Ping, Zone, ZoneIndex, new_device_state, new_zone_state, observe_ping, \
+    observe_presence
+from detectors.timeofday import LocalClock
+from streams.broker import LocalKafkaBroker, free_port
+from streams.config import LocalBrokerSettings, load_config
+from tests.bench.agent_rate import agent_rate
+from tests.helpers import REPO, isolated_config
+
+
+def county_pings(n: int, devices: int, seed: int) -> list[dict]:
+    """Pings of many devices around the demo county's zones: most pass by, some stay."""
+    cfg = load_config(REPO / "configs")
+    zones = [z for z in cfg.fences.zones if z.polygon]
+    cells = [c for z in cfg.fences.zones for c in (z.cells or [])]
+    rng = random.Random(seed)
+    t0 = time.time() - 2 * 86400
+    out = []
+    for i in range(n):
+        d = rng.randrange(devices)
+        ping = {"v": 1, "source_id": "CMCC", "device_pid": f"p1:{d:032x}", "device_kind":
+                "vehicle_terminal" if d % 20 == 0 else "phone", "ts": t0 + i * (86400 / n)}
+        if d % 5 == 0:
+            ping["cell_id"] = rng.choice(cells)
+        else:
+            z = zones[d % len(zones)]
+            xs, ys = [p[0] for p in z.polygon], [p[1] for p in z.polygon]
+            ping.update(lon=rng.uniform(min(xs) - 0.01, max(xs) + 0.01), lat=rng.uniform(min(ys) - 0.01, max(ys) + 0.01),
+                        accuracy_m=rng.uniform(20, 400))
+        out.append(ping)
+    return out
+
+
+def bench_rules(pings: list[dict], repeats: int) -> float:
+    cfg = load_config(REPO / "configs")
+    index = ZoneIndex([Zone(z.id, tuple(z.site_ids), polygon=tuple(map(tuple, z.polygon)) if z.polygon else None,
+                            cells=frozenset(z.cells or ()), active_hours=tuple(z.active_hours)) for z in cfg.fences.zones])
+    rules, clock = FenceRules(), LocalClock()
+    objs = [Ping(p["device_pid"], p["device_kind"], p["ts"], p.get("lon"), p.get("lat"), p.get("accuracy_m"),
+                 p.get("cell_id")) for p in pings]
+    rates = []
+    for _ in range(repeats):
+        devices, zones = {}, {}
+        t = time.perf_counter()
+        for ping in objs:
+            state = devices.get(ping.device_pid) or new_device_state()
+            _, events = observe_ping(state, ping, index.locate(ping, rules), index, rules, clock)
+            devices[ping.device_pid] = state
+            for e in events:
+                observe_presence(zones.setdefault(e.zone_id, new_zone_state()), e, rules, clock)
+        rates.append(len(objs) / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n = 20_000 if args.quick else 100_000
+    pings = county_pings(n, devices=5000, seed=1)
+    print("== throughput: fence rules alone (plain data, one core) ==")
+    print(f"rules alone: median {bench_rules(pings, 3 if args.quick else 5):,.0f} pings/s over {n:,} pings")
+    print("\n== throughput: fence agent on the real broker (one worker, one ping per message) ==")
+    from aiokafka.partitioner import DefaultPartitioner
+    partitioner = DefaultPartitioner()
+    messages = [(p["device_pid"], json.dumps(p).encode(),
+                 partitioner(p["device_pid"].encode(), [0, 1, 2, 3], [0, 1, 2, 3])) for p in pings]
+    rates = []
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = LocalBrokerSettings(port=free_port(), controller_port=free_port(), heap_mb=768)
+        with LocalKafkaBroker(settings, Path(tmp) / "kafka") as broker:
+            for run in range(1 if args.quick else 3):
+                run_dir = Path(tmp) / f"run{run}"
+                config_dir = isolated_config(run_dir, "bench-fence", partitions=4, log_level="warning")
+                rates.append(agent_rate(broker.bootstrap, config_dir, "fence-pings", messages, n,
+                                        'shaftwatch_records_accepted_total{topic="fence-pings"}',
+                                        run_dir / "worker.log"))
+    m = statistics.median(rates)
+    print(f"fence agent: median {m:,.0f} pings/s  runs {[round(r) for r in rates]}")
+    print(f"target 20,000 pings/s through the agent: {'met' if m >= 20000 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
