@@ -172,7 +172,8 @@ class LocalKafkaBroker:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         proc = subprocess.run(
-            self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
+            # "--cluster-id=" keeps an id that starts with "-" (base64) from reading as an option.
+            self._java(libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)),
             capture_output=True, text=True,
         )
         if proc.returncode != 0:
