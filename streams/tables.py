@@ -11,10 +11,24 @@ from .app import app, config
 
 _partitions = config.runtime.app.topics.partitions
 
+# Detector state is written on every record, so its changelog codec is on the hot path:
+# restricted pickle writes a warm meter's state in ~14 us against ~113 us for JSON. It is
+# internal state written only by these agents, and the restricted unpickler refuses
+# anything but plain builtins on recovery.
+STATE_CODEC = "pickle_restricted"
+
+
+def _state_table(name: str, help: str):
+    # app.Table would register the table (and make its changelog topic and store with the
+    # JSON codec) before a codec could be set; build it, set the codec, then register it.
+    table = app.conf.Table(app, name=name, default=None, beacon=app.tables.beacon, partitions=_partitions, help=help)
+    table.value_serializer = STATE_CODEC
+    return app.tables.add(table)
+
 camera_activity = app.Table("camera-activity", default=None, partitions=_partitions,
                             help="camera id -> {count, first_ts, last_ts, last_seq}")
-meter_state = app.Table("meter-state", default=None, partitions=_partitions,
-                        help="meter id -> detectors.power state (baselines, runs, last reading)")
+meter_state = _state_table("meter-state",
+                           help="meter id -> detectors.power state (baselines, runs, last reading)")
 
 
 def touch(table, key: str, ts: float, **latest) -> dict:
@@ -26,7 +40,7 @@ def touch(table, key: str, ts: float, **latest) -> dict:
     entry.update(latest)
     table[key] = entry
     return entry
-device_state = app.Table("device-state", default=None, partitions=_partitions,
-                         help="device pseudonym -> detectors.fence device state (open visits, days seen)")
-zone_state = app.Table("zone-state", default=None, partitions=_partitions,
-                       help="fence zone id -> detectors.fence zone state (devices present, crew)")
+device_state = _state_table("device-state",
+                            help="device pseudonym -> detectors.fence device state (open visits, days seen)")
+zone_state = _state_table("zone-state",
+                          help="fence zone id -> detectors.fence zone state (devices present, crew)")
