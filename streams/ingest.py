@@ -15,9 +15,10 @@ are produced to their topic and bad rows to ``dead-letters`` (each with its orig
 bytes) before the answer is sent, so "accepted" means acknowledged by Kafka. The source
 id comes from the token, never from the body.
 
-Meter readings are produced as MeterReadingBatch messages, each holding only meters of
-one partition (the partition their meter id hashes to), so per-meter state stays on its
-partition. Re-sending a batch is harmless: the power agent keeps the interval times it
+Rows are produced as batch messages (MeterReadingBatch, FencePingBatch), each holding
+only keys of one partition (the partition their meter id or device pseudonym hashes to),
+so per-key state stays on its partition and the agents pay their per-message cost once
+per batch. Re-sending a batch is harmless: the power agent keeps the interval times it
 has seen per meter and ignores a reading it already counted.
 """
 
@@ -35,10 +36,10 @@ from datetime import datetime
 from typing import Any, Callable
 
 from aiohttp import web
-from aiokafka.partitioner import DefaultPartitioner
 
 from .config import IngestSource, ShaftWatchConfig
 from .logs import ids
+from .partitioning import partition_for
 from .producer import KafkaSink
 from .records import (
     DEAD_LETTERS, FENCE_PINGS, METER_READINGS, SCHEMA_VERSION, Contract, DeadLetter, FencePing, MeterReading,
@@ -246,7 +247,6 @@ class IngestService:
     def __init__(self, cfg: ShaftWatchConfig, sink: KafkaSink):
         self.cfg = cfg
         self.sink = sink
-        self.partitioner = DefaultPartitioner()
         self.tokens: dict[str, IngestSource] = {}
         for source in cfg.runtime.ingest.sources:
             token = os.environ.get(source.token_env)
@@ -320,24 +320,21 @@ class IngestService:
         })
 
     async def _produce(self, feed: Feed, records: list[Contract]) -> None:
+        """Batches of up to rows_per_message rows, each holding keys of one partition only."""
         topic = self.cfg.topic(feed.topic)
-        if feed is not METERS:
-            futures = [await self.sink.send(topic, feed.key_of(r), encode(r), wait=False) for r in records]
-        else:
-            partitions = sorted(await self.sink.partitions_for(topic))
-            groups: dict[int, list[MeterReading]] = {}
-            for r in records:
-                p = self.partitioner(r.meter_id.encode(), partitions, partitions)
-                groups.setdefault(p, []).append(r)
-            size = self.cfg.runtime.ingest.rows_per_message
-            futures = []
-            for partition, group in groups.items():
-                for i in range(0, len(group), size):
-                    chunk = group[i:i + size]
-                    value = json.dumps({"v": SCHEMA_VERSION, "source_id": chunk[0].source_id, "readings": [
-                        {k: v for k, v in r.asdict().items() if k not in ("v", "source_id")} for r in chunk]}).encode()
-                    futures.append(await self.sink.send(topic, chunk[0].meter_id, value, partition=partition,
-                                                        wait=False))
+        partitions = len(await self.sink.partitions_for(topic))
+        groups: dict[int, list[Contract]] = {}
+        for r in records:
+            groups.setdefault(partition_for(feed.key_of(r), partitions), []).append(r)
+        size = self.cfg.runtime.ingest.rows_per_message
+        futures = []
+        for partition, group in groups.items():
+            for i in range(0, len(group), size):
+                chunk = group[i:i + size]
+                value = json.dumps({"v": SCHEMA_VERSION, "source_id": chunk[0].source_id, feed.rows_key: [
+                    {k: v for k, v in r.asdict().items() if k not in ("v", "source_id")} for r in chunk]}).encode()
+                futures.append(await self.sink.send(topic, feed.key_of(chunk[0]), value, partition=partition,
+                                                    wait=False))
         for future in futures:
             await future  # raises if Kafka did not take it: the client gets a 5xx and re-sends
 

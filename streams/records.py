@@ -45,7 +45,7 @@ class TopicSpec:
 
 FRAMES = TopicSpec("frames", "camera id", "raw JPEG bytes; FrameMeta in the headers")
 METER_READINGS = TopicSpec("meter-readings", "meter id", "MeterReading or MeterReadingBatch (JSON)")
-FENCE_PINGS = TopicSpec("fence-pings", "pseudonymous device id", "FencePing (JSON)")
+FENCE_PINGS = TopicSpec("fence-pings", "pseudonymous device id", "FencePing or FencePingBatch (JSON)")
 FENCE_PRESENCE = TopicSpec("fence-presence", "fence zone id", "FencePresence (JSON): counted visits, re-keyed by zone")
 SIGNALS = TopicSpec("signals", "site id", "Signal (JSON)")
 ALERTS = TopicSpec("alerts", "incident id", "Incident (JSON), latest state per incident", compacted=True)
@@ -115,35 +115,6 @@ class MeterReadingBatch(Contract):
     readings: list[dict[str, Any]]
 
 
-def decode_meter_message(raw: bytes | None) -> tuple[list[MeterReading], list[tuple[int, str]]]:
-    """A ``meter-readings`` message (one reading or a batch) -> good readings, (index, reason) of bad ones."""
-    if not raw:
-        raise RecordError("empty message")
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"not JSON: {exc}") from None
-    if not (isinstance(data, dict) and "readings" in data):
-        return [decode(MeterReading, data)], []
-    items = data["readings"]
-    if not isinstance(items, list):
-        raise RecordError(f"readings: expected a list, got {items!r:.40}")
-    # The envelope is checked as a whole; each reading on its own, so one bad row does
-    # not cost the good ones.
-    batch = decode(MeterReadingBatch, {**data, "readings": []})
-    good, bad = [], []
-    for index, item in enumerate(items):
-        try:
-            if not isinstance(item, dict):
-                raise RecordError(f"expected a JSON object, got {type(item).__name__}")
-            if "v" in item or "source_id" in item:
-                raise RecordError("v and source_id belong to the batch, not to its readings")
-            good.append(decode(MeterReading, {"v": batch.v, "source_id": batch.source_id, **item}))
-        except RecordError as exc:
-            bad.append((index, str(exc)))
-    return good, bad
-
-
 class FencePing(Contract):
     """A device seen by a carrier's electronic fence. device_pid is a keyed-hash pseudonym."""
 
@@ -173,6 +144,55 @@ class FencePing(Contract):
         if self.accuracy_m is not None and self.accuracy_m < 0:
             found.append(f"accuracy_m is negative ({self.accuracy_m})")
         return found
+
+
+class FencePingBatch(Contract):
+    """Many pings in one message. Each item is a FencePing without ``v`` and ``source_id``;
+    producers put only devices of one partition in a batch (streams.ingest does)."""
+
+    v: int
+    source_id: str
+    pings: list[dict[str, Any]]
+
+
+def decode_batch(raw: bytes | None, record: type[R], batch: type[Contract], rows_key: str,
+                 ) -> tuple[list[R], list[tuple[int, str]]]:
+    """A message holding one record or a batch of them -> good records, (index, reason) of bad ones."""
+    if not raw:
+        raise RecordError("empty message")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"not JSON: {exc}") from None
+    if not (isinstance(data, dict) and rows_key in data):
+        return [decode(record, data)], []
+    items = data[rows_key]
+    if not isinstance(items, list):
+        raise RecordError(f"{rows_key}: expected a list, got {items!r:.40}")
+    # The envelope is checked as a whole; each item on its own, so one bad row does not
+    # cost the good ones.
+    envelope = decode(batch, {**data, rows_key: []})
+    good, bad = [], []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise RecordError(f"expected a JSON object, got {type(item).__name__}")
+            if "v" in item or "source_id" in item:
+                raise RecordError(f"v and source_id belong to the batch, not to its {rows_key}")
+            good.append(decode(record, {"v": envelope.v, "source_id": envelope.source_id, **item}))
+        except RecordError as exc:
+            bad.append((index, str(exc)))
+    return good, bad
+
+
+def decode_meter_message(raw: bytes | None) -> tuple[list[MeterReading], list[tuple[int, str]]]:
+    """A ``meter-readings`` message: one MeterReading or a MeterReadingBatch."""
+    return decode_batch(raw, MeterReading, MeterReadingBatch, "readings")
+
+
+def decode_fence_message(raw: bytes | None) -> tuple[list[FencePing], list[tuple[int, str]]]:
+    """A ``fence-pings`` message: one FencePing or a FencePingBatch."""
+    return decode_batch(raw, FencePing, FencePingBatch, "pings")
 
 
 class FencePresence(Contract):
@@ -480,4 +500,4 @@ def json_schema(cls: type[Contract]) -> dict[str, Any]:
     }
 
 
-PUBLISHED_RECORDS: tuple[type[Contract], ...] = (MeterReading, MeterReadingBatch, FencePing, FencePresence, Signal, Incident, DeadLetter)
+PUBLISHED_RECORDS: tuple[type[Contract], ...] = (MeterReading, MeterReadingBatch, FencePing, FencePingBatch, FencePresence, Signal, Incident, DeadLetter)

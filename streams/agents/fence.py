@@ -18,10 +18,11 @@ from detectors.fence import (
 )
 
 from ..app import app, config
-from ..dead_letters import refusing
+from ..dead_letters import dead_letter, refusing
 from ..logs import ids
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
-from ..records import FENCE_PINGS, SCHEMA_VERSION, FencePing, FencePresence, RecordError, Signal, decode
+from ..partitioning import partition_for
+from ..records import FENCE_PINGS, SCHEMA_VERSION, FencePing, FencePresence, RecordError, Signal, decode_fence_message
 from ..tables import device_state, zone_state
 from ..topics import fence_pings_topic, fence_presence_topic, signals_topic
 from .power import SIGNALS
@@ -37,6 +38,7 @@ INDEX = ZoneIndex([
     for z in config.fences.zones
 ])
 SITES = {s.id: (s.lon, s.lat) for s in config.sites.sites}
+PARTITIONS = config.runtime.app.topics.partitions
 
 
 def load_watchlist() -> frozenset[str]:
@@ -74,28 +76,45 @@ async def emit(signals: list[Signal]) -> None:
                                      signal_id=signal.signal_id, strength=signal.strength))
 
 
+def check_ping(record: FencePing, partition: int) -> None:
+    if record.zone_id is not None and record.zone_id not in INDEX.zones:
+        raise RecordError(f"unknown fence zone {record.zone_id!r} (not in fences.yaml)")
+    home = partition_for(record.device_pid, PARTITIONS)
+    if home != partition:
+        raise RecordError(f"device {record.device_pid} belongs to partition {home}, not {partition}: "
+                          "key single pings by device_pid and batch only devices of one partition")
+
+
 @app.agent(fence_pings_topic, name="fence-agent")
 async def fence_agent(stream):
     async for event in stream.events():
         RECORDS_IN.labels(topic=FENCE_PINGS.name).inc()
         async with refusing(event, SOURCE):
-            record = decode(FencePing, event.value)
-            if event.key is not None and event.key.decode() != record.device_pid:
-                raise RecordError("message key must be the device pseudonym (device_pid)")
-            if record.zone_id is not None and record.zone_id not in INDEX.zones:
-                raise RecordError(f"unknown fence zone {record.zone_id!r} (not in fences.yaml)")
-            ping = Ping(record.device_pid, record.device_kind, record.ts, record.lon, record.lat, record.accuracy_m,
-                        record.cell_id, record.zone_id, record.event)
-            state = device_state.get(record.device_pid) or new_device_state()
-            findings, presences = observe_ping(state, ping, INDEX.locate(ping, RULES), INDEX, RULES, CLOCK, WATCHLIST)
-            device_state[record.device_pid] = state
-            RECORDS_ACCEPTED.labels(topic=FENCE_PINGS.name).inc()
+            records, bad = decode_fence_message(event.value)
+            for index, reason in bad:
+                await dead_letter(event, SOURCE, f"ping {index}: {reason}")
+            presences, signals = [], []
+            for record in records:
+                try:
+                    check_ping(record, event.message.partition)
+                except RecordError as exc:
+                    await dead_letter(event, SOURCE, f"ping of {record.device_pid}: {exc}")
+                    continue
+                ping = Ping(record.device_pid, record.device_kind, record.ts, record.lon, record.lat,
+                            record.accuracy_m, record.cell_id, record.zone_id, record.event)
+                state = device_state.get(record.device_pid) or new_device_state()
+                findings, found_presences = observe_ping(state, ping, INDEX.locate(ping, RULES), INDEX, RULES, CLOCK,
+                                                         WATCHLIST)
+                device_state[record.device_pid] = state
+                presences += found_presences
+                for finding in findings:
+                    signals += to_signals(finding, record.lon, record.lat)
+            RECORDS_ACCEPTED.labels(topic=FENCE_PINGS.name).inc(len(records))
             for p in presences:
                 await fence_presence_topic.send(key=p.zone_id, value=FencePresence(
                     v=SCHEMA_VERSION, zone_id=p.zone_id, device_pid=p.device_pid, device_kind=p.device_kind,
                     since=p.since, ts=p.ts, left=p.left, lon=p.lon, lat=p.lat))
-            for finding in findings:
-                await emit(to_signals(finding, record.lon, record.lat))
+            await emit(signals)
 
 
 @app.agent(fence_presence_topic, name="zone-agent")

@@ -18,6 +18,7 @@ from ..app import app, config
 from ..dead_letters import dead_letter, refusing
 from ..logs import ids
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
+from ..partitioning import partition_for
 from ..records import METER_READINGS, SCHEMA_VERSION, MeterReading, RecordError, Signal, decode_meter_message
 from ..tables import meter_state
 from ..topics import meter_readings_topic, signals_topic
@@ -43,6 +44,7 @@ def meter_spec(meter) -> MeterSpec:
 
 
 SPECS: dict[str, MeterSpec] = {m.id: meter_spec(m) for m in config.meters.meters}
+PARTITIONS = config.runtime.app.topics.partitions
 
 
 def to_signal(finding: Finding) -> Signal:
@@ -94,11 +96,19 @@ async def power_agent(stream):
             for index, reason in bad:
                 READINGS.labels(outcome="rejected").inc()
                 await dead_letter(event, SOURCE, f"reading {index}: {reason}")
-            unknown = [r for r in readings if r.meter_id not in SPECS]
-            for r in unknown:
+            placed = []
+            for r in readings:
+                if r.meter_id not in SPECS:
+                    reason = f"unknown meter {r.meter_id!r} (not in meters.yaml)"
+                elif (home := partition_for(r.meter_id, PARTITIONS)) != event.message.partition:
+                    reason = (f"meter {r.meter_id} belongs to partition {home}, not {event.message.partition}: "
+                              "key single readings by meter id and batch only meters of one partition")
+                else:
+                    placed.append(r)
+                    continue
                 READINGS.labels(outcome="rejected").inc()
-                await dead_letter(event, SOURCE, f"unknown meter {r.meter_id!r} (not in meters.yaml)")
-            readings = [r for r in readings if r.meter_id in SPECS]
+                await dead_letter(event, SOURCE, reason)
+            readings = placed
             # Read each meter's state once per message and write it back once: one
             # changelog record per meter per message, however many readings it carried.
             states = {mid: meter_state.get(mid) for mid in {r.meter_id for r in readings}}

@@ -151,7 +151,6 @@ def test_fence_pings_are_pseudonymized_before_kafka(ingest, kafka_bootstrap, mon
     cfg, _ = ingest
     monkeypatch.setenv("SHAFTWATCH_PSEUDONYM_KEY", "county-key")
     from streams.privacy import pseudonymize
-    from streams.records import FencePing
     clear = "8613912345678"
     now = time.time() - 60
     rows = [
@@ -181,10 +180,19 @@ def test_fence_pings_are_pseudonymized_before_kafka(ingest, kafka_bootstrap, mon
     assert "not an area-entered or area-left" in answer["errors"][0]["reason"]
 
     records = asyncio.run(read_all(kafka_bootstrap, cfg.topic("fence-pings"), expect=3, timeout=15))
-    pings = [decode(FencePing, r.value) for r in records]
-    assert pings[0].device_pid == pseudonymize(b"county-key", clear) == records[0].key.decode()
-    assert pings[2].device_pid == pseudonymize(b"county-key", "+8613912345678") == pings[0].device_pid
-    assert (pings[2].event, pings[2].accuracy_m, pings[2].ts) == ("exit", 800, 1795398000.0)  # 01:40Z
+    from streams.partitioning import partition_for
+    from streams.records import decode_fence_message
+    pings = []
+    for r in records:
+        batch = decode_fence_message(r.value)[0]
+        assert all(partition_for(p.device_pid, 2) == r.partition for p in batch)  # batches stay on their partition
+        pings += batch
+    phone = pseudonymize(b"county-key", clear)
+    assert pseudonymize(b"county-key", "+8613912345678") == phone
+    assert sorted(p.event or "" for p in pings if p.device_pid == phone) == ["enter", "exit"]
+    left = next(p for p in pings if p.event == "exit")
+    assert (left.accuracy_m, left.ts) == (800, 1795398000.0)  # 2026-11-23T01:40Z
+    assert pseudonymize(b"county-key", "VT-77") in {p.device_pid for p in pings}
     assert all(p.source_id == "CMCC" for p in pings)
     # No clear id anywhere on Kafka: not in pings, not in dead letters.
     letters = asyncio.run(read_all(kafka_bootstrap, cfg.topic("dead-letters"), expect=4, timeout=10))
