@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from alerts.fusion import FusionRules
 from detectors.fence import FenceRules
 from detectors.fence import Zone as DetectorZone
 from detectors.power import PowerRules
@@ -101,6 +102,27 @@ class IngestSettings(Section):
     sources: list[IngestSource] = []
 
 
+class NotifyChannel(Section):
+    name: Literal["webhook", "sms"]
+    url: str = Field(pattern=r"^https?://")
+    token_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")  # the credential, from the environment
+    recipients: list[str] = []  # for the SMS gateway: duty phones of the patrol team
+
+
+class NotifySettings(Section):
+    console_url: str = "http://127.0.0.1:8080"  # put in messages, so a tap opens the incident
+    max_attempts: int = Field(5, ge=1, le=20)
+    backoff_s: float = Field(1.0, gt=0)
+    channels: list[NotifyChannel] = []
+
+
+class Operator(Section):
+    """A person who may act on incidents; the token comes from the environment variable named."""
+
+    name: str = Field(min_length=1)
+    token_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+
 class DemoSettings(Section):
     footage_dir: str = "../shared/data/intel_sample_videos"
     meter_history_days: int = Field(7, ge=0, le=60)
@@ -119,6 +141,8 @@ class RuntimeSettings(Section):
     app: AppSettings = AppSettings()
     http: HttpSettings = HttpSettings()
     ingest: IngestSettings = IngestSettings()
+    notify: NotifySettings = NotifySettings()
+    operators: list[Operator] = []
     demo: DemoSettings = DemoSettings()
 
 
@@ -316,6 +340,7 @@ class ThresholdsFile(Section):
     # threshold is defined once, next to the rule that uses it.
     power: PowerRules = PowerRules()
     fence: FenceRules = FenceRules()
+    fusion: FusionRules = FusionRules()
 
     def clock(self) -> LocalClock:
         return LocalClock(self.timezone_offset_h, self.night.start, self.night.end)

@@ -1,0 +1,386 @@
+"""The alert store: incidents, their evidence, the audit trail, silences, notifications,
+and the shaft ledger. SQLAlchemy Core; SQLite file by default, PostgreSQL by URL; the
+schema is created and upgraded by the Alembic migrations in alerts/migrations.
+
+Every method is synchronous and short: workers and the server call them from an executor
+thread, never on the event loop. Writes are idempotent: a signal already stored (by its
+signal_id) changes nothing, so replaying ``signals`` after a crash duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from detectors.timeofday import LocalClock
+
+from .fusion import FusionRules, IncidentDraft, SiteContext, at_least, fuse, rank_key
+from .lifecycle import DISPOSITIONS, LifecycleError, check_transition
+
+metadata = sa.MetaData()
+
+sites = sa.Table(
+    "sites", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("township", sa.String(100), nullable=False),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("sealed_on", sa.String(10)),
+    sa.Column("responsible", sa.String(200), nullable=False),
+)
+site_events = sa.Table(
+    "site_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("site_id", sa.String(32), sa.ForeignKey("sites.id"), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("actor", sa.String(100), nullable=False),
+)
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("site_id", sa.String(32), nullable=False, index=True),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("draft", sa.JSON, nullable=False),
+    sa.Column("disposition", sa.String(32)),
+    sa.Column("note", sa.Text),
+    sa.Column("silenced_by", sa.Integer),
+    sa.Column("escalated_at", sa.Float),
+    sa.Column("previous_incident_id", sa.String(40)),
+    sa.Column("written_at", sa.Float, nullable=False),
+)
+incident_signals = sa.Table(
+    "incident_signals", metadata,
+    sa.Column("signal_id", sa.String(40), primary_key=True),
+    sa.Column("incident_id", sa.String(40), sa.ForeignKey("incidents.id"), nullable=False, index=True),
+    sa.Column("source_kind", sa.String(16), nullable=False),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("strength", sa.Float, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),
+)
+audit = sa.Table(
+    "audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(40), index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+)
+silences = sa.Table(
+    "silences", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("site_id", sa.String(32)),
+    sa.Column("source_kind", sa.String(16)),
+    sa.Column("source_id", sa.String(64)),
+    sa.Column("starts_at", sa.Float, nullable=False),
+    sa.Column("ends_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+notifications = sa.Table(
+    "notifications", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(40), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("response", sa.Text, nullable=False, server_default=""),
+    sa.UniqueConstraint("incident_id", "kind", "channel", name="uq_notification_once"),
+)
+
+SYSTEM = "system"
+
+
+class StoreError(Exception):
+    pass
+
+
+def _engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+            # Several processes write (workers, the server): WAL lets readers go on while one writes.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class AlertStore:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _engine(url)
+
+    # ------------------------------------------------------------------ schema
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest migration (idempotent)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+
+    def sync_ledger(self, ledger: list[dict[str, Any]]) -> None:
+        """Sites from configs/ into the ledger (insert new, update changed; history is kept)."""
+        with self.engine.begin() as c:
+            existing = {r.id: r for r in c.execute(sa.select(sites))}
+            for site in ledger:
+                row = existing.get(site["id"])
+                if row is None:
+                    c.execute(sites.insert().values(**site))
+                    c.execute(site_events.insert().values(site_id=site["id"], at=time.time(), kind="registered",
+                                                          note=f"status {site['status']}", actor=SYSTEM))
+                elif dict(row._mapping) != site:
+                    c.execute(sites.update().where(sites.c.id == site["id"]).values(**site))
+                    if row.status != site["status"]:
+                        c.execute(site_events.insert().values(
+                            site_id=site["id"], at=time.time(), kind="status_changed",
+                            note=f"{row.status} -> {site['status']}", actor=SYSTEM))
+
+    def add_site_event(self, site_id: str, kind: str, note: str, actor: str, at: float | None = None) -> None:
+        with self.engine.begin() as c:
+            c.execute(site_events.insert().values(site_id=site_id, at=at or time.time(), kind=kind, note=note,
+                                                  actor=actor))
+
+    def site_history(self, site_id: str) -> list[dict]:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(site_events).where(site_events.c.site_id == site_id)
+                             .order_by(site_events.c.at))
+            return [dict(r._mapping) for r in rows]
+
+    # ------------------------------------------------------------------ fusion
+
+    def _site_context(self, c, site_id: str) -> SiteContext:
+        row = c.execute(sa.select(sites.c.status).where(sites.c.id == site_id)).first()
+        confirmed = c.execute(sa.select(sa.func.count()).select_from(incidents).where(
+            incidents.c.site_id == site_id, incidents.c.disposition == "illegal_mining_confirmed")).scalar_one()
+        return SiteContext(status=row.status if row else "sealed", confirmed_incidents=confirmed)
+
+    def apply_signal(self, signal: dict[str, Any], rules: FusionRules, clock: LocalClock) -> tuple[dict | None, str]:
+        """Fuse one signal into its site's incident and store both, in one transaction.
+        Returns (incident, change) with change one of opened, updated, duplicate."""
+        with self.engine.begin() as c:
+            if c.execute(sa.select(incident_signals.c.signal_id).where(
+                    incident_signals.c.signal_id == signal["signal_id"])).first():
+                return None, "duplicate"
+            latest = c.execute(sa.select(incidents).where(incidents.c.site_id == signal["site_id"])
+                               .order_by(incidents.c.opened_at.desc()).limit(1)).first()
+            draft = None
+            if latest is not None:
+                draft = IncidentDraft(**{**latest.draft, "state": latest.state})
+            draft, change = fuse(draft, signal, rules, self._site_context(c, signal["site_id"]), clock)
+            silence = self._matching_silence(c, signal)
+            values = dict(site_id=draft.site_id, state=draft.state, severity=draft.severity, score=draft.score,
+                          opened_at=draft.opened_at, updated_at=draft.updated_at, summary=draft.summary,
+                          draft=draft.as_dict(), previous_incident_id=draft.previous_incident_id,
+                          written_at=time.time())
+            if change == "opened":
+                c.execute(incidents.insert().values(id=draft.incident_id, silenced_by=silence, **values))
+                self._audit(c, draft.incident_id, SYSTEM, "opened", {"signal_id": signal["signal_id"],
+                                                                    "previous": draft.previous_incident_id,
+                                                                    "silenced_by": silence})
+            else:
+                if silence is not None:
+                    values["silenced_by"] = silence
+                c.execute(incidents.update().where(incidents.c.id == draft.incident_id).values(**values))
+                self._audit(c, draft.incident_id, SYSTEM, "evidence_added",
+                            {"signal_id": signal["signal_id"], "score": draft.score, "severity": draft.severity})
+            c.execute(incident_signals.insert().values(
+                signal_id=signal["signal_id"], incident_id=draft.incident_id, source_kind=signal["source_kind"],
+                source_id=signal["source_id"], kind=signal["kind"], ts=signal["ts"], strength=signal["strength"],
+                summary=signal["summary"], details=signal.get("details") or {},
+                evidence=signal.get("evidence") or []))
+            return self._incident(c, draft.incident_id), change
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def transition(self, incident_id: str, action: str, actor: str, disposition: str | None = None,
+                   note: str | None = None) -> dict:
+        """acknowledge, dispatch or resolve, by a named person; audited."""
+        with self.engine.begin() as c:
+            row = c.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
+            if row is None:
+                raise StoreError(f"no incident {incident_id}")
+            new_state = check_transition(row.state, action, disposition)
+            values: dict[str, Any] = {"state": new_state, "written_at": time.time()}
+            draft = dict(row.draft, state=new_state)
+            values["draft"] = draft
+            if action == "resolve":
+                values.update(disposition=disposition, note=note)
+            c.execute(incidents.update().where(incidents.c.id == incident_id).values(**values))
+            self._audit(c, incident_id, actor, action, {"from": row.state, "to": new_state,
+                                                         "disposition": disposition, "note": note})
+            if action == "resolve" and disposition == "illegal_mining_confirmed":
+                c.execute(site_events.insert().values(site_id=row.site_id, at=time.time(), kind="incident_confirmed",
+                                                      note=f"{incident_id}: {note or ''}", actor=actor))
+            return self._incident(c, incident_id)
+
+    def close_quiet(self, now: float, rules: FusionRules) -> list[dict]:
+        """Untouched (new) incidents with no signal for quiet_close_s resolve themselves."""
+        closed = []
+        with self.engine.begin() as c:
+            rows = c.execute(sa.select(incidents.c.id, incidents.c.draft).where(
+                incidents.c.state == "new", incidents.c.updated_at < now - rules.quiet_close_s)).all()
+            for row in rows:
+                c.execute(incidents.update().where(incidents.c.id == row.id).values(
+                    state="resolved", disposition="auto_closed_quiet", draft=dict(row.draft, state="resolved"),
+                    note=f"no new evidence for {rules.quiet_close_s / 60:.0f} min and nobody working it",
+                    written_at=time.time()))
+                self._audit(c, row.id, SYSTEM, "resolve", {"from": "new", "to": "resolved",
+                                                           "disposition": "auto_closed_quiet"})
+                closed.append(self._incident(c, row.id))
+        return closed
+
+    def due_escalations(self, now: float, rules: FusionRules) -> list[dict]:
+        """High-severity incidents still new after escalate_after_s: escalate once, audited."""
+        out = []
+        with self.engine.begin() as c:
+            rows = c.execute(sa.select(incidents).where(
+                incidents.c.state == "new", incidents.c.escalated_at.is_(None), incidents.c.silenced_by.is_(None),
+                incidents.c.opened_at < now - rules.escalate_after_s)).all()
+            for row in rows:
+                if not at_least(row.severity, rules.escalate_min_severity):
+                    continue
+                c.execute(incidents.update().where(incidents.c.id == row.id).values(escalated_at=now))
+                self._audit(c, row.id, SYSTEM, "escalated",
+                            {"unacknowledged_for_s": round(now - row.opened_at), "severity": row.severity})
+                out.append(self._incident(c, row.id))
+        return out
+
+    # ------------------------------------------------------------------ silences
+
+    def add_silence(self, *, created_by: str, reason: str, starts_at: float, ends_at: float,
+                    site_id: str | None = None, source_kind: str | None = None, source_id: str | None = None) -> int:
+        if not (site_id or source_kind or source_id):
+            raise StoreError("a silence needs at least one matcher: site_id, source_kind or source_id")
+        if ends_at <= starts_at:
+            raise StoreError("a silence must end after it starts")
+        if not reason.strip() or not created_by.strip():
+            raise StoreError("a silence needs a reason and who set it")
+        with self.engine.begin() as c:
+            result = c.execute(silences.insert().values(
+                site_id=site_id, source_kind=source_kind, source_id=source_id, starts_at=starts_at, ends_at=ends_at,
+                created_by=created_by, reason=reason, created_at=time.time()))
+            silence_id = result.inserted_primary_key[0]
+            self._audit(c, None, created_by, "silence_added", {"silence_id": silence_id, "site_id": site_id,
+                                                              "source_kind": source_kind, "source_id": source_id,
+                                                              "reason": reason, "ends_at": ends_at})
+            return silence_id
+
+    def silences(self, now: float | None = None) -> list[dict]:
+        with self.engine.connect() as c:
+            query = sa.select(silences).order_by(silences.c.starts_at)
+            if now is not None:
+                query = query.where(silences.c.ends_at > now)
+            return [dict(r._mapping) for r in c.execute(query)]
+
+    def _matching_silence(self, c, signal: dict) -> int | None:
+        ts = signal["ts"]
+        rows = c.execute(sa.select(silences).where(silences.c.starts_at <= ts, silences.c.ends_at > ts)).all()
+        for s in rows:
+            if (s.site_id in (None, signal["site_id"]) and s.source_kind in (None, signal["source_kind"])
+                    and s.source_id in (None, signal["source_id"])):
+                return s.id
+        return None
+
+    # ------------------------------------------------------------------ notifications
+
+    def notification_done(self, incident_id: str, kind: str, channel: str) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(notifications.c.id).where(
+                notifications.c.incident_id == incident_id, notifications.c.kind == kind,
+                notifications.c.channel == channel, notifications.c.status == "sent")).first() is not None
+
+    def record_notification(self, incident_id: str, kind: str, channel: str, status: str, attempts: int,
+                            response: str) -> None:
+        with self.engine.begin() as c:
+            existing = c.execute(sa.select(notifications.c.id).where(
+                notifications.c.incident_id == incident_id, notifications.c.kind == kind,
+                notifications.c.channel == channel)).first()
+            values = dict(status=status, attempts=attempts, at=time.time(), response=response[:2000])
+            if existing:
+                c.execute(notifications.update().where(notifications.c.id == existing.id).values(**values))
+            else:
+                c.execute(notifications.insert().values(incident_id=incident_id, kind=kind, channel=channel, **values))
+            self._audit(c, incident_id, SYSTEM, f"notify_{status}", {"kind": kind, "channel": channel,
+                                                                     "attempts": attempts})
+
+    def notifications_for(self, incident_id: str) -> list[dict]:
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(sa.select(notifications).where(
+                notifications.c.incident_id == incident_id))]
+
+    # ------------------------------------------------------------------ reading
+
+    def _audit(self, c, incident_id: str | None, actor: str, action: str, detail: dict) -> None:
+        c.execute(audit.insert().values(incident_id=incident_id, at=time.time(), actor=actor, action=action,
+                                        detail=detail))
+
+    def _incident(self, c, incident_id: str) -> dict:
+        row = c.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
+        return dict(row._mapping)
+
+    def incident(self, incident_id: str) -> dict | None:
+        """One incident with its evidence, audit trail and the silence that holds it, if any."""
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
+            if row is None:
+                return None
+            out = dict(row._mapping)
+            out["signals"] = [dict(r._mapping) for r in c.execute(
+                sa.select(incident_signals).where(incident_signals.c.incident_id == incident_id)
+                .order_by(incident_signals.c.ts))]
+            out["audit"] = [dict(r._mapping) for r in c.execute(
+                sa.select(audit).where(audit.c.incident_id == incident_id).order_by(audit.c.id))]
+            if row.silenced_by is not None:
+                s = c.execute(sa.select(silences).where(silences.c.id == row.silenced_by)).first()
+                out["silence"] = dict(s._mapping) if s else None
+            return out
+
+    def open_incidents(self) -> list[dict]:
+        """Not resolved, ranked: score first, then age."""
+        with self.engine.connect() as c:
+            rows = [dict(r._mapping) for r in c.execute(sa.select(incidents).where(incidents.c.state != "resolved"))]
+        return sorted(rows, key=rank_key)
+
+    def all_incidents(self) -> list[dict]:
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(sa.select(incidents).order_by(incidents.c.opened_at))]
+
+    def count_signals(self) -> int:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(sa.func.count()).select_from(incident_signals)).scalar_one()
+
+
+__all__ = ["AlertStore", "StoreError", "LifecycleError", "DISPOSITIONS"]

@@ -1,0 +1,92 @@
+"""The alert store on a real SQLite file: idempotent fusion, lifecycle with audit, silences,
+auto-close, escalation and the ledger."""
+
+from __future__ import annotations
+
+import calendar
+
+import pytest
+
+from alerts.fusion import FusionRules
+from alerts.lifecycle import LifecycleError
+from alerts.store import AlertStore, StoreError
+from detectors.timeofday import LocalClock
+
+CLOCK = LocalClock()
+RULES = FusionRules()
+NIGHT = calendar.timegm((2026, 11, 23, 2, 0, 0)) - 8 * 3600
+
+
+def signal(sid, site="S01", kind="power", strength=0.8, ts=NIGHT, source_id="M-0001"):
+    return {"signal_id": sid, "site_id": site, "source_kind": kind, "source_id": source_id, "kind": "reconnection",
+            "ts": ts, "strength": strength, "summary": f"signal {sid}", "details": {"kw": 30},
+            "evidence": [f"power-curve:{sid}"]}
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
+    s.migrate()
+    s.sync_ledger([{"id": "S01", "name": "one", "township": "t", "lon": 110.0, "lat": 34.0, "status": "sealed",
+                    "sealed_on": "2023-05-12", "responsible": "王建国"},
+                   {"id": "S02", "name": "two", "township": "t", "lon": 110.1, "lat": 34.1, "status": "sealed",
+                    "sealed_on": None, "responsible": "x"}])
+    return s
+
+
+def test_replayed_signals_change_nothing(store):
+    first, change = store.apply_signal(signal("a"), RULES, CLOCK)
+    second, change2 = store.apply_signal(signal("b", kind="fence", strength=0.6, ts=NIGHT + 60), RULES, CLOCK)
+    assert (change, change2) == ("opened", "updated") and first["id"] == second["id"]
+    for s in (signal("a"), signal("b", kind="fence", strength=0.6, ts=NIGHT + 60)):
+        assert store.apply_signal(s, RULES, CLOCK) == (None, "duplicate")
+    assert len(store.all_incidents()) == 1 and store.count_signals() == 2
+    full = store.incident(first["id"])
+    assert [s["signal_id"] for s in full["signals"]] == ["a", "b"]
+    assert [a["action"] for a in full["audit"]] == ["opened", "evidence_added"]
+
+
+def test_lifecycle_is_audited_and_resolved_is_final(store):
+    inc, _ = store.apply_signal(signal("a"), RULES, CLOCK)
+    store.transition(inc["id"], "acknowledge", "duty-officer")
+    store.transition(inc["id"], "dispatch", "patrol-lead", note="team 2 on the way")
+    with pytest.raises(LifecycleError, match="needs a disposition"):
+        store.transition(inc["id"], "resolve", "patrol-lead")
+    done = store.transition(inc["id"], "resolve", "patrol-lead", disposition="illegal_mining_confirmed",
+                            note="3 arrested, generator seized")
+    assert done["state"] == "resolved" and done["disposition"] == "illegal_mining_confirmed"
+    with pytest.raises(LifecycleError, match="resolved"):
+        store.transition(inc["id"], "acknowledge", "duty-officer")
+    trail = [(a["actor"], a["action"]) for a in store.incident(inc["id"])["audit"]]
+    assert trail == [("system", "opened"), ("duty-officer", "acknowledge"), ("patrol-lead", "dispatch"),
+                     ("patrol-lead", "resolve")]
+    # New evidence afterwards opens a new incident that links the old one, with a higher prior.
+    new, change = store.apply_signal(signal("c", ts=NIGHT + 120), RULES, CLOCK)
+    assert change == "opened" and new["previous_incident_id"] == inc["id"] and new["score"] > inc["score"]
+    assert [e["kind"] for e in store.site_history("S01")] == ["registered", "incident_confirmed"]
+
+
+def test_silence_records_but_marks(store):
+    sid = store.add_silence(created_by="县自然资源局 李", reason="licensed backfilling work, permit 2026-114",
+                            starts_at=NIGHT - 3600, ends_at=NIGHT + 3600, site_id="S02")
+    quiet, _ = store.apply_signal(signal("a", site="S02"), RULES, CLOCK)
+    loud, _ = store.apply_signal(signal("b", site="S01"), RULES, CLOCK)
+    assert quiet["silenced_by"] == sid and loud["silenced_by"] is None
+    shown = store.incident(quiet["id"])
+    assert shown["silence"]["reason"].startswith("licensed") and shown["silence"]["created_by"] == "县自然资源局 李"
+    with pytest.raises(StoreError, match="at least one matcher"):
+        store.add_silence(created_by="x", reason="y", starts_at=0, ends_at=1)
+
+
+def test_quiet_incidents_close_and_unacknowledged_ones_escalate(store):
+    high, _ = store.apply_signal(signal("a", strength=0.9), RULES, CLOCK)
+    low, _ = store.apply_signal(signal("b", site="S02", strength=0.2), RULES, CLOCK)
+    assert high["severity"] in ("high", "critical") and low["severity"] in ("info", "low")
+    escalated = store.due_escalations(NIGHT + RULES.escalate_after_s + 1, RULES)
+    assert [i["id"] for i in escalated] == [high["id"]]
+    assert store.due_escalations(NIGHT + RULES.escalate_after_s + 100, RULES) == []  # once
+    store.transition(high["id"], "acknowledge", "duty-officer")
+    closed = store.close_quiet(NIGHT + RULES.quiet_close_s + 1, RULES)
+    assert [i["id"] for i in closed] == [low["id"]]  # the one a person is working stays open
+    assert store.incident(low["id"])["disposition"] == "auto_closed_quiet"
+    assert [i["id"] for i in store.open_incidents()] == [high["id"]]
