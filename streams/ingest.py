@@ -346,16 +346,11 @@ class IngestService:
 INGEST = web.AppKey("ingest", IngestService)
 
 
-def add_ingest_routes(app: web.Application, cfg: ShaftWatchConfig) -> None:
-    """Mount the ingest endpoints; the Kafka producer lives as long as the web app."""
+def add_ingest_routes(app: web.Application, cfg: ShaftWatchConfig, sink: Callable[[], KafkaSink]) -> None:
+    """Mount the ingest endpoints; ``sink()`` gives the server's producer once it started."""
 
     async def start(app: web.Application) -> None:
-        sink = KafkaSink(cfg.bootstrap_servers, "ingest-http", linger_ms=10)
-        await sink.start()
-        app[INGEST] = IngestService(cfg, sink)
-
-    async def stop(app: web.Application) -> None:
-        await app[INGEST].sink.stop()
+        app[INGEST] = IngestService(cfg, sink())
 
     async def meters(request: web.Request) -> web.Response:
         service = request.app[INGEST]
@@ -374,7 +369,6 @@ def add_ingest_routes(app: web.Application, cfg: ShaftWatchConfig) -> None:
         return web.json_response(openapi())
 
     app.on_startup.append(start)
-    app.on_cleanup.append(stop)
     app.router.add_post(METERS.path, meters)
     app.router.add_post(FENCES.path, pings)
     app.router.add_post(CAMARA_PATH, camara)

@@ -248,6 +248,18 @@ class Incident(Contract):
     silenced_by: Optional[str] = None
     previous_incident_id: Optional[str] = None
 
+    @classmethod
+    def from_store(cls, row: dict[str, Any]) -> Incident:
+        """The record of an incident row of alerts.store."""
+        return cls(
+            v=SCHEMA_VERSION, incident_id=row["id"], site_id=row["site_id"], state=row["state"],
+            severity=row["severity"], score=row["score"], opened_at=row["opened_at"], updated_at=row["updated_at"],
+            summary=row["summary"], signal_ids=list(row["draft"].get("signal_ids", [])),
+            disposition=row.get("disposition"),
+            silenced_by=str(row["silenced_by"]) if row.get("silenced_by") is not None else None,
+            previous_incident_id=row.get("previous_incident_id"),
+        )
+
 
 class DeadLetter(Contract):
     """Input that was not accepted: the original bytes, where they came from, and why."""

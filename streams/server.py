@@ -13,18 +13,43 @@ import time
 
 from aiohttp import web
 
+from alerts.api import ConsoleApi, add_api_routes, operator_tokens
+from alerts.store import AlertStore
+
 from .broker import _metadata_ok
 from .config import ShaftWatchConfig
 from .ingest import add_ingest_routes
 from .logs import ids
 from .metrics import CONTENT_TYPE_LATEST, generate_latest
+from .producer import KafkaSink
+from .records import ALERTS, Incident, encode
 
 log = logging.getLogger("shaftwatch.server")
+
+
+SINK = web.AppKey("sink", KafkaSink)
 
 
 def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
     app = web.Application()
     started = time.time()
+    store = AlertStore(cfg.store_url)
+
+    async def start(app: web.Application) -> None:
+        # One producer for the process: ingest writes through it, the console publishes
+        # incident state changes through it.
+        app[SINK] = KafkaSink(cfg.bootstrap_servers, "server", linger_ms=10)
+        await app[SINK].start()
+        await asyncio.get_running_loop().run_in_executor(None, store.migrate)
+
+    async def stop(app: web.Application) -> None:
+        await app[SINK].stop()
+
+    async def publish(incident: dict) -> None:
+        await app[SINK].send(cfg.topic(ALERTS.name), incident["id"], encode(Incident.from_store(incident)))
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
 
     async def health(request: web.Request) -> web.Response:
         try:
@@ -41,7 +66,8 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
 
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
-    add_ingest_routes(app, cfg)
+    add_ingest_routes(app, cfg, lambda: app[SINK])
+    add_api_routes(app, ConsoleApi(store, operator_tokens(cfg.runtime.operators), publish))
     return app
 
 

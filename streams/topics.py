@@ -27,5 +27,7 @@ fence_pings_topic = _raw(config.topic(FENCE_PINGS.name))
 fence_presence_topic = app.topic(config.topic(FENCE_PRESENCE.name), key_type=str, value_type=FencePresence,
                                  partitions=_partitions)
 signals_topic = app.topic(config.topic(SIGNALS.name), key_type=str, value_type=Signal, partitions=_partitions)
+# The fusion agent reads signals as bytes, like every input, to refuse a malformed one with a reason.
+signals_raw_topic = _raw(config.topic(SIGNALS.name))
 alerts_topic = app.topic(config.topic(ALERTS.name), key_type=str, value_type=Incident, partitions=_partitions, compacting=True)
 dead_letters_topic = app.topic(config.topic(DEAD_LETTERS.name), key_type=str, value_type=DeadLetter, partitions=_partitions)

@@ -10,12 +10,28 @@ import faust
 from .broker import ensure_topics, topic_plan
 
 
+def prepare_store(config) -> None:
+    """Schema up to date and the shaft ledger in sync with configs/, before any signal."""
+    from alerts.store import AlertStore
+
+    store = AlertStore(config.store_url)
+    store.migrate()
+    store.sync_ledger(ledger_rows(config))
+
+
+def ledger_rows(config) -> list[dict]:
+    return [{"id": s.id, "name": s.name, "township": s.township, "lon": s.lon, "lat": s.lat, "status": s.status,
+             "sealed_on": s.sealed_on, "responsible": f"{s.responsible.name} ({s.responsible.role})"}
+            for s in config.sites.sites]
+
+
 def run_worker() -> None:
     # Importing registers the app, its topics, tables, agents and pages.
     from . import agents, views  # noqa: F401
     from .app import app, config
 
     Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)
+    prepare_store(config)
     asyncio.run(ensure_topics(config.bootstrap_servers, topic_plan(config)))
     worker = faust.Worker(app, loglevel=config.runtime.log_level, logging_config=app.conf.logging_config,
                           redirect_stdouts=False)

@@ -1,3 +1,3 @@
 """Faust agents, one module per input: importing this package registers them on the app."""
 
-from . import fence, power, vision  # noqa: F401
+from . import fence, fusion, power, vision  # noqa: F401

@@ -1,0 +1,86 @@
+"""Fusion agent: ``signals`` (keyed by site) -> incidents in the alert store -> ``alerts``
+(compacted, keyed by incident id) and notifications.
+
+The logic is in alerts/ (fusion, store, notifier); this module wires it to Kafka. Store
+calls are blocking database work and run on one executor thread, in signal order; the
+event loop only awaits them. Time for quiet-closing and escalation is the sources' clock:
+wall time corrected by how far the newest signal's source time is from it, so replays and
+the shifted demo clock behave as live data does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from prometheus_client import Counter, Histogram
+
+from alerts.fusion import at_least
+from alerts.notifier import Notifier, channels_from_config
+from alerts.store import AlertStore
+
+from ..app import app, config
+from ..dead_letters import refusing
+from ..logs import ids
+from ..records import Incident, Signal, decode
+from ..topics import alerts_topic, signals_raw_topic
+
+log = logging.getLogger("shaftwatch.fusion")
+
+SOURCE = "fusion-agent"
+RULES = config.thresholds.fusion
+CLOCK = config.thresholds.clock()
+INCIDENT_CHANGES = Counter("shaftwatch_incident_changes_total", "Incident changes by fusion", ["change"])
+SIGNAL_TO_STORE = Histogram("shaftwatch_signal_to_store_seconds", "From a signal read to its incident stored",
+                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+store = AlertStore(config.store_url)
+_db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-store")
+_skew = {"s": 0.0}  # source time minus wall time, from the newest signal
+
+
+async def in_store(fn, *args):
+    return await app.loop.run_in_executor(_db, fn, *args)
+
+
+notifier = Notifier(channels_from_config(config.runtime.notify), in_store, store,
+                    config.runtime.notify.console_url, max_attempts=config.runtime.notify.max_attempts,
+                    backoff_s=config.runtime.notify.backoff_s)
+
+
+async def publish(row: dict) -> None:
+    await alerts_topic.send(key=row["id"], value=Incident.from_store(row))
+
+
+@app.agent(signals_raw_topic, name="fusion-agent")
+async def fusion_agent(stream):
+    async for event in stream.events():
+        async with refusing(event, SOURCE):
+            started = time.perf_counter()
+            signal = decode(Signal, event.value)
+            _skew["s"] = signal.ts - time.time()
+            incident, change = await in_store(store.apply_signal, signal.asdict(), RULES, CLOCK)
+            SIGNAL_TO_STORE.observe(time.perf_counter() - started)
+            INCIDENT_CHANGES.labels(change=change).inc()
+            if incident is None:
+                continue  # the same evidence again (a replay): nothing changes
+            await publish(incident)
+            log.info("incident " + change, extra=ids(incident_id=incident["id"], site_id=incident["site_id"],
+                                                      signal_id=signal.signal_id, score=incident["score"],
+                                                      severity=incident["severity"]))
+            if at_least(incident["severity"], RULES.notify_min_severity):
+                await notifier.notify(incident, "opened")
+
+
+@app.timer(interval=30.0, on_leader=True, name="incident-housekeeping")
+async def housekeeping():
+    """Close quiet, untouched incidents; escalate high ones nobody acknowledged."""
+    now = time.time() + _skew["s"]
+    for row in await in_store(store.close_quiet, now, RULES):
+        INCIDENT_CHANGES.labels(change="auto_closed").inc()
+        await publish(row)
+    for row in await in_store(store.due_escalations, now, RULES):
+        INCIDENT_CHANGES.labels(change="escalated").inc()
+        await publish(row)
+        await notifier.notify(row, "escalated")

@@ -1,0 +1,128 @@
+"""The whole chain on the real broker: readings and pings for two places become one ranked,
+evidence-backed incident and weak ones; a replay changes nothing; a patrol acts on it.
+(Frames join this test when the vision pipeline lands.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from alerts.store import AlertStore
+from streams.broker import ensure_topics, free_port, topic_plan
+from streams.config import load_config
+from streams.records import Incident, decode
+from streams.server import create_web_app
+from tests.helpers import WorkerProcess, isolated_config, wait_for
+from tests.streams.test_worker import produce, read_all
+
+pytestmark = pytest.mark.broker
+
+
+def night_ts() -> float:
+    """02:00 local time (UTC+8) on the last night, interval-aligned."""
+    t = time.time()
+    t -= (t + 8 * 3600) % 86400 - 2 * 3600
+    return t - 86400 if t > time.time() - 3 * 3600 else t
+
+
+def feed(cfg) -> tuple[list, list]:
+    t0 = night_ts() - 10 * 900
+    readings = json.dumps({"v": 1, "source_id": "utility", "readings":
+                           [{"meter_id": "M-0001", "ts": t0 + i * 900, "power_kw": 0.0} for i in range(8)] +
+                           [{"meter_id": "M-0001", "ts": t0 + (8 + i) * 900, "power_kw": 32.0} for i in range(2)]})
+    meters = [(b"M-0001", readings.encode(), None)]
+    pings = []
+    for k in range(3):  # a crew at S01 at night
+        for i in range(3):
+            pid = f"p1:crew{i}"
+            pings.append((pid.encode(), json.dumps({
+                "v": 1, "source_id": "CMCC", "device_pid": pid, "device_kind": "phone", "ts": t0 + 8 * 900 + k * 200 + i,
+                "lon": 110.4128, "lat": 34.4310, "accuracy_m": 60}).encode(), None))
+    day = t0 + 10 * 3600  # a lone passer-by at S07's cell fence, by day, who lingers: one weak signal
+    for k in range(3):
+        pings.append((b"p1:herder", json.dumps({"v": 1, "source_id": "CMCC", "device_pid": "p1:herder",
+                                                 "device_kind": "phone", "ts": day + k * 200,
+                                                 "cell_id": "460-00-37421-1021"}).encode(), None))
+    return meters, pings
+
+
+def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kafka_bootstrap, tmp_path, monkeypatch):
+    monkeypatch.setenv("SHAFTWATCH_TOKEN_DUTY", "duty-token")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
+    config_dir = isolated_config(tmp_path, "e2e")
+    cfg = load_config(config_dir)
+    asyncio.run(ensure_topics(kafka_bootstrap, topic_plan(cfg)))
+    store = AlertStore(cfg.store_url)
+    worker = WorkerProcess(config_dir, kafka_bootstrap, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        meters, pings = feed(cfg)
+        asyncio.run(produce(kafka_bootstrap, cfg.topic("meter-readings"), meters))
+        asyncio.run(produce(kafka_bootstrap, cfg.topic("fence-pings"), pings))
+
+        def settled():
+            incidents = store.open_incidents()
+            real = [i for i in incidents if i["site_id"] == "S01"]
+            # The herder's cell fence protects S07 and S08 and a cell gives no position: both sites hear of it.
+            return len(incidents) == 3 and real and {"power", "fence"} <= set(real[0]["draft"]["strongest"]) \
+                and len(real[0]["draft"]["signal_ids"]) >= 5 and incidents
+        incidents = wait_for(settled, 90, what="S01 with power and fence evidence, and the weak ones")
+        top, weak, weak2 = incidents
+        assert top["site_id"] == "S01" and {weak["site_id"], weak2["site_id"]} == {"S07", "S08"}
+        assert len([i for i in incidents if i["site_id"] == "S01"]) == 1
+        assert top["severity"] == "critical" and weak["severity"] in ("info", "low")
+        full = store.incident(top["id"])
+        kinds = sorted(f"{s['source_kind']}/{s['kind']}" for s in full["signals"])
+        assert kinds == ["fence/crew_in_zone", "fence/zone_entry", "fence/zone_entry", "fence/zone_entry",
+                         "power/reconnection"]
+        assert all(s["evidence"] for s in full["signals"])
+        before = (store.all_incidents(), store.count_signals())
+
+        # Replay every input: nothing changes.
+        asyncio.run(produce(kafka_bootstrap, cfg.topic("meter-readings"), meters))
+        asyncio.run(produce(kafka_bootstrap, cfg.topic("fence-pings"), pings))
+        time.sleep(8)
+        after = (store.all_incidents(), store.count_signals())
+        assert [(i["id"], i["score"], i["state"]) for i in after[0]] == \
+               [(i["id"], i["score"], i["state"]) for i in before[0]] and after[1] == before[1]
+
+        # A patrol acknowledges it through the console API; the change is audited and published.
+        async def act():
+            app = create_web_app(cfg)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            port = free_port()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            try:
+                async with aiohttp.ClientSession(headers={"Authorization": "Bearer duty-token"}) as session:
+                    base = f"http://127.0.0.1:{port}/api"
+                    async with session.get(f"{base}/incidents") as r:
+                        listed = (await r.json())["incidents"]
+                    async with session.post(f"{base}/incidents/{top['id']}/acknowledge", json={"note": "on it"}) as r:
+                        acked = await r.json()
+                    async with session.post(f"{base}/incidents/{top['id']}/reopen") as r:
+                        refused = r.status
+                    async with aiohttp.ClientSession() as anonymous:
+                        async with anonymous.get(f"{base}/incidents") as r:
+                            unauthorized = r.status
+                return listed, acked, refused, unauthorized
+            finally:
+                await runner.cleanup()
+
+        listed, acked, refused, unauthorized = asyncio.run(act())
+        assert [i["id"] for i in listed] == [top["id"], weak["id"], weak2["id"]]
+        assert acked["state"] == "acknowledged" and refused == 409 and unauthorized == 401
+        audit = store.incident(top["id"])["audit"]
+        assert audit[-1]["actor"] == "值班员 duty-officer" and audit[-1]["action"] == "acknowledge"
+        records = asyncio.run(read_all(kafka_bootstrap, cfg.topic("alerts"), expect=100, timeout=8))
+        latest = {}
+        for r in records:
+            latest[r.key.decode()] = decode(Incident, r.value)
+        assert latest[top["id"]].state == "acknowledged" and latest[weak["id"]].state == "new"
+    finally:
+        worker.stop()
