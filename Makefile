@@ -13,7 +13,7 @@ export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/$(DATA_DIR)/ultralytics
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup kafka run test test-fast bench-power bench-fence config-check schemas clean
+.PHONY: help setup kafka run test test-fast bench-power bench-fence bench-fusion config-check schemas clean
 
 help:
 	@echo "make run     the whole system on this machine (local Kafka, worker, server, demo feeds)"
@@ -21,6 +21,7 @@ help:
 	@echo "make test    the whole test suite (starts its own Kafka broker)"
 	@echo "make bench-power   power rules: quality report and readings/s (rules alone, agent batched vs single)"
 	@echo "make bench-fence   fence rules: pings/s (rules alone, agent)"
+	@echo "make bench-fusion  fusion: signals/s and signal -> store p50/p99"
 	@echo "make config-check | schemas | clean"
 
 $(STAMP): pyproject.toml
@@ -50,6 +51,9 @@ bench-power: setup
 
 bench-fence: setup
 	$(BIN)/python -m tests.bench.bench_fence $(BENCH_ARGS)
+
+bench-fusion: setup
+	$(BIN)/python -m tests.bench.bench_fusion $(BENCH_ARGS)
 
 config-check: $(STAMP)
 	$(BIN)/shaftwatch config check
