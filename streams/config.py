@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import yaml
 from alerts.fusion import FusionRules
+from detectors.camera import VisionRules
 from detectors.fence import FenceRules
 from detectors.fence import Zone as DetectorZone
 from detectors.power import PowerRules
@@ -341,6 +342,7 @@ class ThresholdsFile(Section):
     power: PowerRules = PowerRules()
     fence: FenceRules = FenceRules()
     fusion: FusionRules = FusionRules()
+    vision: VisionRules = VisionRules()
 
     def clock(self) -> LocalClock:
         return LocalClock(self.timezone_offset_h, self.night.start, self.night.end)

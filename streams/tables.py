@@ -25,7 +25,9 @@ def _state_table(name: str, help: str):
     table.value_serializer = STATE_CODEC
     return app.tables.add(table)
 
-camera_activity = app.Table("camera-activity", default=None, partitions=_partitions,
+# Written by the vision agent from micro-batches that can span partitions: the changelog
+# partition comes from the key (camera id), as the frames topic itself is partitioned.
+camera_activity = app.Table("camera-activity", default=None, partitions=_partitions, use_partitioner=True,
                             help="camera id -> {count, first_ts, last_ts, last_seq}")
 meter_state = _state_table("meter-state",
                            help="meter id -> detectors.power state (baselines, runs, last reading)")

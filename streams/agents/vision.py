@@ -1,16 +1,76 @@
-"""Vision agent: consumes ``frames`` (raw JPEG keyed by camera id, FrameMeta in headers)."""
+"""Vision agent: ``frames`` (raw JPEG keyed by camera id, FrameMeta in headers) -> motion gate,
+detector, tracker (detectors.camera) -> ``signals`` keyed by site, with an annotated snapshot.
+
+Frames are taken in micro-batches (``take_events``) so that inference is batched across
+cameras; the whole batch (decode, gate, inference, tracking, snapshot encoding) runs on
+one executor thread, and the event loop only awaits it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from prometheus_client import Counter, Histogram
+
+from detectors.camera import CameraSpec, FrameIn, VisionFinding, VisionPipeline
+from detectors.objects import ObjectDetector
+from detectors.tracking import ZoneSpec
+
 from ..app import app, config
-from ..dead_letters import refusing
+from ..dead_letters import dead_letter, refusing
+from ..evidence import EvidenceStore
+from ..logs import ids
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
-from ..records import FRAMES, FrameMeta, RecordError, check_jpeg
+from ..records import FRAMES, SCHEMA_VERSION, FrameMeta, RecordError, Signal, check_jpeg
 from ..tables import camera_activity, touch
-from ..topics import frames_topic
+from ..topics import frames_topic, signals_topic
+from .power import SIGNALS
+
+log = logging.getLogger("shaftwatch.vision")
 
 SOURCE = "vision-agent"
+BATCH = 16
+RULES = config.thresholds.vision
+FRAMES_GATED = Counter("shaftwatch_frames_total", "Frames by what the pipeline did with them", ["stage"])
+STAGE_SECONDS = Histogram("shaftwatch_vision_stage_seconds", "Time per batch in each vision stage", ["stage"],
+                          buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 _camera_sites = {c.id: c.site_id for c in config.cameras.cameras}
+_cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision")
+evidence = EvidenceStore(config.evidence_dir)
+
+
+def camera_specs() -> list[CameraSpec]:
+    specs = []
+    for c in config.cameras.cameras:
+        zones = [ZoneSpec(z.name, [tuple(p) for p in z.polygon], tuple(z.objects), z.min_frames, z.loiter_s)
+                 for z in c.zones]
+        motion = [[tuple(p) for p in m.polygon] for m in c.masks if m.applies_to in ("motion", "both")]
+        objects = [[tuple(p) for p in m.polygon] for m in c.masks if m.applies_to in ("objects", "both")]
+        specs.append(CameraSpec(c.id, c.site_id, zones, motion, objects))
+    return specs
+
+
+class _Pipeline:
+    """Built on the executor thread at the first batch: loading the model takes seconds."""
+
+    instance: VisionPipeline | None = None
+    detector_error: str | None = None
+
+    @classmethod
+    def get(cls) -> VisionPipeline:
+        if cls.instance is None:
+            detector = None
+            try:
+                detector = ObjectDetector(config.model_path, RULES.detector)
+            except Exception as exc:  # noqa: BLE001 - reported loudly, the gate still runs
+                cls.detector_error = str(exc)
+                log.error("object detector unavailable; frames with motion are dead-lettered",
+                          extra=ids(model_path=str(config.model_path), error=str(exc)))
+            cls.instance = VisionPipeline(camera_specs(), detector, RULES)
+        return cls.instance
 
 
 def accept_frame(headers, value: bytes | None) -> FrameMeta:
@@ -25,11 +85,63 @@ def accept_frame(headers, value: bytes | None) -> FrameMeta:
     return meta
 
 
+def run_batch(frames: list[FrameIn]):
+    """On the executor thread: the pipeline, then the snapshots of what it found."""
+    pipeline = _Pipeline.get()
+    findings, errors, stats = pipeline.process(frames)
+    if pipeline.detector is None and stats.gated:
+        gated_errors = [(i, f"detector unavailable: {_Pipeline.detector_error}") for i in range(len(frames))]
+        return [], gated_errors, stats, []
+    references = []
+    for f in findings:
+        references.append(evidence.save_snapshot(f.camera_id, f.ts, signal_id(f), f.snapshot))
+    return findings, errors, stats, references
+
+
+def signal_id(f: VisionFinding) -> str:
+    identity = f"vision|{f.camera_id}|{f.zone}|{','.join(map(str, f.track_ids))}|{f.ts}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:24]
+
+
+def to_signal(f: VisionFinding, reference: str) -> Signal:
+    return Signal(
+        v=SCHEMA_VERSION, signal_id=signal_id(f), site_id=f.site_id, source_kind="vision", source_id=f.camera_id,
+        kind="person_at_shaft" if "person" in f.labels else "vehicle_at_shaft", ts=f.ts, strength=f.strength,
+        summary=f.summary,
+        details={"zone": f.zone, "labels": f.labels, "track_ids": f.track_ids, "new_track_ids": f.new_track_ids,
+                 "dwell_s": round(f.dwell_s, 1), "max_score": f.max_score},
+        evidence=[reference],
+    )
+
+
 @app.agent(frames_topic, name="vision-agent")
 async def vision_agent(stream):
-    async for event in stream.events():
-        RECORDS_IN.labels(topic=FRAMES.name).inc()
-        async with refusing(event, SOURCE):
-            meta = accept_frame(event.message.headers or [], event.value)
-            RECORDS_ACCEPTED.labels(topic=FRAMES.name).inc()
-            touch(camera_activity, meta.camera_id, meta.captured_at, last_seq=meta.seq)
+    loop = asyncio.get_running_loop()
+    async for events in stream.take_events(BATCH, within=0.25):
+        accepted, frames = [], []
+        for event in events:
+            RECORDS_IN.labels(topic=FRAMES.name).inc()
+            async with refusing(event, SOURCE):
+                meta = accept_frame(event.message.headers or [], event.value)
+                frames.append(FrameIn(meta.camera_id, meta.captured_at, meta.seq, event.value))
+                accepted.append((event, meta))
+        if not frames:
+            continue
+        findings, errors, stats, references = await loop.run_in_executor(_cpu, run_batch, frames)
+        for index, reason in errors:
+            await dead_letter(accepted[index][0], SOURCE, reason)
+        bad = {i for i, _ in errors}
+        for i, (event, meta) in enumerate(accepted):
+            if i not in bad:
+                RECORDS_ACCEPTED.labels(topic=FRAMES.name).inc()
+                touch(camera_activity, meta.camera_id, meta.captured_at, last_seq=meta.seq)
+        FRAMES_GATED.labels(stage="in").inc(stats.frames)
+        FRAMES_GATED.labels(stage="motion_or_tracked").inc(stats.gated)
+        for stage in ("gate", "decode", "inference", "track"):
+            STAGE_SECONDS.labels(stage=stage).observe(getattr(stats, f"{stage}_ms") / 1000)
+        for finding, reference in zip(findings, references):
+            signal = to_signal(finding, reference)
+            await signals_topic.send(key=signal.site_id, value=signal)
+            SIGNALS.labels(source_kind="vision", kind=signal.kind).inc()
+            log.info("signal", extra=ids(site_id=signal.site_id, camera_id=finding.camera_id, kind=signal.kind,
+                                         signal_id=signal.signal_id, labels=finding.labels))

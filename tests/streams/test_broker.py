@@ -21,7 +21,8 @@ def test_topics_are_created_as_designed(kafka_bootstrap, tmp_path):
     plan = topic_plan(cfg)
     created = asyncio.run(ensure_topics(kafka_bootstrap, plan))
     assert sorted(created) == sorted(cfg.topic(n) for n in
-                                     ["frames", "meter-readings", "fence-pings", "signals", "alerts", "dead-letters"])
+                                     ["frames", "meter-readings", "fence-pings", "fence-presence", "signals", "alerts",
+                                      "dead-letters"])
     assert asyncio.run(ensure_topics(kafka_bootstrap, plan)) == []  # idempotent
 
     async def describe():

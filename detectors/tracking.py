@@ -1,0 +1,122 @@
+"""Tracking objects across one camera's frames, and the zone rules on tracks.
+
+A small IoU tracker (cameras here sample at about 1 frame/s, where appearance models
+buy little): a detection continues the track of the same label whose last box overlaps
+it most. A track counts in a zone when its footpoint is inside, for ``min_frames``
+consecutive frames and ``loiter_s`` seconds; its score is the median over the track, so
+one lucky box does not raise an alert; a track that stopped moving (a parked car) is not
+reported again until it moves.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from pydantic import ConfigDict
+
+from .geometry import Point, point_in_polygon
+from .objects import Detection, iou
+
+
+@dataclass(frozen=True)
+class TrackerRules:
+    """Tracking and zone thresholds (configs/thresholds.yaml, section ``vision.tracker``)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    match_iou: float = 0.2  # at 1 frame/s people move: a low overlap still continues a track
+    max_gap_s: float = 10.0  # a track unseen this long has ended
+    threshold: dict[str, float] = field(default_factory=lambda: {
+        "person": 0.5, "car": 0.4, "truck": 0.4, "bus": 0.45, "motorcycle": 0.45, "bicycle": 0.45})
+    stationary_iou: float = 0.85  # a reported track whose box still overlaps this much has not moved
+
+
+@dataclass
+class ZoneSpec:
+    name: str
+    polygon: list[Point]  # normalized
+    objects: tuple[str, ...]
+    min_frames: int = 2
+    loiter_s: float = 0.0
+
+
+@dataclass
+class Track:
+    track_id: int
+    label: str
+    box: tuple[float, float, float, float]
+    first_ts: float
+    last_ts: float
+    scores: list[float] = field(default_factory=list)
+    zone_frames: dict[str, int] = field(default_factory=dict)  # consecutive frames in each zone
+    zone_since: dict[str, float] = field(default_factory=dict)
+    reported_box: tuple[float, float, float, float] | None = None
+
+    @property
+    def median_score(self) -> float:
+        return statistics.median(self.scores[-15:])
+
+    @property
+    def dwell_s(self) -> float:
+        return self.last_ts - self.first_ts
+
+
+class CameraTracker:
+    def __init__(self, zones: list[ZoneSpec], object_masks: list[list[Point]], rules: TrackerRules = TrackerRules()):
+        self.zones = zones
+        self.object_masks = object_masks
+        self.rules = rules
+        self.tracks: dict[int, Track] = {}
+        self.next_id = 1
+
+    def update(self, detections: list[Detection], ts: float, width: int, height: int) -> list[tuple[Track, ZoneSpec]]:
+        """Take one frame's detections; return the (track, zone) pairs that count now."""
+        for tid in [t for t, tr in self.tracks.items() if ts - tr.last_ts > self.rules.max_gap_s]:
+            del self.tracks[tid]
+        kept = []
+        for d in detections:
+            fx, fy = d.footpoint
+            if any(point_in_polygon(fx / width, fy / height, m) for m in self.object_masks):
+                continue  # an object mask: a parked machine, a road outside the fence
+            kept.append(d)
+        unmatched = set(self.tracks)
+        counted = []
+        for d in sorted(kept, key=lambda d: -d.score):
+            best, best_iou = None, self.rules.match_iou
+            for tid in unmatched:
+                t = self.tracks[tid]
+                overlap = iou(t.box, d.box)
+                if t.label == d.label and overlap >= best_iou:
+                    best, best_iou = tid, overlap
+            if best is None:
+                track = Track(self.next_id, d.label, d.box, ts, ts)
+                self.tracks[track.track_id] = track
+                self.next_id += 1
+            else:
+                unmatched.discard(best)
+                track = self.tracks[best]
+                track.box, track.last_ts = d.box, ts
+            track.scores.append(d.score)
+            fx, fy = d.footpoint
+            for zone in self.zones:
+                inside = d.label in zone.objects and point_in_polygon(fx / width, fy / height, zone.polygon)
+                if inside:
+                    track.zone_frames[zone.name] = track.zone_frames.get(zone.name, 0) + 1
+                    track.zone_since.setdefault(zone.name, ts)
+                else:
+                    track.zone_frames.pop(zone.name, None)
+                    track.zone_since.pop(zone.name, None)
+                if inside and self._counts(track, zone, ts):
+                    counted.append((track, zone))
+        return counted
+
+    def _counts(self, track: Track, zone: ZoneSpec, ts: float) -> bool:
+        if track.zone_frames.get(zone.name, 0) < zone.min_frames:
+            return False
+        if ts - track.zone_since.get(zone.name, ts) < zone.loiter_s:
+            return False
+        return track.median_score >= self.rules.threshold.get(track.label, 1.01)
+
+    def is_stationary(self, track: Track) -> bool:
+        return track.reported_box is not None and iou(track.reported_box, track.box) >= self.rules.stationary_iou

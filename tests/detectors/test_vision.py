@@ -1,0 +1,113 @@
+"""The camera pipeline on real footage (../shared/data) with the offline detector (../shared/models)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detectors.camera import CameraSpec, FrameIn, VisionPipeline
+from detectors.motion import MotionGate, MotionRules
+from detectors.objects import ObjectDetector, plan_crops
+from detectors.tracking import ZoneSpec
+from tests.helpers import REPO
+
+SHARED = REPO.parent / "shared"
+MODEL = SHARED / "models" / "nanodet-m-coco-416.onnx"
+PEOPLE = SHARED / "data" / "intel_sample_videos" / "one-by-one-person-detection.mp4"
+CARS = SHARED / "data" / "intel_sample_videos" / "car-detection.mp4"
+pytestmark = pytest.mark.skipif(not (MODEL.exists() and PEOPLE.exists() and CARS.exists()),
+                                reason="the offline model or the real footage of ../shared is missing")
+T0 = 1795000000.0
+SHAFT = ZoneSpec("shaft_mouth", [(0.05, 0.3), (0.95, 0.3), (0.95, 1.0), (0.05, 1.0)], ("person",), 2)
+ROAD = ZoneSpec("haul_road", [(0, 0.05), (1, 0.05), (1, 1), (0, 1)], ("person", "car", "truck", "bus"), 2)
+
+
+def jpegs(path: Path, indexes: list[int]) -> list[bytes]:
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    for i in indexes:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, i)
+        ok, frame = cap.read()
+        assert ok, i
+        out.append(cv2.imencode(".jpg", frame)[1].tobytes())
+    return out
+
+
+@pytest.fixture(scope="module")
+def detector():
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    return ObjectDetector(MODEL)
+
+
+def run(pipeline, camera_id, frames):
+    findings, errors, gated = [], [], []
+    for k, jpeg in enumerate(frames):
+        f, e, stats = pipeline.process([FrameIn(camera_id, T0 + k, k, jpeg)])
+        findings += f
+        errors += e
+        gated.append(stats.gated)
+    return findings, errors, gated
+
+
+def test_person_walking_in_is_reported_once_with_a_snapshot(detector):
+    pipeline = VisionPipeline([CameraSpec("CAM-P", "S01", [SHAFT])], detector)
+    findings, errors, gated = run(pipeline, "CAM-P", jpegs(PEOPLE, [0] * 4 + list(range(240, 340, 10))))
+    assert errors == [] and gated[:4] == [0, 0, 0, 0]  # the empty room: nothing passes the gate
+    assert len(findings) == 1
+    (f,) = findings
+    assert f.labels == {"person": 1} and f.max_score >= 0.5 and f.zone == "shaft_mouth"
+    snapshot = cv2.imdecode(np.frombuffer(f.snapshot, np.uint8), cv2.IMREAD_COLOR)
+    assert snapshot.shape == (432, 768, 3)
+
+
+def test_vehicles_on_the_haul_road(detector):
+    pipeline = VisionPipeline([CameraSpec("CAM-C", "S03", [ROAD])], detector)
+    findings, _, _ = run(pipeline, "CAM-C", jpegs(CARS, [0] * 3 + list(range(50, 110, 6)) + list(range(200, 250, 6))))
+    labels = [label for f in findings for label in f.labels]
+    assert findings and set(labels) <= {"car", "bus", "truck"}
+
+
+def test_static_scene_and_brightness_jump_raise_nothing(detector):
+    still = cv2.imdecode(np.frombuffer(jpegs(PEOPLE, [0])[0], np.uint8), cv2.IMREAD_COLOR)
+    rng = np.random.default_rng(1)
+    frames = []
+    for k in range(30):
+        noisy = np.clip(still.astype(np.int16) + rng.normal(0, 2, still.shape), 0, 255).astype(np.uint8)
+        if k >= 15:  # the IR switch: the whole view brightens at once
+            noisy = cv2.convertScaleAbs(noisy, alpha=1.0, beta=70)
+        frames.append(cv2.imencode(".jpg", noisy)[1].tobytes())
+    pipeline = VisionPipeline([CameraSpec("CAM-P", "S01", [SHAFT])], detector)
+    findings, errors, gated = run(pipeline, "CAM-P", frames)
+    assert findings == [] and errors == [] and sum(gated) == 0
+
+
+def test_slow_light_change_is_absorbed():
+    gate = MotionGate([SHAFT.polygon], [], MotionRules())
+    base = np.full((432, 768), 60, np.uint8)
+    motions = [gate.check_grey(cv2.resize(np.clip(base + k, 0, 255).astype(np.uint8), (192, 108))).motion
+               for k in range(0, 60, 2)]  # dusk: two grey levels a frame
+    assert not any(motions)
+
+
+def test_corrupt_frames_are_reported_not_raised(detector):
+    pipeline = VisionPipeline([CameraSpec("CAM-P", "S01", [SHAFT])], detector)
+    good = jpegs(PEOPLE, [0])[0]
+    _, errors, _ = pipeline.process([FrameIn("CAM-P", T0, 1, good[:200]), FrameIn("CAM-X", T0, 1, good)])
+    reasons = dict(errors)
+    assert "corrupt frame" in reasons[0] and "unknown camera 'CAM-X'" in reasons[1]
+
+
+def test_crops_are_native_resolution_and_tiled():
+    crops = plan_crops(1920, 1080, [(100, 100, 130, 160)], 416, 0.2, 6)
+    assert crops == [(0, 0, 416, 416)]  # grown to the model input around the region
+    big = plan_crops(1920, 1080, [(0, 0, 1000, 500)], 416, 0.2, 10)
+    assert all(c[2] - c[0] == 416 and c[3] - c[1] == 416 for c in big) and len(big) >= 6
+    covered = np.zeros((1080, 1920), bool)
+    for x0, y0, x1, y1 in big:
+        covered[y0:y1, x0:x1] = True
+    assert covered[:500, :1000].all()
+    assert plan_crops(1920, 1080, [(0, 0, 1920, 1080)], 416, 0.2, 6) == []  # too many: whole frame instead
