@@ -178,3 +178,33 @@ def test_fence_crew_becomes_signals_and_device_state_survives_restart(kafka_boot
     time.sleep(5)
     records = asyncio.run(read_all(kafka_bootstrap, cfg.topic("signals"), expect=5, timeout=10))
     assert len(records) == 4, [decode(Signal, r.value).kind for r in records]
+
+
+def test_frames_become_a_vision_signal_with_a_snapshot(kafka_bootstrap, worker_env):
+    from pathlib import Path
+
+    import cv2
+
+    from streams.evidence import EvidenceStore
+    from streams.records import Signal
+    from tests.detectors.test_vision import PEOPLE, jpegs
+    if not PEOPLE.exists():
+        pytest.skip(f"real footage not found at {PEOPLE}")
+    cfg, start = worker_env
+    start()
+    t0 = time.time() - 600
+    frames = jpegs(PEOPLE, [0] * 3 + list(range(240, 320, 10)))
+    batch = [(b"CAM-S01-A", jpeg, FrameMeta("CAM-S01-A", "S01", t0 + k, k + 1).headers())
+             for k, jpeg in enumerate(frames)]
+    truncated = (b"CAM-S01-A", frames[0][:300], FrameMeta("CAM-S01-A", "S01", t0 + 99, 99).headers())
+    asyncio.run(produce(kafka_bootstrap, cfg.topic("frames"), batch + [truncated]))
+    records = asyncio.run(read_all(kafka_bootstrap, cfg.topic("signals"), expect=1, timeout=90))
+    (signal,) = [decode(Signal, r.value) for r in records]
+    assert (signal.site_id, signal.source_kind, signal.kind) == ("S01", "vision", "person_at_shaft")
+    assert signal.details["labels"] == {"person": 1}
+    snapshot = EvidenceStore(cfg.evidence_dir).path_of(signal.evidence[0])
+    assert snapshot is not None and cv2.imread(str(snapshot)).shape == (432, 768, 3)
+    letters = [decode(DeadLetter, r.value) for r in
+               asyncio.run(read_all(kafka_bootstrap, cfg.topic("dead-letters"), expect=1, timeout=30))]
+    assert [d.source for d in letters] == ["vision-agent"] and "corrupt frame" in letters[0].reason
+    assert letters[0].original_value() == frames[0][:300]
