@@ -119,7 +119,10 @@ class ObjectDetector:
         names = self.model.names if isinstance(self.model.names, dict) else dict(enumerate(self.model.names))
         self.wanted = {i for i, n in names.items() if n in LABELS}
         self.names = names
-        imgsz = (self.model.overrides or {}).get("imgsz") or 640
+        # One warm-up run loads the backend; only then does an exported model tell its input
+        # size (a fixed 416 for the offline NanoDet, 640 for standard YOLO weights).
+        self.model.predict(np.zeros((64, 64, 3), np.uint8), verbose=False)
+        imgsz = self.model.predictor.args.imgsz
         self.input_size = int(imgsz[0] if isinstance(imgsz, (list, tuple)) else imgsz)
 
     def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:

@@ -9,6 +9,7 @@
     shaftwatch demo cameras|meters|fences   one demo feed
     shaftwatch config check        validate configs/ and say what is wrong
     shaftwatch watchlist hash      clear ids (stdin) -> pseudonyms, for a watchlist file
+    shaftwatch model fetch|check   provision detector weights for an air-gapped site
     shaftwatch schemas [--check]   write (or check) the published JSON Schemas
 """
 
@@ -192,6 +193,24 @@ def cmd_watchlist_hash(args) -> int:
     return 0
 
 
+def cmd_model(args) -> int:
+    cfg = _config_or_exit(args)
+    from . import models
+
+    try:
+        if args.model_command == "check":
+            print(models.check_model(cfg.model_path))
+        else:
+            if bool(args.source) == bool(args.name):
+                print("shaftwatch: give exactly one of --from PATH or --name WEIGHTS", file=sys.stderr)
+                return 2
+            models.fetch(cfg, args.source, args.name)
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"shaftwatch: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_run(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
@@ -243,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True)
     csub.add_parser("check", help="validate the config files").set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("model", help="detector weights: provision and check")
+    msub = p.add_subparsers(dest="model_command", required=True)
+    f = msub.add_parser("fetch", help="copy (--from) or download (--name) weights into the data dir")
+    f.add_argument("--from", dest="source", help="a weights file (.pt or .onnx) you have")
+    f.add_argument("--name", help="standard ultralytics weights to download, e.g. yolo11n.pt (needs a network)")
+    f.set_defaults(func=cmd_model)
+    msub.add_parser("check", help="load the configured model and run it once").set_defaults(func=cmd_model)
 
     p = sub.add_parser("watchlist", help="watchlist tools")
     wsub = p.add_subparsers(dest="watchlist_command", required=True)
