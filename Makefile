@@ -13,7 +13,7 @@ export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/$(DATA_DIR)/ultralytics
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup kafka run test test-fast bench-power bench-fence bench-fusion config-check schemas clean
+.PHONY: help setup kafka run test test-fast bench-power bench-fence bench-fusion bench-vision bench config-check schemas clean
 
 help:
 	@echo "make run     the whole system on this machine (local Kafka, worker, server, demo feeds)"
@@ -22,6 +22,8 @@ help:
 	@echo "make bench-power   power rules: quality report and readings/s (rules alone, agent batched vs single)"
 	@echo "make bench-fence   fence rules: pings/s (rules alone, agent)"
 	@echo "make bench-fusion  fusion: signals/s and signal -> store p50/p99"
+	@echo "make bench-vision  cameras: frames/s gated vs ungated, per-stage ms, recall on small people, capture->signal p50/p99"
+	@echo "make bench         every benchmark above"
 	@echo "make config-check | schemas | clean"
 
 $(STAMP): pyproject.toml
@@ -54,6 +56,11 @@ bench-fence: setup
 
 bench-fusion: setup
 	$(BIN)/python -m tests.bench.bench_fusion $(BENCH_ARGS)
+
+bench-vision: setup
+	$(BIN)/python -m tests.bench.bench_vision $(BENCH_ARGS)
+
+bench: bench-vision bench-power bench-fence bench-fusion
 
 config-check: $(STAMP)
 	$(BIN)/shaftwatch config check

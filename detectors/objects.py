@@ -64,12 +64,33 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def merge_regions(regions: list[Box], margin: int) -> list[Box]:
+    """Union of regions that overlap or lie within ``margin`` of each other: a person's
+    motion blobs and its tracked box become one region, so one crop, not three."""
+    boxes = [list(r) for r in regions]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] - margin <= b[2] and b[0] - margin <= a[2] and a[1] - margin <= b[3] and b[1] - margin <= a[3]:
+                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [tuple(b) for b in boxes]
+
+
 def plan_crops(width: int, height: int, regions: list[Box], size: int, overlap: float, limit: int) -> list[Box]:
     """Crops at native resolution covering the regions: each region grown to at least the
-    model's input around its centre, tiled where larger; None-like empty list -> full frame."""
+    model's input around its centre, tiled where larger. An empty list means: detect on the
+    whole frame instead (too many crops, or crops that would cost more than the frame)."""
     crops: list[Box] = []
     step = max(1, int(size * (1 - overlap)))
-    for x0, y0, x1, y1 in regions:
+    for x0, y0, x1, y1 in merge_regions(regions, size // 8):
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         w, h = max(size, x1 - x0), max(size, y1 - y0)
         rx0 = int(min(max(0, cx - w / 2), max(0, width - w)))
@@ -86,7 +107,10 @@ def plan_crops(width: int, height: int, regions: list[Box], size: int, overlap: 
                 crop = (tx, ty, min(width, tx + size), min(height, ty + size))
                 if not any(_contains(c, crop) for c in crops):
                     crops.append(crop)
-    return crops if len(crops) <= limit else []
+    # Each crop is one model run; a small frame is cheaper to run once, whole.
+    if len(crops) > limit or len(crops) * size * size >= width * height:
+        return []
+    return crops
 
 
 def _contains(outer: Box, inner: Box) -> bool:
