@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -92,6 +93,12 @@ def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s:
             raise
         env["KAFKA_BOOTSTRAP"] = broker.bootstrap
     bootstrap = env.get("KAFKA_BOOTSTRAP") or cfg.bootstrap_servers
+    # On one machine, an operator without a token in the environment gets a fresh one for
+    # this run (printed below), so the console API can be tried; none is ever written down.
+    demo_tokens = {}
+    for operator in cfg.runtime.operators:
+        if not env.get(operator.token_env):
+            env[operator.token_env] = demo_tokens[operator.name] = secrets.token_urlsafe(12)
     children: list[Child] = []
     try:
         created = asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
@@ -99,7 +106,7 @@ def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s:
         children = plan_children(cfg, theft_site, theft_after_s, with_demo)
         for child in children:
             child.start(env)
-        print(banner(cfg, bootstrap, theft_site, theft_after_s), flush=True)
+        print(banner(cfg, bootstrap, theft_site, theft_after_s, demo_tokens), flush=True)
         while not stop.wait(1.0):
             for child in children:
                 if child.proc is not None and child.proc.poll() is not None and not stop.is_set():
@@ -124,17 +131,25 @@ def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s:
     return 0
 
 
-def banner(cfg: ShaftWatchConfig, bootstrap: str, theft_site: str | None, theft_after_s: float) -> str:
+def banner(cfg: ShaftWatchConfig, bootstrap: str, theft_site: str | None, theft_after_s: float,
+           demo_tokens: dict[str, str]) -> str:
     port = cfg.runtime.app.worker_web_port
     lines = [
         "",
         "ShaftWatch is running. Ctrl-C stops everything.",
         f"  Kafka          {bootstrap}",
-        f"  HTTP server    http://{cfg.runtime.http.host}:{cfg.runtime.http.port}/health  (/metrics)",
+        f"  HTTP server    http://{cfg.runtime.http.host}:{cfg.runtime.http.port}/health  "
+        "(/metrics, /openapi.json, /api/incidents)",
         f"  worker         http://127.0.0.1:{port}/health  (/metrics, /feeds/meters, /feeds/cameras)",
     ]
     lines.append(f"  demo feeds     http://{cfg.runtime.http.host}:{cfg.runtime.http.feeder_ops_port}/health .. "
                  f"{cfg.runtime.http.feeder_ops_port + 2}  (meters, fences, cameras; /metrics)")
+    for name, token in demo_tokens.items():
+        lines.append(f"  token for {name} (this run only): {token}")
+    if demo_tokens:
+        token = next(iter(demo_tokens.values()))
+        lines.append(f"  try: curl -H 'Authorization: Bearer {token}' "
+                     f"http://{cfg.runtime.http.host}:{cfg.runtime.http.port}/api/incidents")
     if theft_site:
         lines.append(f"  demo theft     at site {theft_site} in {theft_after_s:.0f} s (night-time demo clock)")
     return "\n".join(lines) + "\n"
