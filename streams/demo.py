@@ -242,14 +242,18 @@ async def run_meter_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None,
         theft_reported = False
         while not stop.is_set():
             now = clock.now()
+            next_end = last_end + interval
             if theft_site and not theft_reported and theft.active_at(theft_site):
-                # The utility's system reports the interval in which the line came alive.
+                # The utility's system reports the interval in which the line came alive at
+                # once (an alarm reading), not at the end of the interval.
                 for meter in meters:
-                    if meter.site_id == theft_site and meter.expected_zero:
-                        await sink.send(cfg.topic(METER_READINGS.name), meter.id, reading(meter, last_end, True))
+                    stolen = meter.expected_zero and meter.site_id == theft_site
+                    await sink.send(cfg.topic(METER_READINGS.name), meter.id, reading(meter, next_end, stolen))
+                    if stolen:
                         log.info("theft staged on meter", extra=ids(meter_id=meter.id, site_id=theft_site))
                 theft_reported = True
-            next_end = last_end + interval
+                last_end = next_end
+                continue
             if now >= next_end:
                 for meter in meters:
                     stolen = meter.expected_zero and theft.active_at(meter.site_id)
