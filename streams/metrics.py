@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 RECORDS_IN = Counter("shaftwatch_records_in_total", "Records read from a topic by an agent", ["topic"])
 RECORDS_ACCEPTED = Counter("shaftwatch_records_accepted_total", "Records that met the contract", ["topic"])

@@ -158,12 +158,7 @@ class FencePingBatch(Contract):
 def decode_batch(raw: bytes | None, record: type[R], batch: type[Contract], rows_key: str,
                  ) -> tuple[list[R], list[tuple[int, str]]]:
     """A message holding one record or a batch of them -> good records, (index, reason) of bad ones."""
-    if not raw:
-        raise RecordError("empty message")
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"not JSON: {exc}") from None
+    data = parse_json(raw)
     if not (isinstance(data, dict) and rows_key in data):
         return [decode(record, data)], []
     items = data[rows_key]
@@ -436,17 +431,18 @@ def _fields(cls: type[Contract]) -> dict[str, Any]:
     return {k: v for k, v in typing.get_type_hints(cls).items() if k in cls._options.fields}
 
 
+def parse_json(raw: bytes | str | None) -> Any:
+    if not raw:
+        raise RecordError("empty message")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"not JSON: {exc}") from None
+
+
 def decode(cls: type[R], raw: bytes | str | dict | None) -> R:
     """Bytes (or a parsed dict) to a record, or RecordError saying what is wrong."""
-    if isinstance(raw, dict):
-        data = raw
-    else:
-        if not raw:
-            raise RecordError("empty message")
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RecordError(f"not JSON: {exc}") from None
+    data = raw if isinstance(raw, dict) else parse_json(raw)
     if not isinstance(data, dict):
         raise RecordError(f"expected a JSON object, got {type(data).__name__}")
     hints = _fields(cls)

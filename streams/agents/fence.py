@@ -9,7 +9,6 @@ both emit ``Signal`` records to ``signals`` keyed by site.
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
 
 from detectors.fence import (
@@ -19,15 +18,13 @@ from detectors.fence import (
 
 from ..app import app, config
 from ..dead_letters import dead_letter, refusing
-from ..logs import ids
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
 from ..partitioning import partition_for
 from ..records import FENCE_PINGS, SCHEMA_VERSION, FencePing, FencePresence, RecordError, Signal, decode_fence_message
 from ..tables import device_state, zone_state
-from ..topics import fence_pings_topic, fence_presence_topic, signals_topic
-from .power import SIGNALS
+from ..signals import emit
+from ..topics import fence_pings_topic, fence_presence_topic
 
-log = logging.getLogger("shaftwatch.fence")
 
 SOURCE = "fence-agent"
 RULES = config.thresholds.fence
@@ -66,14 +63,6 @@ def to_signals(finding: Finding, lon: float | None = None, lat: float | None = N
             evidence=[f"fence-timeline:{finding.zone_id}:{finding.episode_start:.0f}-{finding.ts:.0f}"],
         ))
     return out
-
-
-async def emit(signals: list[Signal]) -> None:
-    for signal in signals:
-        await signals_topic.send(key=signal.site_id, value=signal)
-        SIGNALS.labels(source_kind="fence", kind=signal.kind).inc()
-        log.info("signal", extra=ids(site_id=signal.site_id, zone_id=signal.source_id, kind=signal.kind,
-                                     signal_id=signal.signal_id, strength=signal.strength))
 
 
 def check_ping(record: FencePing, partition: int) -> None:

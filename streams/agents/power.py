@@ -8,7 +8,6 @@ themselves are in ``detectors.power``; this module only wires them to Kafka.
 from __future__ import annotations
 
 import hashlib
-import logging
 
 from prometheus_client import Counter
 
@@ -16,18 +15,16 @@ from detectors.power import Finding, MeterSpec, check_silence, new_state, observ
 
 from ..app import app, config
 from ..dead_letters import dead_letter, refusing
-from ..logs import ids
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
 from ..partitioning import partition_for
 from ..records import METER_READINGS, SCHEMA_VERSION, MeterReading, RecordError, Signal, decode_meter_message
 from ..tables import meter_state
-from ..topics import meter_readings_topic, signals_topic
+from ..signals import emit
+from ..topics import meter_readings_topic
 
-log = logging.getLogger("shaftwatch.power")
 
 SOURCE = "power-agent"
 READINGS = Counter("shaftwatch_meter_readings_total", "Meter readings by outcome", ["outcome"])
-SIGNALS = Counter("shaftwatch_signals_total", "Signals emitted", ["source_kind", "kind"])
 
 RULES = config.thresholds.power
 CLOCK = config.thresholds.clock()
@@ -116,11 +113,7 @@ async def power_agent(stream):
             for meter_id, state in states.items():
                 meter_state[meter_id] = state
             RECORDS_ACCEPTED.labels(topic=METER_READINGS.name).inc()
-            for signal in signals:
-                await signals_topic.send(key=signal.site_id, value=signal)
-                SIGNALS.labels(source_kind="power", kind=signal.kind).inc()
-                log.info("signal", extra=ids(site_id=signal.site_id, meter_id=signal.source_id, kind=signal.kind,
-                                             signal_id=signal.signal_id, strength=signal.strength))
+            await emit(signals)
 
 
 # Silences already announced by this process (meter id -> last reading). Tables can only
@@ -144,6 +137,4 @@ async def silence_check():
         finding = check_silence(spec, RULES, dict(state), newest)
         if finding is not None:
             _announced_silence[meter_id] = state["last_ts"]
-            signal = to_signal(finding)
-            await signals_topic.send(key=signal.site_id, value=signal)
-            SIGNALS.labels(source_kind="power", kind=signal.kind).inc()
+            await emit([to_signal(finding)])

@@ -26,8 +26,8 @@ from ..logs import ids
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
 from ..records import FRAMES, SCHEMA_VERSION, FrameMeta, RecordError, Signal, check_jpeg
 from ..tables import camera_activity, touch
-from ..topics import frames_topic, signals_topic
-from .power import SIGNALS
+from ..signals import emit
+from ..topics import frames_topic
 
 log = logging.getLogger("shaftwatch.vision")
 
@@ -139,9 +139,4 @@ async def vision_agent(stream):
         FRAMES_GATED.labels(stage="motion_or_tracked").inc(stats.gated)
         for stage in ("gate", "decode", "inference", "track"):
             STAGE_SECONDS.labels(stage=stage).observe(getattr(stats, f"{stage}_ms") / 1000)
-        for finding, reference in zip(findings, references):
-            signal = to_signal(finding, reference)
-            await signals_topic.send(key=signal.site_id, value=signal)
-            SIGNALS.labels(source_kind="vision", kind=signal.kind).inc()
-            log.info("signal", extra=ids(site_id=signal.site_id, camera_id=finding.camera_id, kind=signal.kind,
-                                         signal_id=signal.signal_id, labels=finding.labels))
+        await emit([to_signal(f, reference) for f, reference in zip(findings, references)])

@@ -65,7 +65,7 @@ def score(findings: list[Finding], labels: list[Anomaly]) -> dict:
             if same:
                 delays.append(int((min(f.ts for f in same) - a.start) // STEP) + 1)
         own = [f for f in findings if f.kind == kind]
-        own_true = [f for f in own if (lab := label_for(f)) is not None]
+        own_true = [f for f in own if label_for(f) is not None]
         report["kinds"][kind] = {
             "labelled": len(labelled),
             "recall": len(delays) / len(labelled),

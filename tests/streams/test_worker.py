@@ -181,7 +181,6 @@ def test_fence_crew_becomes_signals_and_device_state_survives_restart(kafka_boot
 
 
 def test_frames_become_a_vision_signal_with_a_snapshot(kafka_bootstrap, worker_env):
-    from pathlib import Path
 
     import cv2
 

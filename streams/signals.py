@@ -1,0 +1,24 @@
+"""The one way agents send evidence: Signal records to ``signals`` keyed by site, counted
+and logged."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter
+
+from .logs import ids
+from .records import Signal
+from .topics import signals_topic
+
+log = logging.getLogger("shaftwatch.signals")
+SIGNALS = Counter("shaftwatch_signals_total", "Signals emitted", ["source_kind", "kind"])
+
+
+async def emit(signals: list[Signal]) -> None:
+    for signal in signals:
+        await signals_topic.send(key=signal.site_id, value=signal)
+        SIGNALS.labels(source_kind=signal.source_kind, kind=signal.kind).inc()
+        log.info("signal", extra=ids(site_id=signal.site_id, source_kind=signal.source_kind,
+                                     source_id=signal.source_id, kind=signal.kind, signal_id=signal.signal_id,
+                                     strength=signal.strength, summary=signal.summary))
