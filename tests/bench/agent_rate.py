@@ -22,19 +22,21 @@ def counter(worker: WorkerProcess, pattern: str) -> float:
 
 
 def agent_rate(bootstrap: str, config_dir: Path, topic: str, messages, total: int, metric: str,
-               log_path: Path) -> float:
+               log_path: Path, ready_topic: str = "meter-readings") -> float:
+    """``messages``: (key, value, partition) or (key, value, partition, headers) tuples."""
     cfg = load_config(config_dir)
     asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
 
     async def produce():
         async with KafkaSink(bootstrap, "bench", linger_ms=20) as sink:
-            futures = [await sink.send(cfg.topic(topic), k, v, partition=p, wait=False) for k, v, p in messages]
+            futures = [await sink.send(cfg.topic(topic), m[0], m[1], partition=m[2],
+                                       headers=m[3] if len(m) > 3 else None, wait=False) for m in messages]
             await asyncio.gather(*futures)
 
     asyncio.run(produce())
     worker = WorkerProcess(config_dir, bootstrap, log_path).start()
     try:
-        worker.wait_ready(timeout=120)
+        worker.wait_ready(topic_suffix=ready_topic, timeout=120)
         first = wait_for(lambda: (n := counter(worker, metric)) > 0 and (time.perf_counter(), n), 120,
                          interval=0.05, what="first record")
         deadline = time.monotonic() + 600

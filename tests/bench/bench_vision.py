@@ -34,6 +34,8 @@ from streams.broker import LocalKafkaBroker, ensure_topics, free_port, topic_pla
 from streams.config import LocalBrokerSettings, load_config
 from streams.producer import KafkaSink
 from streams.records import FrameMeta
+from streams.partitioning import partition_for
+from tests.bench.agent_rate import agent_rate
 from tests.helpers import REPO, WorkerProcess, isolated_config
 
 SHARED = REPO.parent / "shared"
@@ -164,6 +166,14 @@ def recall(detector) -> None:
         print(f"{'~' + str(statistics.median(heights)) + ' px':>14} {whole_hits / n:>12.2f} {region_hits / n:>8.2f}")
 
 
+def write_cameras(config_dir: Path, cameras: int) -> None:
+    """A bench county: ``cameras`` cameras at S01, each watching a shaft mouth."""
+    cams = [{"id": f"CAM-{c:03d}", "site_id": "S01", "source": "demo:still", "fps": 1, "width": 768, "height": 432,
+             "zones": [{"name": "shaft_mouth", "polygon": [list(p) for p in ZONE.polygon], "objects": ["person"],
+                        "min_frames": 2}]} for c in range(cameras)]
+    (config_dir / "cameras.yaml").write_text(yaml.safe_dump({"cameras": cams}))
+
+
 def latency(quick: bool) -> list[float]:
     cameras, seconds, busy = (10, 24, 2) if quick else (20, 60, 4)
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,10 +181,7 @@ def latency(quick: bool) -> list[float]:
         with LocalKafkaBroker(settings, Path(tmp) / "kafka") as broker:
             run_dir = Path(tmp) / "run"
             config_dir = isolated_config(run_dir, "bench-vision", partitions=4, log_level="warning")
-            cams = [{"id": f"CAM-{c:03d}", "site_id": "S01", "source": "demo:still", "fps": 1, "width": 768,
-                     "height": 432, "zones": [{"name": "shaft_mouth", "polygon": [list(p) for p in ZONE.polygon],
-                                               "objects": ["person"], "min_frames": 2}]} for c in range(cameras)]
-            (config_dir / "cameras.yaml").write_text(yaml.safe_dump({"cameras": cams}))
+            write_cameras(config_dir, cameras)
             thresholds = yaml.safe_load((config_dir / "thresholds.yaml").read_text())
             # Every new person is a sample: people come and go every few seconds on the busy cameras,
             # and a track ends 2 s after its person left.
@@ -230,46 +237,14 @@ def agent_throughput(quick: bool) -> float:
         with LocalKafkaBroker(settings, Path(tmp) / "kafka") as broker:
             run_dir = Path(tmp) / "run"
             config_dir = isolated_config(run_dir, "bench-vision-rate", partitions=4, log_level="warning")
-            cams = [{"id": f"CAM-{c:03d}", "site_id": "S01", "source": "demo:still", "fps": 1, "width": 768,
-                     "height": 432, "zones": [{"name": "shaft_mouth", "polygon": [list(p) for p in ZONE.polygon],
-                                               "objects": ["person"], "min_frames": 2}]} for c in range(cameras)]
-            (config_dir / "cameras.yaml").write_text(yaml.safe_dump({"cameras": cams}))
-            from streams.partitioning import partition_for
+            write_cameras(config_dir, cameras)
             messages = []
             for batch in batches:
                 for f in batch:
                     meta = FrameMeta(f.camera_id, "S01", time.time() - 60, f.seq)
                     messages.append((f.camera_id, f.jpeg, partition_for(f.camera_id, 4), meta.headers()))
-            return frames_rate(broker.bootstrap, config_dir, messages, run_dir / "worker.log")
-
-
-def frames_rate(bootstrap, config_dir, messages, log_path) -> float:
-    from tests.bench.agent_rate import counter
-    from tests.helpers import wait_for
-    cfg = load_config(config_dir)
-    asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
-
-    async def produce():
-        async with KafkaSink(bootstrap, "bench", linger_ms=20) as sink:
-            futures = [await sink.send(cfg.topic("frames"), k, v, headers=h, partition=p, wait=False)
-                       for k, v, p, h in messages]
-            await asyncio.gather(*futures)
-
-    asyncio.run(produce())
-    worker = WorkerProcess(config_dir, bootstrap, log_path).start()
-    metric = 'shaftwatch_frames_total{stage="in"}'
-    try:
-        worker.wait_ready(topic_suffix="frames", timeout=120)
-        first = wait_for(lambda: (n := counter(worker, metric)) > 0 and (time.perf_counter(), n), 120,
-                         interval=0.05, what="first frame")
-        n = first[1]
-        deadline = time.monotonic() + 300
-        while n < len(messages) and time.monotonic() < deadline:
-            time.sleep(0.1)
-            n = counter(worker, metric)
-        return (n - first[1]) / (time.perf_counter() - first[0])
-    finally:
-        worker.stop()
+            return agent_rate(broker.bootstrap, config_dir, "frames", messages, len(messages),
+                              'shaftwatch_frames_total{stage="in"}', run_dir / "worker.log", ready_topic="frames")
 
 
 def main() -> None:
