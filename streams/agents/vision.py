@@ -54,7 +54,7 @@ def camera_specs() -> list[CameraSpec]:
 
 
 class _Pipeline:
-    """Built on the executor thread at the first batch: loading the model takes seconds."""
+    """Built on the executor thread when the agent starts: loading the model takes seconds."""
 
     instance: VisionPipeline | None = None
     detector_error: str | None = None
@@ -117,6 +117,8 @@ def to_signal(f: VisionFinding, reference: str) -> Signal:
 @app.agent(frames_topic, name="vision-agent")
 async def vision_agent(stream):
     loop = asyncio.get_running_loop()
+    # Load the model before the first frame arrives, not while frames wait behind it.
+    await loop.run_in_executor(_cpu, _Pipeline.get)
     async for events in stream.take_events(BATCH, within=0.25):
         accepted, frames = [], []
         for event in events:
