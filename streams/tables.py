@@ -7,15 +7,19 @@ Both are how ops staff see a feed go silent, and the state that survives a resta
 
 from __future__ import annotations
 
+from faust.serializers import codecs
+
 from .app import app, config
 
 _partitions = config.runtime.app.topics.partitions
 
 # Detector state is written on every record, so its changelog codec is on the hot path:
-# restricted pickle writes a warm meter's state in ~14 us against ~113 us for JSON. It is
+# restricted pickle writes a warm meter's state in ~14 us against ~113 us for JSON, and
+# without Faust's base64 layer (the changelog is binary) it costs less again. It is
 # internal state written only by these agents, and the restricted unpickler refuses
 # anything but plain builtins on recovery.
-STATE_CODEC = "pickle_restricted"
+STATE_CODEC = "shaftwatch-state"
+codecs.register(STATE_CODEC, codecs.restricted_pickle())
 
 
 def _state_table(name: str, help: str):

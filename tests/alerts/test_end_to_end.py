@@ -1,6 +1,6 @@
-"""The whole chain on the real broker: readings and pings for two places become one ranked,
-evidence-backed incident and weak ones; a replay changes nothing; a patrol acts on it.
-(Frames join this test when the vision pipeline lands.)"""
+"""The whole chain on the real broker: frames, readings and pings for two places become one
+ranked incident backed by three sources, and weak ones elsewhere; a replay changes nothing;
+a patrol acts on it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from aiohttp import web
 from alerts.store import AlertStore
 from streams.broker import ensure_topics, free_port, topic_plan
 from streams.config import load_config
-from streams.records import Incident, decode
+from streams.records import FrameMeta, Incident, decode
 from streams.server import create_web_app
 from tests.helpers import WorkerProcess, isolated_config, wait_for
 from tests.streams.test_worker import produce, read_all
@@ -51,6 +51,14 @@ def feed(cfg) -> tuple[list, list]:
     return meters, pings
 
 
+def camera_frames(t0: float) -> list:
+    """Real footage as camera CAM-S01-A at S01: the empty scene, then a person walks in."""
+    from tests.detectors.test_vision import PEOPLE, jpegs
+    frames = jpegs(PEOPLE, [0] * 3 + list(range(240, 320, 10)))
+    return [(b"CAM-S01-A", jpeg, FrameMeta("CAM-S01-A", "S01", t0 + k, k + 1).headers())
+            for k, jpeg in enumerate(frames)]
+
+
 def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kafka_bootstrap, tmp_path, monkeypatch):
     monkeypatch.setenv("SHAFTWATCH_TOKEN_DUTY", "duty-token")
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
@@ -62,16 +70,18 @@ def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kaf
     try:
         worker.wait_ready()
         meters, pings = feed(cfg)
+        frames = camera_frames(night_ts() - 8 * 900 + 300)
         asyncio.run(produce(kafka_bootstrap, cfg.topic("meter-readings"), meters))
         asyncio.run(produce(kafka_bootstrap, cfg.topic("fence-pings"), pings))
+        asyncio.run(produce(kafka_bootstrap, cfg.topic("frames"), frames))
 
         def settled():
             incidents = store.open_incidents()
             real = [i for i in incidents if i["site_id"] == "S01"]
             # The herder's cell fence protects S07 and S08 and a cell gives no position: both sites hear of it.
-            return len(incidents) == 3 and real and {"power", "fence"} <= set(real[0]["draft"]["strongest"]) \
-                and len(real[0]["draft"]["signal_ids"]) >= 5 and incidents
-        incidents = wait_for(settled, 90, what="S01 with power and fence evidence, and the weak ones")
+            return len(incidents) == 3 and real and set(real[0]["draft"]["strongest"]) == {"vision", "power", "fence"} \
+                and len(real[0]["draft"]["signal_ids"]) >= 6 and incidents
+        incidents = wait_for(settled, 120, what="S01 with camera, power and fence evidence, and the weak ones")
         top, weak, weak2 = incidents
         assert top["site_id"] == "S01" and {weak["site_id"], weak2["site_id"]} == {"S07", "S08"}
         assert len([i for i in incidents if i["site_id"] == "S01"]) == 1
@@ -79,13 +89,16 @@ def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kaf
         full = store.incident(top["id"])
         kinds = sorted(f"{s['source_kind']}/{s['kind']}" for s in full["signals"])
         assert kinds == ["fence/crew_in_zone", "fence/zone_entry", "fence/zone_entry", "fence/zone_entry",
-                         "power/reconnection"]
+                         "power/reconnection", "vision/person_at_shaft"]
         assert all(s["evidence"] for s in full["signals"])
         before = (store.all_incidents(), store.count_signals())
 
-        # Replay every input: nothing changes.
+        # Replay the readings and pings (their detectors' state dedups them) and replay the
+        # signals themselves, as after a crash of the fusion worker: nothing changes.
         asyncio.run(produce(kafka_bootstrap, cfg.topic("meter-readings"), meters))
         asyncio.run(produce(kafka_bootstrap, cfg.topic("fence-pings"), pings))
+        signals = asyncio.run(read_all(kafka_bootstrap, cfg.topic("signals"), expect=before[1], timeout=10))
+        asyncio.run(produce(kafka_bootstrap, cfg.topic("signals"), [(r.key, r.value, None) for r in signals]))
         time.sleep(8)
         after = (store.all_incidents(), store.count_signals())
         assert [(i["id"], i["score"], i["state"]) for i in after[0]] == \
