@@ -8,6 +8,8 @@ from functools import lru_cache
 
 from aiokafka.partitioner import DefaultPartitioner
 
+from .records import RecordError
+
 _partitioner = DefaultPartitioner()
 
 
@@ -15,3 +17,12 @@ _partitioner = DefaultPartitioner()
 def partition_for(key: str, partitions: int) -> int:
     every = list(range(partitions))
     return _partitioner(key.encode(), every, every)
+
+
+def check_home(key: str, partitions: int, partition: int, what: str) -> None:
+    """RecordError unless ``key`` belongs to ``partition`` (a batch mixing partitions, or a
+    record keyed by something else, would split its state across workers)."""
+    home = partition_for(key, partitions)
+    if home != partition:
+        raise RecordError(f"{what} {key} belongs to partition {home}, not {partition}: key single records "
+                          f"by {what} and batch only {what}s of one partition")

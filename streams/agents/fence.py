@@ -19,7 +19,7 @@ from detectors.fence import (
 from ..app import app, config
 from ..dead_letters import dead_letter, refusing
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
-from ..partitioning import partition_for
+from ..partitioning import check_home
 from ..records import FENCE_PINGS, SCHEMA_VERSION, FencePing, FencePresence, RecordError, Signal, decode_fence_message
 from ..tables import device_state, zone_state
 from ..signals import emit
@@ -68,10 +68,7 @@ def to_signals(finding: Finding, lon: float | None = None, lat: float | None = N
 def check_ping(record: FencePing, partition: int) -> None:
     if record.zone_id is not None and record.zone_id not in INDEX.zones:
         raise RecordError(f"unknown fence zone {record.zone_id!r} (not in fences.yaml)")
-    home = partition_for(record.device_pid, PARTITIONS)
-    if home != partition:
-        raise RecordError(f"device {record.device_pid} belongs to partition {home}, not {partition}: "
-                          "key single pings by device_pid and batch only devices of one partition")
+    check_home(record.device_pid, PARTITIONS, partition, "device")
 
 
 @app.agent(fence_pings_topic, name="fence-agent")
@@ -82,13 +79,14 @@ async def fence_agent(stream):
             records, bad = decode_fence_message(event.value)
             for index, reason in bad:
                 await dead_letter(event, SOURCE, f"ping {index}: {reason}")
-            presences, signals = [], []
+            presences, signals, accepted = [], [], 0
             for record in records:
                 try:
                     check_ping(record, event.message.partition)
                 except RecordError as exc:
                     await dead_letter(event, SOURCE, f"ping of {record.device_pid}: {exc}")
                     continue
+                accepted += 1
                 ping = Ping(record.device_pid, record.device_kind, record.ts, record.lon, record.lat,
                             record.accuracy_m, record.cell_id, record.zone_id, record.event)
                 state = device_state.get(record.device_pid) or new_device_state()
@@ -98,7 +96,7 @@ async def fence_agent(stream):
                 presences += found_presences
                 for finding in findings:
                     signals += to_signals(finding, record.lon, record.lat)
-            RECORDS_ACCEPTED.labels(topic=FENCE_PINGS.name).inc(len(records))
+            RECORDS_ACCEPTED.labels(topic=FENCE_PINGS.name).inc(accepted)
             for p in presences:
                 await fence_presence_topic.send(key=p.zone_id, value=FencePresence(
                     v=SCHEMA_VERSION, zone_id=p.zone_id, device_pid=p.device_pid, device_kind=p.device_kind,

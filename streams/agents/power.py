@@ -16,7 +16,7 @@ from detectors.power import Finding, MeterSpec, check_silence, new_state, observ
 from ..app import app, config
 from ..dead_letters import dead_letter, refusing
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
-from ..partitioning import partition_for
+from ..partitioning import check_home
 from ..records import METER_READINGS, SCHEMA_VERSION, MeterReading, RecordError, Signal, decode_meter_message
 from ..tables import meter_state
 from ..signals import emit
@@ -95,16 +95,14 @@ async def power_agent(stream):
                 await dead_letter(event, SOURCE, f"reading {index}: {reason}")
             placed = []
             for r in readings:
-                if r.meter_id not in SPECS:
-                    reason = f"unknown meter {r.meter_id!r} (not in meters.yaml)"
-                elif (home := partition_for(r.meter_id, PARTITIONS)) != event.message.partition:
-                    reason = (f"meter {r.meter_id} belongs to partition {home}, not {event.message.partition}: "
-                              "key single readings by meter id and batch only meters of one partition")
-                else:
+                try:
+                    if r.meter_id not in SPECS:
+                        raise RecordError(f"unknown meter {r.meter_id!r} (not in meters.yaml)")
+                    check_home(r.meter_id, PARTITIONS, event.message.partition, "meter")
                     placed.append(r)
-                    continue
-                READINGS.labels(outcome="rejected").inc()
-                await dead_letter(event, SOURCE, reason)
+                except RecordError as exc:
+                    READINGS.labels(outcome="rejected").inc()
+                    await dead_letter(event, SOURCE, str(exc))
             readings = placed
             # Read each meter's state once per message and write it back once: one
             # changelog record per meter per message, however many readings it carried.

@@ -207,3 +207,22 @@ def test_frames_become_a_vision_signal_with_a_snapshot(kafka_bootstrap, worker_e
                asyncio.run(read_all(kafka_bootstrap, cfg.topic("dead-letters"), expect=1, timeout=30))]
     assert [d.source for d in letters] == ["vision-agent"] and "corrupt frame" in letters[0].reason
     assert letters[0].original_value() == frames[0][:300]
+
+
+def test_a_batch_on_the_wrong_partition_is_refused(kafka_bootstrap, worker_env):
+    from streams.partitioning import partition_for
+    cfg, start = worker_env
+    worker = start()
+    home = partition_for("M-0002", 2)
+    batch = json.dumps({"v": 1, "source_id": "u", "readings": [{"meter_id": "M-0002", "ts": time.time() - 900,
+                                                                 "power_kw": 1.0}]}).encode()
+
+    async def send_elsewhere():
+        async with KafkaSink(kafka_bootstrap, "test") as sink:
+            await sink.send(cfg.topic("meter-readings"), b"M-0002", batch, partition=1 - home)
+
+    asyncio.run(send_elsewhere())
+    letters = [decode(DeadLetter, r.value) for r in
+               asyncio.run(read_all(kafka_bootstrap, cfg.topic("dead-letters"), expect=1, timeout=30))]
+    assert len(letters) == 1 and f"meter M-0002 belongs to partition {home}, not {1 - home}" in letters[0].reason
+    assert "M-0002" not in worker.get("/feeds/meters")
