@@ -13,7 +13,7 @@ export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/$(DATA_DIR)/ultralytics
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup kafka run test test-fast bench-power bench-fence bench-fusion bench-vision bench config-check schemas clean
+.PHONY: help setup kafka postgres run test test-fast bench-power bench-fence bench-fusion bench-vision bench config-check schemas clean
 
 help:
 	@echo "make run     the whole system on this machine (local Kafka, worker, server, demo feeds)"
@@ -39,9 +39,18 @@ kafka: $(STAMP)
 	$(BIN)/shaftwatch broker --fetch-only
 
 run: setup
+	mkdir -p $(YOLO_CONFIG_DIR)
 	$(BIN)/shaftwatch run $(if $(THEFT),--theft-site $(THEFT))
 
-test: setup
+# The alert store is tested on PostgreSQL too; install Debian's server when it is missing
+# (as root, as CI runs). Where that cannot be done, those tests are reported as skipped.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
+	  echo "PostgreSQL could not be installed here: its tests will be skipped"
+
+test: setup postgres
+	mkdir -p $(YOLO_CONFIG_DIR)
 	$(BIN)/python -m pytest
 
 test-fast: setup

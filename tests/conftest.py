@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,22 @@ def kafka_bootstrap(tmp_path_factory) -> str:
     broker = LocalKafkaBroker(settings, Path(tmp_path_factory.mktemp("kafka")))
     with broker:
         yield broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory) -> str:
+    """A real PostgreSQL server for the session (skipped with the reason where it cannot run)."""
+    import tempfile
+
+    from tests.postgres import PostgresServer
+    # Its own directory under /tmp, readable by the postgres user the server runs as.
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="shaftwatch-pg-")))
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items):

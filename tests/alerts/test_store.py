@@ -23,9 +23,17 @@ def signal(sid, site="S01", kind="power", strength=0.8, ts=NIGHT, source_id="M-0
             "evidence": [f"power-curve:{sid}"]}
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The same tests on the default SQLite file and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        import sqlalchemy as sa
+        with sa.create_engine(url).begin() as c:  # a clean schema for each test
+            c.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    s = AlertStore(url)
     s.migrate()
     s.sync_ledger([{"id": "S01", "name": "one", "township": "t", "lon": 110.0, "lat": 34.0, "status": "sealed",
                     "sealed_on": "2023-05-12", "responsible": "王建国"},
