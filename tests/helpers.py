@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -67,6 +68,23 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "cond
             last_error = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last error: {last_error!r}")
+
+
+@contextlib.asynccontextmanager
+async def serving(cfg):
+    """The real HTTP server app (ingest, console API) on a free loopback port; yields its base URL."""
+    from aiohttp import web
+
+    from streams.server import create_web_app
+
+    runner = web.AppRunner(create_web_app(cfg))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 class WorkerProcess:

@@ -10,14 +10,12 @@ import time
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from alerts.store import AlertStore
-from streams.broker import ensure_topics, free_port, topic_plan
+from streams.broker import ensure_topics, topic_plan
 from streams.config import load_config
 from streams.records import FrameMeta, Incident, decode
-from streams.server import create_web_app
-from tests.helpers import WorkerProcess, isolated_config, wait_for
+from tests.helpers import WorkerProcess, isolated_config, serving, wait_for
 from tests.streams.test_worker import produce, read_all
 
 pytestmark = pytest.mark.broker
@@ -106,26 +104,19 @@ def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kaf
 
         # A patrol acknowledges it through the console API; the change is audited and published.
         async def act():
-            app = create_web_app(cfg)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            port = free_port()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            try:
+            async with serving(cfg) as server:
+                base = f"{server}/api"
                 async with aiohttp.ClientSession(headers={"Authorization": "Bearer duty-token"}) as session:
-                    base = f"http://127.0.0.1:{port}/api"
                     async with session.get(f"{base}/incidents") as r:
                         listed = (await r.json())["incidents"]
                     async with session.post(f"{base}/incidents/{top['id']}/acknowledge", json={"note": "on it"}) as r:
                         acked = await r.json()
                     async with session.post(f"{base}/incidents/{top['id']}/reopen") as r:
                         refused = r.status
-                    async with aiohttp.ClientSession() as anonymous:
-                        async with anonymous.get(f"{base}/incidents") as r:
-                            unauthorized = r.status
-                return listed, acked, refused, unauthorized
-            finally:
-                await runner.cleanup()
+                async with aiohttp.ClientSession() as anonymous:
+                    async with anonymous.get(f"{base}/incidents") as r:
+                        unauthorized = r.status
+            return listed, acked, refused, unauthorized
 
         listed, acked, refused, unauthorized = asyncio.run(act())
         assert [i["id"] for i in listed] == [top["id"], weak["id"], weak2["id"]]

@@ -4,15 +4,26 @@ from its first record to its last by polling a counter on its /metrics page."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import tempfile
 import re
 import time
 import urllib.request
 from pathlib import Path
 
-from streams.broker import ensure_topics, topic_plan
-from streams.config import load_config
+from streams.broker import LocalKafkaBroker, ensure_topics, free_port, topic_plan
+from streams.config import LocalBrokerSettings, load_config
 from streams.producer import KafkaSink
 from tests.helpers import WorkerProcess, wait_for
+
+
+@contextlib.contextmanager
+def bench_broker():
+    """A throw-away local broker for one benchmark: yields it and a scratch directory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = LocalBrokerSettings(port=free_port(), controller_port=free_port(), heap_mb=768)
+        with LocalKafkaBroker(settings, Path(tmp) / "kafka") as broker:
+            yield broker, Path(tmp)
 
 
 def counter(worker: WorkerProcess, pattern: str) -> float:

@@ -7,17 +7,15 @@ import argparse
 import json
 import random
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 from detectors.fence import FenceRules, Ping, Zone, ZoneIndex, new_device_state, new_zone_state, observe_ping, \
     observe_presence
 from detectors.timeofday import LocalClock
-from streams.broker import LocalKafkaBroker, free_port
-from streams.config import LocalBrokerSettings, load_config
+from streams.config import load_config
 from streams.partitioning import partition_for
-from tests.bench.agent_rate import agent_rate
+from tests.bench.agent_rate import agent_rate, bench_broker
 from tests.helpers import REPO, isolated_config
 
 
@@ -85,16 +83,14 @@ def main() -> None:
             batched.append((chunk[0]["device_pid"], json.dumps({"v": 1, "source_id": "CMCC", "pings": rows}).encode(),
                             part))
     results = {"batched": [], "single": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = LocalBrokerSettings(port=free_port(), controller_port=free_port(), heap_mb=768)
-        with LocalKafkaBroker(settings, Path(tmp) / "kafka") as broker:
-            for run in range(1 if args.quick else 3):
-                for tag, messages in (("batched", batched), ("single", single)):
-                    run_dir = Path(tmp) / f"{tag}{run}"
-                    config_dir = isolated_config(run_dir, f"bench-fence-{tag}", partitions=4, log_level="warning")
-                    results[tag].append(agent_rate(broker.bootstrap, config_dir, "fence-pings", messages, n,
-                                                   'shaftwatch_records_accepted_total{topic="fence-pings"}',
-                                                   run_dir / "worker.log"))
+    with bench_broker() as (broker, tmp):
+        for run in range(1 if args.quick else 3):
+            for tag, messages in (("batched", batched), ("single", single)):
+                run_dir = Path(tmp) / f"{tag}{run}"
+                config_dir = isolated_config(run_dir, f"bench-fence-{tag}", partitions=4, log_level="warning")
+                results[tag].append(agent_rate(broker.bootstrap, config_dir, "fence-pings", messages, n,
+                                               'shaftwatch_records_accepted_total{topic="fence-pings"}',
+                                               run_dir / "worker.log"))
     b, s_ = statistics.median(results["batched"]), statistics.median(results["single"])
     print(f"batched (500 pings/message): median {b:,.0f} pings/s  runs {[round(r) for r in results['batched']]}")
     print(f"one ping per message:        median {s_:,.0f} pings/s  runs {[round(r) for r in results['single']]}")

@@ -10,18 +10,17 @@ import hashlib
 import json
 import random
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from alerts.store import AlertStore, audit
-from streams.broker import LocalKafkaBroker, ensure_topics, free_port, topic_plan
-from streams.config import LocalBrokerSettings, load_config
+from streams.broker import ensure_topics, topic_plan
+from streams.config import load_config
 from streams.partitioning import partition_for
 from streams.producer import KafkaSink
-from tests.bench.agent_rate import agent_rate
+from tests.bench.agent_rate import agent_rate, bench_broker
 from tests.helpers import WorkerProcess, isolated_config, wait_for
 
 SITES = [f"S0{i}" for i in range(1, 9)]
@@ -81,16 +80,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     n = 1000 if args.quick else 5000
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = LocalBrokerSettings(port=free_port(), controller_port=free_port(), heap_mb=768)
-        with LocalKafkaBroker(settings, Path(tmp) / "kafka") as broker:
-            rates = []
-            for run in range(1 if args.quick else 3):
-                run_dir = Path(tmp) / f"rate{run}"
-                config_dir = isolated_config(run_dir, "bench-fusion", partitions=4, log_level="warning")
-                rates.append(agent_rate(broker.bootstrap, config_dir, "signals", list(messages(n, random.Random(run))),
-                                        n, "shaftwatch_signal_to_store_seconds_count", run_dir / "worker.log"))
-            latencies = latency_run(broker.bootstrap, Path(tmp) / "latency", 200 if args.quick else 600, rate=50)
+    with bench_broker() as (broker, tmp):
+        rates = []
+        for run in range(1 if args.quick else 3):
+            run_dir = Path(tmp) / f"rate{run}"
+            config_dir = isolated_config(run_dir, "bench-fusion", partitions=4, log_level="warning")
+            rates.append(agent_rate(broker.bootstrap, config_dir, "signals", list(messages(n, random.Random(run))),
+                                    n, "shaftwatch_signal_to_store_seconds_count", run_dir / "worker.log"))
+        latencies = latency_run(broker.bootstrap, Path(tmp) / "latency", 200 if args.quick else 600, rate=50)
     q = statistics.quantiles(latencies, n=100)
     print("== fusion on the real broker, SQLite store, one worker ==")
     print(f"throughput (backlog of {n:,} signals): median {statistics.median(rates):,.0f} signals/s  "

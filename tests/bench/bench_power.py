@@ -19,9 +19,7 @@ import yaml
 
 from detectors.power import MeterSpec, PowerRules, new_state, observe
 from detectors.timeofday import LocalClock
-from streams.broker import LocalKafkaBroker, free_port
-from streams.config import LocalBrokerSettings
-from tests.bench.agent_rate import agent_rate
+from tests.bench.agent_rate import agent_rate, bench_broker
 from tests.bench.power_quality import main as quality_main, print_report
 from tests.helpers import isolated_config
 
@@ -132,15 +130,13 @@ def main() -> None:
     print(f"rules alone: median {rules_rate:,.0f} readings/s")
 
     print("\n== throughput: power agent on the real broker (one worker) ==")
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = LocalBrokerSettings(port=free_port(), controller_port=free_port(), heap_mb=768)
-        with LocalKafkaBroker(settings, Path(tmp) / "kafka") as broker:
-            # A day of 15-minute readings for 1,000 meters: baselines grow as they would.
-            meters = 1000
-            batched = [bench_agent(broker.bootstrap, Path(tmp), meters, 12 if quick else 96, True)
-                       for _ in range(1 if quick else 3)]
-            single = [bench_agent(broker.bootstrap, Path(tmp), meters, 4 if quick else 12, False)
-                      for _ in range(1 if quick else 3)]
+    with bench_broker() as (broker, tmp):
+        # A day of 15-minute readings for 1,000 meters: baselines grow as they would.
+        meters = 1000
+        batched = [bench_agent(broker.bootstrap, Path(tmp), meters, 12 if quick else 96, True)
+                   for _ in range(1 if quick else 3)]
+        single = [bench_agent(broker.bootstrap, Path(tmp), meters, 4 if quick else 12, False)
+                  for _ in range(1 if quick else 3)]
     b, s = statistics.median(batched), statistics.median(single)
     print(f"batched (500 readings/message): median {b:,.0f} readings/s  runs {[round(x) for x in batched]}")
     print(f"one reading per message:        median {s:,.0f} readings/s  runs {[round(x) for x in single]}")

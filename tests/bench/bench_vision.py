@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,12 +29,12 @@ from aiokafka import AIOKafkaConsumer
 from detectors.camera import CameraSpec, FrameIn, VisionPipeline
 from detectors.objects import ObjectDetector
 from detectors.tracking import ZoneSpec
-from streams.broker import LocalKafkaBroker, ensure_topics, free_port, topic_plan
-from streams.config import LocalBrokerSettings, load_config
+from streams.broker import ensure_topics, topic_plan
+from streams.config import load_config
 from streams.producer import KafkaSink
 from streams.records import FrameMeta
 from streams.partitioning import partition_for
-from tests.bench.agent_rate import agent_rate
+from tests.bench.agent_rate import agent_rate, bench_broker
 from tests.helpers import REPO, WorkerProcess, isolated_config
 
 SHARED = REPO.parent / "shared"
@@ -176,26 +175,24 @@ def write_cameras(config_dir: Path, cameras: int) -> None:
 
 def latency(quick: bool) -> list[float]:
     cameras, seconds, busy = (10, 24, 2) if quick else (20, 60, 4)
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = LocalBrokerSettings(port=free_port(), controller_port=free_port(), heap_mb=768)
-        with LocalKafkaBroker(settings, Path(tmp) / "kafka") as broker:
-            run_dir = Path(tmp) / "run"
-            config_dir = isolated_config(run_dir, "bench-vision", partitions=4, log_level="warning")
-            write_cameras(config_dir, cameras)
-            thresholds = yaml.safe_load((config_dir / "thresholds.yaml").read_text())
-            # Every new person is a sample: people come and go every few seconds on the busy cameras,
-            # and a track ends 2 s after its person left.
-            thresholds["vision"]["min_signal_interval_s"] = 0
-            thresholds["vision"]["tracker"]["max_gap_s"] = 2
-            (config_dir / "thresholds.yaml").write_text(yaml.safe_dump(thresholds))
-            cfg = load_config(config_dir)
-            asyncio.run(ensure_topics(broker.bootstrap, topic_plan(cfg)))
-            worker = WorkerProcess(config_dir, broker.bootstrap, run_dir / "worker.log").start()
-            try:
-                worker.wait_ready(topic_suffix="frames", timeout=120)
-                return asyncio.run(_latency_run(broker.bootstrap, cfg, cameras, seconds, busy))
-            finally:
-                worker.stop()
+    with bench_broker() as (broker, tmp):
+        run_dir = Path(tmp) / "run"
+        config_dir = isolated_config(run_dir, "bench-vision", partitions=4, log_level="warning")
+        write_cameras(config_dir, cameras)
+        thresholds = yaml.safe_load((config_dir / "thresholds.yaml").read_text())
+        # Every new person is a sample: people come and go every few seconds on the busy cameras,
+        # and a track ends 2 s after its person left.
+        thresholds["vision"]["min_signal_interval_s"] = 0
+        thresholds["vision"]["tracker"]["max_gap_s"] = 2
+        (config_dir / "thresholds.yaml").write_text(yaml.safe_dump(thresholds))
+        cfg = load_config(config_dir)
+        asyncio.run(ensure_topics(broker.bootstrap, topic_plan(cfg)))
+        worker = WorkerProcess(config_dir, broker.bootstrap, run_dir / "worker.log").start()
+        try:
+            worker.wait_ready(topic_suffix="frames", timeout=120)
+            return asyncio.run(_latency_run(broker.bootstrap, cfg, cameras, seconds, busy))
+        finally:
+            worker.stop()
 
 
 async def _latency_run(bootstrap: str, cfg, cameras: int, seconds: int, busy: int) -> list[float]:
@@ -232,19 +229,17 @@ def agent_throughput(quick: bool) -> float:
     """Frames/s through a real worker (Kafka transport included), 10% of cameras with motion."""
     cameras, per_camera = (20, 10) if quick else (40, 20)
     batches = scenario(cameras, per_camera, 0.1)
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = LocalBrokerSettings(port=free_port(), controller_port=free_port(), heap_mb=768)
-        with LocalKafkaBroker(settings, Path(tmp) / "kafka") as broker:
-            run_dir = Path(tmp) / "run"
-            config_dir = isolated_config(run_dir, "bench-vision-rate", partitions=4, log_level="warning")
-            write_cameras(config_dir, cameras)
-            messages = []
-            for batch in batches:
-                for f in batch:
-                    meta = FrameMeta(f.camera_id, "S01", time.time() - 60, f.seq)
-                    messages.append((f.camera_id, f.jpeg, partition_for(f.camera_id, 4), meta.headers()))
-            return agent_rate(broker.bootstrap, config_dir, "frames", messages, len(messages),
-                              'shaftwatch_frames_total{stage="in"}', run_dir / "worker.log", ready_topic="frames")
+    with bench_broker() as (broker, tmp):
+        run_dir = Path(tmp) / "run"
+        config_dir = isolated_config(run_dir, "bench-vision-rate", partitions=4, log_level="warning")
+        write_cameras(config_dir, cameras)
+        messages = []
+        for batch in batches:
+            for f in batch:
+                meta = FrameMeta(f.camera_id, "S01", time.time() - 60, f.seq)
+                messages.append((f.camera_id, f.jpeg, partition_for(f.camera_id, 4), meta.headers()))
+        return agent_rate(broker.bootstrap, config_dir, "frames", messages, len(messages),
+                          'shaftwatch_frames_total{stage="in"}', run_dir / "worker.log", ready_topic="frames")
 
 
 def main() -> None:

@@ -8,13 +8,11 @@ import time
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from streams.broker import ensure_topics, free_port, topic_plan
+from streams.broker import ensure_topics, topic_plan
 from streams.config import load_config
 from streams.records import DeadLetter, decode, decode_meter_message
-from streams.server import create_web_app
-from tests.helpers import WorkerProcess, isolated_config, wait_for
+from tests.helpers import WorkerProcess, isolated_config, serving, wait_for
 from tests.streams.test_worker import read_all
 
 pytestmark = pytest.mark.broker
@@ -35,20 +33,12 @@ def ingest(kafka_bootstrap, tmp_path, monkeypatch):
 
 
 async def post(cfg, path, body, content_type="application/json", token=TOKEN):
-    app = create_web_app(cfg)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        headers = {"Content-Type": content_type}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"http://127.0.0.1:{port}{path}", data=body, headers=headers) as response:
-                return response.status, await response.json()
-    finally:
-        await runner.cleanup()
+    headers = {"Content-Type": content_type}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    async with serving(cfg) as base, aiohttp.ClientSession() as session:
+        async with session.post(f"{base}{path}", data=body, headers=headers) as response:
+            return response.status, await response.json()
 
 
 def test_tokens_are_required_and_scoped(ingest):
