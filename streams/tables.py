@@ -10,6 +10,7 @@ from __future__ import annotations
 from faust.serializers import codecs
 
 from .app import app, config
+from .changelog import BatchedChangelogTable
 
 _partitions = config.runtime.app.topics.partitions
 
@@ -25,7 +26,8 @@ codecs.register(STATE_CODEC, codecs.restricted_pickle())
 def _state_table(name: str, help: str):
     # app.Table would register the table (and make its changelog topic and store with the
     # JSON codec) before a codec could be set; build it, set the codec, then register it.
-    table = app.conf.Table(app, name=name, default=None, beacon=app.tables.beacon, partitions=_partitions, help=help)
+    # Agents writing these call flush_changelog() once per message (streams.changelog).
+    table = BatchedChangelogTable(app, name=name, default=None, beacon=app.tables.beacon, partitions=_partitions, help=help)
     table.value_serializer = STATE_CODEC
     return app.tables.add(table)
 

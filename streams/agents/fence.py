@@ -96,6 +96,7 @@ async def fence_agent(stream):
                 presences += found_presences
                 for finding in findings:
                     signals += to_signals(finding, record.lon, record.lat)
+            await device_state.flush_changelog()
             RECORDS_ACCEPTED.labels(topic=FENCE_PINGS.name).inc(accepted)
             for p in presences:
                 await fence_presence_topic.send(key=p.zone_id, value=FencePresence(
@@ -113,5 +114,6 @@ async def zone_agent(stream):
             findings = observe_presence(state, PresenceEvent(p.zone_id, p.device_pid, p.device_kind, p.since, p.ts,
                                                              left=p.left, lon=p.lon, lat=p.lat), RULES, CLOCK)
             zone_state[p.zone_id] = state
+            await zone_state.flush_changelog()
             for finding in findings:
                 await emit(to_signals(finding, *(finding.details.get("centre") or (None, None))))

@@ -105,11 +105,13 @@ async def power_agent(stream):
                     await dead_letter(event, SOURCE, str(exc))
             readings = placed
             # Read each meter's state once per message and write it back once: one
-            # changelog record per meter per message, however many readings it carried.
+            # changelog record per meter per message, however many readings it carried,
+            # all of them sent as one batch per partition.
             states = {mid: meter_state.get(mid) for mid in {r.meter_id for r in readings}}
             signals = apply_readings(readings, states)
             for meter_id, state in states.items():
                 meter_state[meter_id] = state
+            await meter_state.flush_changelog()
             RECORDS_ACCEPTED.labels(topic=METER_READINGS.name).inc()
             await emit(signals)
 

@@ -117,8 +117,13 @@ def to_signal(f: VisionFinding, reference: str) -> Signal:
 @app.agent(frames_topic, name="vision-agent")
 async def vision_agent(stream):
     loop = asyncio.get_running_loop()
-    # Load the model before the first frame arrives, not while frames wait behind it.
-    await loop.run_in_executor(_cpu, _Pipeline.get)
+    if config.cameras.cameras:
+        # Load the model before the first frame arrives, not while frames wait behind it.
+        await loop.run_in_executor(_cpu, _Pipeline.get)
+    else:
+        # A worker for meters and fences only: frames from unknown cameras are refused
+        # anyway, so the model (seconds of CPU at start) is not loaded.
+        log.info("no cameras configured; the object detector is not loaded")
     async for events in stream.take_events(BATCH, within=0.25):
         accepted, frames = [], []
         for event in events:

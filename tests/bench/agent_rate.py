@@ -26,6 +26,14 @@ def bench_broker():
             yield broker, Path(tmp)
 
 
+def without_cameras(config_dir: Path) -> Path:
+    """A worker for meters, fences or signals only: with no camera configured the vision
+    agent does not load the object detector, whose seconds of start-up CPU would
+    otherwise be counted against the agent being measured."""
+    (config_dir / "cameras.yaml").write_text("cameras: []\n")
+    return config_dir
+
+
 def counter(worker: WorkerProcess, pattern: str) -> float:
     text = urllib.request.urlopen(worker.url("/metrics"), timeout=5).read().decode()
     m = re.search(re.escape(pattern) + r" ([0-9.e+]+)", text)

@@ -15,7 +15,7 @@ from detectors.fence import FenceRules, Ping, Zone, ZoneIndex, new_device_state,
 from detectors.timeofday import LocalClock
 from streams.config import load_config
 from streams.partitioning import partition_for
-from tests.bench.agent_rate import agent_rate, bench_broker
+from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
 from tests.helpers import REPO, isolated_config
 
 
@@ -87,7 +87,7 @@ def main() -> None:
         for run in range(1 if args.quick else 3):
             for tag, messages in (("batched", batched), ("single", single)):
                 run_dir = Path(tmp) / f"{tag}{run}"
-                config_dir = isolated_config(run_dir, f"bench-fence-{tag}", partitions=4, log_level="warning")
+                config_dir = without_cameras(isolated_config(run_dir, f"bench-fence-{tag}", partitions=4, log_level="warning"))
                 results[tag].append(agent_rate(broker.bootstrap, config_dir, "fence-pings", messages, n,
                                                'shaftwatch_records_accepted_total{topic="fence-pings"}',
                                                run_dir / "worker.log"))

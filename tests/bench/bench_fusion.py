@@ -20,7 +20,7 @@ from streams.broker import ensure_topics, topic_plan
 from streams.config import load_config
 from streams.partitioning import partition_for
 from streams.producer import KafkaSink
-from tests.bench.agent_rate import agent_rate, bench_broker
+from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
 from tests.helpers import WorkerProcess, isolated_config, wait_for
 
 SITES = [f"S0{i}" for i in range(1, 9)]
@@ -84,7 +84,7 @@ def main() -> None:
         rates = []
         for run in range(1 if args.quick else 3):
             run_dir = Path(tmp) / f"rate{run}"
-            config_dir = isolated_config(run_dir, "bench-fusion", partitions=4, log_level="warning")
+            config_dir = without_cameras(isolated_config(run_dir, "bench-fusion", partitions=4, log_level="warning"))
             rates.append(agent_rate(broker.bootstrap, config_dir, "signals", list(messages(n, random.Random(run))),
                                     n, "shaftwatch_signal_to_store_seconds_count", run_dir / "worker.log"))
         latencies = latency_run(broker.bootstrap, Path(tmp) / "latency", 200 if args.quick else 600, rate=50)

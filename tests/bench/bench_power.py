@@ -19,7 +19,7 @@ import yaml
 
 from detectors.power import MeterSpec, PowerRules, new_state, observe
 from detectors.timeofday import LocalClock
-from tests.bench.agent_rate import agent_rate, bench_broker
+from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
 from tests.bench.power_quality import main as quality_main, print_report
 from tests.helpers import isolated_config
 
@@ -108,7 +108,7 @@ def _messages(rows: list[dict], intervals: int, batched: bool, partitions: int, 
 def bench_agent(bootstrap: str, workdir: Path, meters: int, intervals: int, batched: bool) -> float:
     tag = "batched" if batched else "single"
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{tag}-", dir=workdir))
-    config_dir = isolated_config(run_dir, f"bench-{tag}", partitions=4, log_level="warning")
+    config_dir = without_cameras(isolated_config(run_dir, f"bench-{tag}", partitions=4, log_level="warning"))
     rows = county_meters(meters)
     (config_dir / "meters.yaml").write_text(yaml.safe_dump({"utility": "bench", "meters": rows}))
     messages = list(_messages(rows, intervals, batched, 4, random.Random(2)))
