@@ -10,7 +10,8 @@ import time
 import pytest
 
 from streams.records import (
-    DeadLetter, FencePing, FrameMeta, MeterReading, RecordError, Signal, check_jpeg, decode, encode, json_schema,
+    DeadLetter, FencePing, FencePingBatch, FencePresence, FrameMeta, Incident, MeterReading, MeterReadingBatch,
+    RecordError, Signal, _fields, _fitters, _type_problem, check_jpeg, decode, encode, json_schema,
 )
 from tests.helpers import REPO
 
@@ -101,3 +102,16 @@ def test_published_schemas_are_current():
     check = subprocess.run([sys.executable, "-m", "streams.cli", "schemas", "--check"], capture_output=True,
                            text=True, cwd=REPO)
     assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize("cls", [MeterReading, MeterReadingBatch, FencePing, FencePingBatch, FencePresence, Signal,
+                                 Incident, DeadLetter])
+def test_compiled_type_checks_agree_with_the_worded_ones(cls):
+    # decode() asks the compiled yes/no check first and the worded one only for the
+    # reason: the two must never disagree, or a bad value would pass or a good one fail.
+    samples = [0, 1, -3, 1.5, float("nan"), float("inf"), True, False, None, "", "phone", "enter", [], [{}], ["x"],
+               {}, {"a": 1}, {"a": "b"}, {"a": [1]}]
+    hints, fits = _fields(cls), _fitters(cls)
+    for name, tp in hints.items():
+        for value in samples:
+            assert fits[name](value) == (_type_problem(name, value, tp) is None), (cls.__name__, name, value)
