@@ -40,6 +40,10 @@ def create_app(cfg: ShaftWatchConfig) -> faust.App:
         # Tables are recovered from their changelog topics on start; on one worker this
         # replays at full speed, so no standby replicas are needed by default.
         table_standby_replicas=0,
+        # State tables write a whole message's changed keys as one batch per partition
+        # (streams.changelog); with aiokafka's 16 kB default a batch held two meters'
+        # state, and each further batch waited for the one before it to leave.
+        producer_max_batch_size=512 * 1024,
     )
 
 
