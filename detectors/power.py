@@ -107,9 +107,15 @@ class Finding:
 def new_state() -> State:
     return {
         "last_ts": None,  # newest interval seen
-        "recent_ts": [],  # for de-duplication of re-sent readings
+        # Intervals seen, for ignoring re-sent readings: bit k is the interval k steps
+        # before newest_slot (an int of a day's bits, not a list of a day's timestamps).
+        "newest_slot": None,
+        "seen": 0,
         "last_register": None,
-        "buckets": {},  # "h{hour}-{wd|sat|sun}" -> recent kW values
+        # "h{hour}-{wd|sat|sun}" -> recent kW values. Any mapping with get() and item
+        # assignment will do: the power agent keeps each bucket under its own table key,
+        # since a reading changes one bucket and the rest of the profile stays as it was.
+        "buckets": {},
         "runs": {},  # rule -> {"start": ts, "count": n, "last": ts, "values": [...]}
         "live": False,  # has drawn power before (for silence and tamper rules)
         "silent_since": None,
@@ -117,10 +123,36 @@ def new_state() -> State:
     }
 
 
+DAY_TYPES = ("wd", "wd", "wd", "wd", "wd", "sat", "sun")  # by tm_wday
+BUCKETS = tuple(f"h{hour}-{day}" for hour in range(24) for day in ("wd", "sat", "sun"))
+
+
 def _bucket(ts: float, clock: LocalClock) -> str:
     """Hour of day x day type (working day, Saturday, Sunday), as utilities profile load."""
     t = clock.local(ts)
-    return f"h{t.tm_hour}-{('wd', 'wd', 'wd', 'wd', 'wd', 'sat', 'sun')[t.tm_wday]}"
+    return f"h{t.tm_hour}-{DAY_TYPES[t.tm_wday]}"
+
+
+def _first_time(state: State, ts: float, interval_s: int, keep: int) -> bool:
+    """Mark the interval of ``ts`` as seen; False if it was seen before (a re-send), or is
+    older than the intervals remembered."""
+    slot = round(ts / interval_s)
+    newest = state["newest_slot"]
+    if newest is None or slot > newest:
+        shift = keep if newest is None else slot - newest
+        state["seen"] = ((state["seen"] << shift) | 1) & ((1 << keep) - 1) if shift < keep else 1
+        state["newest_slot"] = slot
+        return True
+    age = newest - slot
+    if age >= keep or state["seen"] >> age & 1:
+        return False
+    state["seen"] |= 1 << age
+    return True
+
+
+def seen_intervals(state: State) -> int:
+    """How many of the remembered intervals had a reading."""
+    return bin(state["seen"]).count("1")
 
 
 def baseline(state: State, ts: float, rules: PowerRules, clock: LocalClock) -> tuple[float, float] | None:
@@ -175,18 +207,17 @@ def observe(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State,
             register_kwh: float | None = None) -> list[Finding] | None:
     """Take one reading into the state; return what it makes unexplained (often nothing).
 
-    Returns None when the reading was not used: the same interval again (a re-sent batch),
-    or later than ``late_limit_s`` behind the newest reading. Late readings within the
-    limit teach the baseline but do not take part in the rules that follow a sequence.
+    Returns None when the reading was not used: the same interval again (a re-sent batch:
+    one reading per meter per interval counts), or later than ``late_limit_s`` behind the
+    newest reading. Late readings within the limit teach the baseline but do not take part
+    in the rules that follow a sequence.
     """
-    if ts in state["recent_ts"]:
-        return None
     last = state["last_ts"]
     if last is not None and ts < last - rules.late_limit_s:
         return None
-    # One day of interval times remembers every re-send within the late limit.
-    keep = max(16, int(rules.late_limit_s // spec.interval_s) + 1)
-    state["recent_ts"] = (state["recent_ts"] + [ts])[-keep:]
+    # Remembering the intervals of the late limit (a day) catches every re-send within it.
+    if not _first_time(state, ts, spec.interval_s, max(16, int(rules.late_limit_s // spec.interval_s) + 2)):
+        return None
     kw = _kw(power_kw, energy_kwh, spec.interval_s)
     findings: list[Finding] = []
     expected = baseline(state, ts, rules, clock)

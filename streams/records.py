@@ -446,8 +446,12 @@ def _fitters(cls: type[Contract]) -> dict[str, typing.Callable[[Any], bool]]:
 def _fitter(tp: Any) -> typing.Callable[[Any], bool]:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        options = [_fitter(option) for option in typing.get_args(tp)]
-        return lambda v: any(fits(v) for fits in options)
+        options = typing.get_args(tp)
+        if len(options) == 2 and type(None) in options:  # Optional[X], the common case
+            inner = _fitter(next(option for option in options if option is not type(None)))
+            return lambda v: v is None or inner(v)
+        fitters = [_fitter(option) for option in options]
+        return lambda v: any(fits(v) for fits in fitters)
     if tp is type(None):
         return lambda v: v is None
     if origin is Literal:

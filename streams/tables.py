@@ -1,42 +1,57 @@
 """Faust tables. Each is backed by a changelog topic and recovered from it on start-up.
 
-camera_activity: per camera, how many frames were accepted and when the last was captured.
-meter_state: per meter, everything the power rules remember (detectors.power.new_state).
-Both are how ops staff see a feed go silent, and the state that survives a restart exactly.
+camera-activity: per camera, how many frames were accepted and when the last was captured
+(how ops staff see a feed go silent).
+meter-state, meter-baselines: per meter, everything the power rules remember
+(detectors.power.new_state), its baseline profile apart, one key per bucket.
+device-state, zone-state: what the fence rules remember per device and per zone.
+Detector state survives a restart exactly: the worker rebuilds it from the changelogs.
 """
 
 from __future__ import annotations
 
-from faust.serializers import codecs
+from detectors.power import BUCKETS
 
 from .app import app, config
 from .changelog import BatchedChangelogTable
 
 _partitions = config.runtime.app.topics.partitions
 
-# Detector state is written on every record, so its changelog codec is on the hot path:
-# restricted pickle writes a warm meter's state in ~14 us against ~113 us for JSON, and
-# without Faust's base64 layer (the changelog is binary) it costs less again. It is
-# internal state written only by these agents, and the restricted unpickler refuses
-# anything but plain builtins on recovery.
-STATE_CODEC = "shaftwatch-state"
-codecs.register(STATE_CODEC, codecs.restricted_pickle())
-
-
 def _state_table(name: str, help: str):
     # app.Table would register the table (and make its changelog topic and store with the
-    # JSON codec) before a codec could be set; build it, set the codec, then register it.
-    # Agents writing these call flush_changelog() once per message (streams.changelog).
+    # JSON codec) before our codec is set; build it, then register it. Agents writing
+    # these call flush_changelog() once per message (streams.changelog).
     table = BatchedChangelogTable(app, name=name, default=None, beacon=app.tables.beacon, partitions=_partitions, help=help)
-    table.value_serializer = STATE_CODEC
     return app.tables.add(table)
+
 
 # Written by the vision agent from micro-batches that can span partitions: the changelog
 # partition comes from the key (camera id), as the frames topic itself is partitioned.
 camera_activity = app.Table("camera-activity", default=None, partitions=_partitions, use_partitioner=True,
                             help="camera id -> {count, first_ts, last_ts, last_seq}")
 meter_state = _state_table("meter-state",
-                           help="meter id -> detectors.power state (baselines, runs, last reading)")
+                           help="meter id -> detectors.power state without its baseline (runs, last reading)")
+meter_baselines = _state_table("meter-baselines",
+                               help="'meter id/bucket' -> recent kW of that meter at that hour and day type")
+
+
+class BaselineBuckets:
+    """One meter's baseline profile as the ``state["buckets"]`` mapping the power rules use,
+    each bucket kept under its own key in ``meter-baselines``. A reading changes one
+    bucket: its changelog record is a few hundred bytes, where the meter's whole profile
+    (72 buckets x 16 readings) would be 12 kB for every reading."""
+
+    def __init__(self, meter_id: str):
+        self.prefix = f"{meter_id}/"
+
+    def get(self, bucket: str, default=None):
+        return meter_baselines.get(self.prefix + bucket, default)
+
+    def __setitem__(self, bucket: str, samples: list[float]) -> None:
+        meter_baselines[self.prefix + bucket] = samples
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return {b: v for b in BUCKETS if (v := self.get(b)) is not None}
 
 
 def touch(table, key: str, ts: float, **latest) -> dict:

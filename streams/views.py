@@ -6,7 +6,7 @@ import time
 
 from .app import app
 from .metrics import CONTENT_TYPE_LATEST, generate_latest
-from .tables import camera_activity, meter_state
+from .tables import BaselineBuckets, camera_activity, meter_state
 
 _started = time.time()
 
@@ -47,4 +47,4 @@ async def meter_detail(web, request, meter_id: str):
     state = meter_state.get(meter_id)
     if state is None:
         return web.json({"error": f"no state for {meter_id!r} on this worker"}, status=404)
-    return web.json(state)
+    return web.json({**state, "buckets": BaselineBuckets(meter_id).as_dict()})

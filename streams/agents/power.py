@@ -18,7 +18,7 @@ from ..dead_letters import dead_letter, refusing
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
 from ..partitioning import check_home
 from ..records import METER_READINGS, SCHEMA_VERSION, MeterReading, RecordError, Signal, decode_meter_message
-from ..tables import meter_state
+from ..tables import BaselineBuckets, meter_baselines, meter_state
 from ..signals import emit
 from ..topics import meter_readings_topic
 
@@ -64,6 +64,18 @@ def to_signal(finding: Finding) -> Signal:
     )
 
 
+def load_state(meter_id: str) -> dict:
+    """A meter's rule state from the tables, its baseline profile read through on demand."""
+    state = dict(meter_state.get(meter_id) or new_state())
+    state["buckets"] = BaselineBuckets(meter_id)
+    return state
+
+
+def store_state(meter_id: str, state: dict) -> None:
+    """Back to the tables; buckets were written through as the rules changed them."""
+    meter_state[meter_id] = {k: v for k, v in state.items() if k != "buckets"}
+
+
 def apply_readings(readings: list[MeterReading], states: dict[str, dict]) -> list[Signal]:
     """Run the rules over readings, updating ``states`` (meter id -> state) in place."""
     signals = []
@@ -71,8 +83,7 @@ def apply_readings(readings: list[MeterReading], states: dict[str, dict]) -> lis
         spec = SPECS.get(reading.meter_id)
         if spec is None:
             raise RecordError(f"unknown meter {reading.meter_id!r} (not in meters.yaml)")
-        state = states.get(reading.meter_id) or new_state()
-        states[reading.meter_id] = state
+        state = states[reading.meter_id]
         findings = observe(spec, RULES, CLOCK, state, reading.ts, reading.power_kw, reading.energy_kwh,
                            reading.register_kwh)
         if findings is None:
@@ -107,11 +118,12 @@ async def power_agent(stream):
             # Read each meter's state once per message and write it back once: one
             # changelog record per meter per message, however many readings it carried,
             # all of them sent as one batch per partition.
-            states = {mid: meter_state.get(mid) for mid in {r.meter_id for r in readings}}
+            states = {mid: load_state(mid) for mid in {r.meter_id for r in readings}}
             signals = apply_readings(readings, states)
             for meter_id, state in states.items():
-                meter_state[meter_id] = state
+                store_state(meter_id, state)
             await meter_state.flush_changelog()
+            await meter_baselines.flush_changelog()
             RECORDS_ACCEPTED.labels(topic=METER_READINGS.name).inc()
             await emit(signals)
 

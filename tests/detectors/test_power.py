@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from detectors.power import MeterSpec, PowerRules, check_silence, new_state, observe
+from detectors.power import MeterSpec, PowerRules, check_silence, new_state, observe, seen_intervals
 from detectors.timeofday import LocalClock
 
 RULES = PowerRules()
@@ -134,6 +134,22 @@ def test_late_reading_updates_baseline_but_not_sequences():
     assert observe(CUT, RULES, CLOCK, state, start - 10 * STEP, power_kw=0.0) == []
     assert state["last_ts"] == start + 3 * STEP
     assert observe(CUT, RULES, CLOCK, state, start - 2 * 86400, power_kw=0.0) is None  # beyond the late limit
+
+
+def test_each_interval_counts_once_whatever_the_order_of_arrival():
+    state = new_state()
+    start = local_ts(2026, 11, 2, 0)
+    day = [start + i * STEP for i in range(96)]
+    shuffled = day[:]
+    random.Random(5).shuffle(shuffled)
+    used = [observe(VILLAGE, RULES, CLOCK, state, ts, power_kw=20.0) is not None for ts in shuffled]
+    assert all(used) and seen_intervals(state) == 96
+    # The whole day re-sent, and the same intervals stamped a few seconds off: all ignored.
+    assert all(observe(VILLAGE, RULES, CLOCK, state, ts + offset, power_kw=20.0) is None
+               for ts in day for offset in (0, 7, -7))
+    # A week later the old intervals are forgotten (they are past the late limit anyway).
+    feed(VILLAGE, state, start + 7 * 86400, 4, lambda ts: 20.0)
+    assert seen_intervals(state) == 4
 
 
 def test_silence_once_per_episode():

@@ -73,7 +73,8 @@ def test_table_recovers_exact_state_after_restart(kafka_bootstrap, worker_env):
     assert {k: v["count"] for k, v in state.items()} == {"M-0001": 10, "M-0002": 10, "M-0003": 10}
     assert state["M-0002"]["last_ts"] == base + 9 * 900
     detail = worker.get("/state/meters/M-0002")
-    assert len(detail["recent_ts"]) == 10 and detail["buckets"]
+    assert bin(detail["seen"]).count("1") == 10  # ten intervals remembered
+    assert sum(len(samples) for samples in detail["buckets"].values()) == 10  # and learnt
     assert worker.stop() == 0
 
     restarted = start()  # memory store: everything it knows comes back from the changelog
