@@ -12,6 +12,7 @@ import os
 
 import faust
 
+from . import faust_fixes
 from .config import ShaftWatchConfig, load_config
 from .logs import logging_config
 
@@ -47,5 +48,6 @@ def create_app(cfg: ShaftWatchConfig) -> faust.App:
     )
 
 
+faust_fixes.apply()
 config: ShaftWatchConfig = load_config()
 app: faust.App = create_app(config)

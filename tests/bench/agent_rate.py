@@ -41,8 +41,9 @@ def counter(worker: WorkerProcess, pattern: str) -> float:
 
 
 def agent_rate(bootstrap: str, config_dir: Path, topic: str, messages, total: int, metric: str,
-               log_path: Path, ready_topic: str = "meter-readings") -> float:
-    """``messages``: (key, value, partition) or (key, value, partition, headers) tuples."""
+               log_path: Path, ready_topic: str = "meter-readings", check=None) -> float:
+    """``messages``: (key, value, partition) or (key, value, partition, headers) tuples.
+    ``check(worker)``, if given, runs once every record is processed (a sanity check)."""
     cfg = load_config(config_dir)
     asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
 
@@ -66,6 +67,8 @@ def agent_rate(bootstrap: str, config_dir: Path, topic: str, messages, total: in
         done = time.perf_counter()
         if n < total:
             raise RuntimeError(f"only {n} of {total} records processed; see {log_path}")
+        if check is not None:
+            check(worker)
         return (total - first[1]) / (done - first[0])
     finally:
         worker.stop()

@@ -8,6 +8,7 @@ is the median of several runs, and the comparison is given as a ratio.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
 import statistics
@@ -16,12 +17,18 @@ import time
 from pathlib import Path
 
 import yaml
+from aiokafka.admin import NewTopic
 
 from detectors.power import MeterSpec, PowerRules, new_state, observe
 from detectors.timeofday import LocalClock
+from streams.broker import ensure_topics
+from streams.changelog import encode_entry
+from streams.config import load_config
+from streams.partitioning import partition_for
+from streams.producer import KafkaSink
 from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
 from tests.bench.power_quality import main as quality_main, print_report
-from tests.helpers import isolated_config
+from tests.helpers import http_json, isolated_config
 
 T0 = (time.time() // 900) * 900 - 30 * 86400
 
@@ -52,27 +59,39 @@ def reading_kw(row: dict, ts: float, rng: random.Random) -> float:
 # --------------------------------------------------------------------------- rules alone
 
 
-def bench_rules(meters: int, intervals: int, repeats: int, warm_days: int = 8) -> float:
+def meter_spec(row: dict) -> MeterSpec:
+    plan = row.get("irrigation", {})
+    return MeterSpec(row["id"], row["site_id"], row["kind"], bool(row.get("expected_zero")), row["rated_kw"],
+                     irrigation_months=tuple(plan.get("months", ())), irrigation_hours=tuple(plan.get("hours", (0, 0))),
+                     pump_kw=plan.get("pump_kw", 0.0))
+
+
+def warm_states(rows: list[dict], days: int, rng: random.Random) -> dict[str, dict]:
+    """Rule state of every meter after ``days`` of readings ending at T0: baselines warm,
+    as a running county's are."""
+    rules, clock = PowerRules(), LocalClock()
+    specs = [meter_spec(r) for r in rows]
+    states = {r["id"]: new_state() for r in rows}
+    for i in range(days * 96):
+        ts = T0 - days * 86400 + i * 900
+        for row, spec in zip(rows, specs):
+            observe(spec, rules, clock, states[row["id"]], ts, power_kw=reading_kw(row, ts, rng))
+    return states
+
+
+def bench_rules(meters: int, intervals: int, repeats: int, warm_days: int = 14) -> float:
     """Readings/s through observe() on meters whose baselines are warm (steady state)."""
     rng = random.Random(1)
     rows = county_meters(meters)
-    specs = [MeterSpec(r["id"], r["site_id"], r["kind"], bool(r.get("expected_zero")), r["rated_kw"],
-                       irrigation_months=tuple(r.get("irrigation", {}).get("months", ())),
-                       irrigation_hours=tuple(r.get("irrigation", {}).get("hours", (0, 0))),
-                       pump_kw=r.get("irrigation", {}).get("pump_kw", 0.0)) for r in rows]
-    warm = warm_days * 96
-    data = [[reading_kw(r, T0 + i * 900, rng) for r in rows] for i in range(warm + intervals * repeats)]
+    specs = [meter_spec(r) for r in rows]
     rules, clock = PowerRules(), LocalClock()
-    states = [new_state() for _ in specs]
-    for i in range(warm):
-        for j, spec in enumerate(specs):
-            observe(spec, rules, clock, states[j], T0 + i * 900, power_kw=data[i][j])
+    states = list(warm_states(rows, warm_days, rng).values())
+    data = [[reading_kw(r, T0 + i * 900, rng) for r in rows] for i in range(intervals * repeats)]
     rates = []
     for rep in range(repeats):
         t = time.perf_counter()
-        for i in range(warm + rep * intervals, warm + (rep + 1) * intervals):
-            ts = T0 + i * 900
-            row = data[i]
+        for i in range(rep * intervals, (rep + 1) * intervals):
+            ts, row = T0 + i * 900, data[i]
             for j, spec in enumerate(specs):
                 observe(spec, rules, clock, states[j], ts, power_kw=row[j])
         rates.append(meters * intervals / (time.perf_counter() - t))
@@ -84,10 +103,6 @@ def bench_rules(meters: int, intervals: int, repeats: int, warm_days: int = 8) -
 
 def _messages(rows: list[dict], intervals: int, batched: bool, partitions: int, rng: random.Random):
     """(key, value, partition) messages: a batch per partition per interval, or one per reading."""
-    from aiokafka.partitioner import DefaultPartitioner
-
-    partitioner = DefaultPartitioner()
-    part = {r["id"]: partitioner(r["id"].encode(), list(range(partitions)), list(range(partitions))) for r in rows}
     for i in range(intervals):
         ts = T0 + i * 900
         if not batched:
@@ -97,23 +112,57 @@ def _messages(rows: list[dict], intervals: int, batched: bool, partitions: int, 
             continue
         groups: dict[int, list] = {}
         for r in rows:
-            groups.setdefault(part[r["id"]], []).append({"meter_id": r["id"], "ts": ts,
-                                                          "power_kw": reading_kw(r, ts, rng)})
+            groups.setdefault(partition_for(r["id"], partitions), []).append(
+                {"meter_id": r["id"], "ts": ts, "power_kw": reading_kw(r, ts, rng)})
         for p, items in groups.items():
             for k in range(0, len(items), 500):
                 chunk = items[k:k + 500]
                 yield chunk[0]["meter_id"], json.dumps({"v": 1, "source_id": "bench", "readings": chunk}).encode(), p
 
 
-def bench_agent(bootstrap: str, workdir: Path, meters: int, intervals: int, batched: bool) -> float:
+def preload_state(bootstrap: str, config_dir: Path, states: dict[str, dict], partitions: int) -> None:
+    """Write warm rule state into the power tables' changelogs, as a running worker would
+    have: the measured worker recovers it on start and carries on from there."""
+    app_id = load_config(config_dir).runtime.app.id
+    state_topic, baseline_topic = (f"{app_id}-{table}-changelog" for table in ("meter-state", "meter-baselines"))
+
+    async def run():
+        await ensure_topics(bootstrap, [NewTopic(t, partitions, 1, topic_configs={"cleanup.policy": "compact"})
+                                        for t in (state_topic, baseline_topic)])
+        async with KafkaSink(bootstrap, "bench-state", linger_ms=20) as sink:
+            sent = []
+            for meter_id, state in states.items():
+                p = partition_for(meter_id, partitions)  # a table partition is its source partition
+                core = {k: v for k, v in state.items() if k != "buckets"}
+                entries = [(state_topic, *encode_entry(meter_id, core))]
+                entries += [(baseline_topic, *encode_entry(f"{meter_id}/{b}", samples))
+                            for b, samples in state["buckets"].items()]
+                for topic, key, value in entries:
+                    sent.append(await sink.send(topic, key, value, partition=p, wait=False))
+            await asyncio.gather(*sent)
+
+    asyncio.run(run())
+
+
+def bench_agent(bootstrap: str, workdir: Path, rows: list[dict], warm: dict[str, dict], intervals: int,
+                batched: bool) -> float:
     tag = "batched" if batched else "single"
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{tag}-", dir=workdir))
     config_dir = without_cameras(isolated_config(run_dir, f"bench-{tag}", partitions=4, log_level="warning"))
-    rows = county_meters(meters)
     (config_dir / "meters.yaml").write_text(yaml.safe_dump({"utility": "bench", "meters": rows}))
+    preload_state(bootstrap, config_dir, warm, 4)
+    probe = rows[len(rows) - 1]["id"]
+
+    def recovered_warm_state(worker) -> None:
+        detail = http_json(worker.url(f"/state/meters/{probe}"))
+        samples = sum(len(v) for v in detail["buckets"].values())
+        if samples < sum(len(v) for v in warm[probe]["buckets"].values()):
+            raise RuntimeError(f"the worker did not start from the warm state ({samples} baseline samples)")
+
     messages = list(_messages(rows, intervals, batched, 4, random.Random(2)))
-    return agent_rate(bootstrap, config_dir, "meter-readings", messages, meters * intervals,
-                      'shaftwatch_meter_readings_total{outcome="accepted"}', run_dir / "worker.log")
+    return agent_rate(bootstrap, config_dir, "meter-readings", messages, len(rows) * intervals,
+                      'shaftwatch_meter_readings_total{outcome="accepted"}', run_dir / "worker.log",
+                      check=recovered_warm_state)
 
 
 def main() -> None:
@@ -130,15 +179,17 @@ def main() -> None:
     print(f"rules alone: median {rules_rate:,.0f} readings/s")
 
     print("\n== throughput: power agent on the real broker (one worker) ==")
+    # 1,000 meters with two weeks of history behind them (baselines warm, recovered by the
+    # worker from its changelogs), then a day of 15-minute readings, timed.
+    rows = county_meters(1000)
+    warm = warm_states(rows, 14, random.Random(3))
     with bench_broker() as (broker, tmp):
-        # A day of 15-minute readings for 1,000 meters: baselines grow as they would.
-        meters = 1000
-        batched = [bench_agent(broker.bootstrap, Path(tmp), meters, 12 if quick else 96, True)
+        batched = [bench_agent(broker.bootstrap, Path(tmp), rows, warm, 24 if quick else 96, True)
                    for _ in range(1 if quick else 3)]
-        single = [bench_agent(broker.bootstrap, Path(tmp), meters, 4 if quick else 12, False)
+        single = [bench_agent(broker.bootstrap, Path(tmp), rows, warm, 4 if quick else 12, False)
                   for _ in range(1 if quick else 3)]
     b, s = statistics.median(batched), statistics.median(single)
-    print(f"batched (500 readings/message): median {b:,.0f} readings/s  runs {[round(x) for x in batched]}")
+    print(f"batched (500 readings/message, warm state): median {b:,.0f} readings/s  runs {[round(x) for x in batched]}")
     print(f"one reading per message:        median {s:,.0f} readings/s  runs {[round(x) for x in single]}")
     print(f"batched / single: {b / s:.1f}x; target 20,000 readings/s through the agent: "
           f"{'met' if b >= 20000 else 'NOT met'} (batched)")

@@ -1,0 +1,60 @@
+"""Workarounds for faust-streaming bugs that lose or stall records. Each names its
+upstream issue and the test that shows it; remove one when a release fixes it.
+
+Recovery end drops fetched records (faust-streaming/faust#596, open). When a worker
+finishes replaying its changelogs, ``Recovery.on_recovery_completed`` resumes the input
+partitions, then seeks them to their committed offsets, then resumes flow control — and
+resuming flow control clears every stream queue. Records fetched while the seek was in
+flight are in those queues, their read offsets already advanced: they are dropped, never
+processed, and the offset commit stops at the gap for good. A restarted worker with real
+state and a backlog hits it (tests/streams/test_worker.py::
+test_a_backlog_after_a_long_recovery_is_processed_whole). The fix keeps Faust's steps
+but clears the queues before the input partitions resume, never after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from faust.tables.recovery import Recovery
+
+_PINNED = "0.15"  # the Faust minor version this was written against (pyproject pins it)
+
+
+async def _on_recovery_completed(self: Recovery, generation_id: int = 0) -> None:
+    consumer = self.app.consumer
+    self.log.info("Restore complete!")
+    await self.app.on_rebalance_complete.send()
+    self._set_recovery_ended()
+    await asyncio.gather(*(table.on_recovery_completed(self.actives_for_table[table], self.standbys_for_table[table])
+                           for table in self.tables.values()))
+    assignment = consumer.assignment()
+    if self.app.consumer_generation_id != generation_id:
+        self.log.warning(f"Recovery rebalancing again app id {self.app.consumer_generation_id} param {generation_id}")
+        return
+    # Clears the stream queues now, while nothing of the input partitions can be in them.
+    self.app.flow_control.resume()
+    consumer.resume_flow()
+    consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+    if assignment:
+        # Records fetched while this seek is in flight are delivered, then fetched and
+        # delivered again from the committed offset: duplicates, which every agent
+        # tolerates (at-least-once), never a gap.
+        self.log.info("Seek stream partitions to committed offsets.")
+        await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
+    self.completed.set()
+    await self.app._fetcher.maybe_start()
+    self.tables.on_actives_ready()
+    if not self.app.assignor.assigned_standbys():
+        self.tables.on_standbys_ready()
+    self.app.on_rebalance_end()
+    self.log.info("Worker ready")
+
+
+def apply() -> None:
+    import faust
+
+    if not faust.__version__.startswith(_PINNED + "."):
+        raise RuntimeError(f"streams.faust_fixes was written for faust-streaming {_PINNED}.x, found "
+                           f"{faust.__version__}: check whether faust-streaming/faust#596 is fixed, then update it")
+    Recovery.on_recovery_completed = _on_recovery_completed
