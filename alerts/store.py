@@ -190,38 +190,47 @@ class AlertStore:
     def apply_signal(self, signal: dict[str, Any], rules: FusionRules, clock: LocalClock) -> tuple[dict | None, str]:
         """Fuse one signal into its site's incident and store both, in one transaction.
         Returns (incident, change) with change one of opened, updated, duplicate."""
+        return self.apply_signals([signal], rules, clock)[0]
+
+    def apply_signals(self, signals: list[dict[str, Any]], rules: FusionRules,
+                      clock: LocalClock) -> list[tuple[dict | None, str]]:
+        """Fuse signals in their order, all in one transaction: a burst of evidence costs
+        one commit, not one each. Each sees the ones before it (same site, same dedup)."""
         with self.engine.begin() as c:
-            if c.execute(sa.select(incident_signals.c.signal_id).where(
-                    incident_signals.c.signal_id == signal["signal_id"])).first():
-                return None, "duplicate"
-            latest = c.execute(sa.select(incidents).where(incidents.c.site_id == signal["site_id"])
-                               .order_by(incidents.c.opened_at.desc()).limit(1)).first()
-            draft = None
-            if latest is not None:
-                draft = IncidentDraft(**{**latest.draft, "state": latest.state})
-            draft, change = fuse(draft, signal, rules, self._site_context(c, signal["site_id"]), clock)
-            silence = self._matching_silence(c, signal)
-            values = dict(site_id=draft.site_id, state=draft.state, severity=draft.severity, score=draft.score,
-                          opened_at=draft.opened_at, updated_at=draft.updated_at, summary=draft.summary,
-                          draft=draft.as_dict(), previous_incident_id=draft.previous_incident_id,
-                          written_at=time.time())
-            if change == "opened":
-                c.execute(incidents.insert().values(id=draft.incident_id, silenced_by=silence, **values))
-                self._audit(c, draft.incident_id, SYSTEM, "opened", {"signal_id": signal["signal_id"],
-                                                                    "previous": draft.previous_incident_id,
-                                                                    "silenced_by": silence})
-            else:
-                if silence is not None:
-                    values["silenced_by"] = silence
-                c.execute(incidents.update().where(incidents.c.id == draft.incident_id).values(**values))
-                self._audit(c, draft.incident_id, SYSTEM, "evidence_added",
-                            {"signal_id": signal["signal_id"], "score": draft.score, "severity": draft.severity})
-            c.execute(incident_signals.insert().values(
-                signal_id=signal["signal_id"], incident_id=draft.incident_id, source_kind=signal["source_kind"],
-                source_id=signal["source_id"], kind=signal["kind"], ts=signal["ts"], strength=signal["strength"],
-                summary=signal["summary"], details=signal.get("details") or {},
-                evidence=signal.get("evidence") or []))
-            return self._incident(c, draft.incident_id), change
+            return [self._apply_signal(c, signal, rules, clock) for signal in signals]
+
+    def _apply_signal(self, c, signal: dict[str, Any], rules: FusionRules, clock: LocalClock) -> tuple[dict | None, str]:
+        if c.execute(sa.select(incident_signals.c.signal_id).where(
+                incident_signals.c.signal_id == signal["signal_id"])).first():
+            return None, "duplicate"
+        latest = c.execute(sa.select(incidents).where(incidents.c.site_id == signal["site_id"])
+                           .order_by(incidents.c.opened_at.desc()).limit(1)).first()
+        draft = None
+        if latest is not None:
+            draft = IncidentDraft(**{**latest.draft, "state": latest.state})
+        draft, change = fuse(draft, signal, rules, self._site_context(c, signal["site_id"]), clock)
+        silence = self._matching_silence(c, signal)
+        values = dict(site_id=draft.site_id, state=draft.state, severity=draft.severity, score=draft.score,
+                      opened_at=draft.opened_at, updated_at=draft.updated_at, summary=draft.summary,
+                      draft=draft.as_dict(), previous_incident_id=draft.previous_incident_id,
+                      written_at=time.time())
+        if change == "opened":
+            c.execute(incidents.insert().values(id=draft.incident_id, silenced_by=silence, **values))
+            self._audit(c, draft.incident_id, SYSTEM, "opened", {"signal_id": signal["signal_id"],
+                                                                "previous": draft.previous_incident_id,
+                                                                "silenced_by": silence})
+        else:
+            if silence is not None:
+                values["silenced_by"] = silence
+            c.execute(incidents.update().where(incidents.c.id == draft.incident_id).values(**values))
+            self._audit(c, draft.incident_id, SYSTEM, "evidence_added",
+                        {"signal_id": signal["signal_id"], "score": draft.score, "severity": draft.severity})
+        c.execute(incident_signals.insert().values(
+            signal_id=signal["signal_id"], incident_id=draft.incident_id, source_kind=signal["source_kind"],
+            source_id=signal["source_id"], kind=signal["kind"], ts=signal["ts"], strength=signal["strength"],
+            summary=signal["summary"], details=signal.get("details") or {},
+            evidence=signal.get("evidence") or []))
+        return self._incident(c, draft.incident_id), change
 
     # ------------------------------------------------------------------ lifecycle
 

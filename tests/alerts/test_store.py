@@ -54,6 +54,19 @@ def test_replayed_signals_change_nothing(store):
     assert [a["action"] for a in full["audit"]] == ["opened", "evidence_added"]
 
 
+def test_a_batch_of_signals_is_one_transaction_in_order(store):
+    results = store.apply_signals([signal("a"), signal("b", kind="fence", ts=NIGHT + 60), signal("a"),
+                                   signal("c", site="S02")], RULES, CLOCK)
+    assert [change for _, change in results] == ["opened", "updated", "duplicate", "opened"]
+    assert results[0][0]["id"] == results[1][0]["id"] != results[3][0]["id"]
+    # A malformed signal spoils its whole batch: nothing of it is stored (the fusion agent
+    # then stores the batch one signal at a time, so only the bad one is refused).
+    broken = {k: v for k, v in signal("e").items() if k != "strength"}
+    with pytest.raises(KeyError):
+        store.apply_signals([signal("d", site="S02", ts=NIGHT + 60), broken], RULES, CLOCK)
+    assert store.count_signals() == 3
+
+
 def test_lifecycle_is_audited_and_resolved_is_final(store):
     inc, _ = store.apply_signal(signal("a"), RULES, CLOCK)
     store.transition(inc["id"], "acknowledge", "duty-officer")
