@@ -66,13 +66,19 @@ class Contract(faust.Record, abstract=True, include_metadata=False, serializer="
 
     def __post_init__(self) -> None:
         # Faust shares a mutable default between instances; give each record its own copy.
-        for name, default in self._options.defaults.items():
-            if isinstance(default, (list, dict)) and getattr(self, name) is default:
+        for name, default in _mutable_defaults(type(self)):
+            if getattr(self, name) is default:
                 setattr(self, name, type(default)())
 
     def problems(self) -> list[str]:
         """Domain rules beyond types (ranges, consistency); empty when the record is good."""
         return []
+
+
+@functools.cache
+def _mutable_defaults(cls: type[Contract]) -> tuple[tuple[str, Any], ...]:
+    """(field, default) of a record's list and dict defaults, looked up once per class."""
+    return tuple((k, v) for k, v in cls._options.defaults.items() if isinstance(v, (list, dict)))
 
 
 class MeterReading(Contract):
