@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.broker import ensure_topics, topic_plan
 from streams.config import load_config
+from streams.partitioning import partition_for
 from streams.producer import KafkaSink
 from streams.records import DeadLetter, FrameMeta, decode
 from tests.helpers import WorkerProcess, isolated_config, wait_for
@@ -270,3 +271,30 @@ def test_a_backlog_after_a_long_recovery_is_processed_whole(kafka_bootstrap, tmp
         wait_for(lambda: asyncio.run(committed()) == 1600, 30, interval=1, what="offsets committed to the end")
     finally:
         worker.stop()
+
+
+def test_a_batch_message_writes_each_meters_state_once(kafka_bootstrap, worker_env):
+    """BatchedChangelogTable: twelve readings of three meters in one message leave one
+    meter-state record per meter in the changelog, and one record per baseline bucket
+    they touched, each holding the latest value."""
+    cfg, start = worker_env
+    worker = start()
+    base = (time.time() // 3600) * 3600 - 86400  # on the hour: four readings share an hour bucket
+    rows = [{"meter_id": m, "ts": base + i * 900, "energy_kwh": 1.0} for m in ("M-0001", "M-0002", "M-0003")
+            for i in range(1, 5)]
+    groups: dict[int, list] = {}
+    for row in rows:
+        groups.setdefault(partition_for(row["meter_id"], 2), []).append(row)
+    for partition, items in groups.items():
+        asyncio.run(produce(kafka_bootstrap, cfg.topic("meter-readings"),
+                            [(items[0]["meter_id"].encode(), json.dumps({"v": 1, "source_id": "utility-test",
+                                                                        "readings": items}).encode(), None)]))
+    wait_for(lambda: sum(v["count"] for v in worker.get("/feeds/meters").values()) == 12, 60, what="12 readings")
+    app_id = cfg.runtime.app.id
+    # Asking for one record more than expected reads everything there is, until the timeout.
+    states = asyncio.run(read_all(kafka_bootstrap, f"{app_id}-meter-state-changelog", 4, timeout=5))
+    buckets = asyncio.run(read_all(kafka_bootstrap, f"{app_id}-meter-baselines-changelog", 7, timeout=5))
+    assert sorted(json.loads(r.key) for r in states) == ["M-0001", "M-0002", "M-0003"]
+    keys = [json.loads(r.key) for r in buckets]
+    assert len(keys) == len(set(keys)) == 6  # two hour buckets per meter, each written once
+    assert sum(len(v) for v in worker.get("/state/meters/M-0002")["buckets"].values()) == 4
