@@ -1,8 +1,10 @@
 """Power agent: ``meter-readings`` (keyed by meter id) -> power rules -> ``signals`` (keyed by site).
 
-Per-meter state lives in the ``meter-state`` table, backed by its changelog topic, so a
-restarted worker picks up every baseline and every open run where it stopped. The rules
-themselves are in ``detectors.power``; this module only wires them to Kafka.
+Per-meter state lives in the ``meter-state`` table and its baseline profile in
+``meter-baselines`` (one key per bucket), both backed by changelog topics written once per
+message, so a restarted worker picks up every baseline and every open run where it
+stopped. The rules themselves are in ``detectors.power``; this module only wires them to
+Kafka.
 """
 
 from __future__ import annotations
