@@ -124,7 +124,7 @@ def new_state() -> State:
 
 
 DAY_TYPES = ("wd", "wd", "wd", "wd", "wd", "sat", "sun")  # by tm_wday
-BUCKETS = tuple(f"h{hour}-{day}" for hour in range(24) for day in ("wd", "sat", "sun"))
+BUCKETS = tuple(f"h{hour}-{day}" for hour in range(24) for day in dict.fromkeys(DAY_TYPES))
 
 
 def _bucket(ts: float, clock: LocalClock) -> str:

@@ -63,11 +63,6 @@ class BatchedChangelogTable(faust.Table):
             raise RuntimeError(f"table {self.name}: flush_changelog() before deleting a key")
         super().on_key_del(key)
 
-    @property
-    def pending(self) -> int:
-        """Keys changed since the last flush."""
-        return len(self._changed)
-
     async def flush_changelog(self) -> int:
         """Write every key changed since the last flush; returns how many were written."""
         if self._failure is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 
+import faust
 from faust.tables.recovery import Recovery
 
 _PINNED = "0.15"  # the Faust minor version this was written against (pyproject pins it)
@@ -52,8 +53,6 @@ async def _on_recovery_completed(self: Recovery, generation_id: int = 0) -> None
 
 
 def apply() -> None:
-    import faust
-
     if not faust.__version__.startswith(_PINNED + "."):
         raise RuntimeError(f"streams.faust_fixes was written for faust-streaming {_PINNED}.x, found "
                            f"{faust.__version__}: check whether faust-streaming/faust#596 is fixed, then update it")

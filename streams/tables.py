@@ -17,6 +17,7 @@ from .changelog import BatchedChangelogTable
 
 _partitions = config.runtime.app.topics.partitions
 
+
 def _state_table(name: str, help: str):
     # app.Table would register the table (and make its changelog topic and store with the
     # JSON codec) before our codec is set; build it, then register it. Agents writing
@@ -33,6 +34,10 @@ meter_state = _state_table("meter-state",
                            help="meter id -> detectors.power state without its baseline (runs, last reading)")
 meter_baselines = _state_table("meter-baselines",
                                help="'meter id/bucket' -> recent kW of that meter at that hour and day type")
+device_state = _state_table("device-state",
+                            help="device pseudonym -> detectors.fence device state (open visits, days seen)")
+zone_state = _state_table("zone-state",
+                          help="fence zone id -> detectors.fence zone state (devices present, crew)")
 
 
 class BaselineBuckets:
@@ -63,7 +68,3 @@ def touch(table, key: str, ts: float, **latest) -> dict:
     entry.update(latest)
     table[key] = entry
     return entry
-device_state = _state_table("device-state",
-                            help="device pseudonym -> detectors.fence device state (open visits, days seen)")
-zone_state = _state_table("zone-state",
-                          help="fence zone id -> detectors.fence zone state (devices present, crew)")
