@@ -40,6 +40,24 @@ async def dead_letter(event: EventT, source: str, reason: str) -> None:
                                             offset=message.offset, reason=reason))
 
 
+async def keep_valid(event: EventT, source: str, what: str, rows: list, bad: list[tuple[int, str]],
+                     check) -> list:
+    """The rows of one batch message worth processing. Each row the decoder refused
+    (``bad``: index, reason) and each row ``check(row)`` refuses with a RecordError is
+    dead-lettered on its own, with its reason; one bad row does not cost the others."""
+    for index, reason in bad:
+        await dead_letter(event, source, f"{what} {index}: {reason}")
+    kept = []
+    for row in rows:
+        try:
+            check(row)
+        except RecordError as exc:
+            await dead_letter(event, source, str(exc))
+            continue
+        kept.append(row)
+    return kept
+
+
 @asynccontextmanager
 async def refusing(event: EventT, source: str):
     """Run the body for one event; on failure dead-letter it and carry on."""

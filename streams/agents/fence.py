@@ -17,7 +17,7 @@ from detectors.fence import (
 )
 
 from ..app import app, config
-from ..dead_letters import dead_letter, refusing
+from ..dead_letters import keep_valid, refusing
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
 from ..partitioning import check_home
 from ..records import FENCE_PINGS, SCHEMA_VERSION, FencePing, FencePresence, RecordError, Signal, decode_fence_message
@@ -66,9 +66,13 @@ def to_signals(finding: Finding, lon: float | None = None, lat: float | None = N
 
 
 def check_ping(record: FencePing, partition: int) -> None:
-    if record.zone_id is not None and record.zone_id not in INDEX.zones:
-        raise RecordError(f"unknown fence zone {record.zone_id!r} (not in fences.yaml)")
-    check_home(record.device_pid, PARTITIONS, partition, "device")
+    """RecordError naming the device unless its zone is known and it came on its partition."""
+    try:
+        if record.zone_id is not None and record.zone_id not in INDEX.zones:
+            raise RecordError(f"unknown fence zone {record.zone_id!r} (not in fences.yaml)")
+        check_home(record.device_pid, PARTITIONS, partition, "device")
+    except RecordError as exc:
+        raise RecordError(f"ping of {record.device_pid}: {exc}") from None
 
 
 @app.agent(fence_pings_topic, name="fence-agent")
@@ -76,17 +80,11 @@ async def fence_agent(stream):
     async for event in stream.events():
         RECORDS_IN.labels(topic=FENCE_PINGS.name).inc()
         async with refusing(event, SOURCE):
-            records, bad = decode_fence_message(event.value)
-            for index, reason in bad:
-                await dead_letter(event, SOURCE, f"ping {index}: {reason}")
-            presences, signals, accepted = [], [], 0
+            decoded, bad = decode_fence_message(event.value)
+            records = await keep_valid(event, SOURCE, "ping", decoded, bad,
+                                       lambda r: check_ping(r, event.message.partition))
+            presences, signals = [], []
             for record in records:
-                try:
-                    check_ping(record, event.message.partition)
-                except RecordError as exc:
-                    await dead_letter(event, SOURCE, f"ping of {record.device_pid}: {exc}")
-                    continue
-                accepted += 1
                 ping = Ping(record.device_pid, record.device_kind, record.ts, record.lon, record.lat,
                             record.accuracy_m, record.cell_id, record.zone_id, record.event)
                 state = device_state.get(record.device_pid) or new_device_state()
@@ -97,7 +95,7 @@ async def fence_agent(stream):
                 for finding in findings:
                     signals += to_signals(finding, record.lon, record.lat)
             await device_state.flush_changelog()
-            RECORDS_ACCEPTED.labels(topic=FENCE_PINGS.name).inc(accepted)
+            RECORDS_ACCEPTED.labels(topic=FENCE_PINGS.name).inc(len(records))
             for p in presences:
                 await fence_presence_topic.send(key=p.zone_id, value=FencePresence(
                     v=SCHEMA_VERSION, zone_id=p.zone_id, device_pid=p.device_pid, device_kind=p.device_kind,

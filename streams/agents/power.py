@@ -16,7 +16,7 @@ from prometheus_client import Counter
 from detectors.power import Finding, MeterSpec, check_silence, new_state, observe
 
 from ..app import app, config
-from ..dead_letters import dead_letter, refusing
+from ..dead_letters import keep_valid, refusing
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
 from ..partitioning import check_home
 from ..records import METER_READINGS, SCHEMA_VERSION, MeterReading, RecordError, Signal, decode_meter_message
@@ -82,9 +82,7 @@ def apply_readings(readings: list[MeterReading], states: dict[str, dict]) -> lis
     """Run the rules over readings, updating ``states`` (meter id -> state) in place."""
     signals = []
     for reading in readings:
-        spec = SPECS.get(reading.meter_id)
-        if spec is None:
-            raise RecordError(f"unknown meter {reading.meter_id!r} (not in meters.yaml)")
+        spec = SPECS[reading.meter_id]  # unknown meters were refused with the message
         state = states[reading.meter_id]
         findings = observe(spec, RULES, CLOCK, state, reading.ts, reading.power_kw, reading.energy_kwh,
                            reading.register_kwh)
@@ -97,26 +95,21 @@ def apply_readings(readings: list[MeterReading], states: dict[str, dict]) -> lis
     return signals
 
 
+def check_reading(reading: MeterReading, partition: int) -> None:
+    if reading.meter_id not in SPECS:
+        raise RecordError(f"unknown meter {reading.meter_id!r} (not in meters.yaml)")
+    check_home(reading.meter_id, PARTITIONS, partition, "meter")
+
+
 @app.agent(meter_readings_topic, name="power-agent")
 async def power_agent(stream):
     async for event in stream.events():
         RECORDS_IN.labels(topic=METER_READINGS.name).inc()
         async with refusing(event, SOURCE):
-            readings, bad = decode_meter_message(event.value)
-            for index, reason in bad:
-                READINGS.labels(outcome="rejected").inc()
-                await dead_letter(event, SOURCE, f"reading {index}: {reason}")
-            placed = []
-            for r in readings:
-                try:
-                    if r.meter_id not in SPECS:
-                        raise RecordError(f"unknown meter {r.meter_id!r} (not in meters.yaml)")
-                    check_home(r.meter_id, PARTITIONS, event.message.partition, "meter")
-                    placed.append(r)
-                except RecordError as exc:
-                    READINGS.labels(outcome="rejected").inc()
-                    await dead_letter(event, SOURCE, str(exc))
-            readings = placed
+            decoded, bad = decode_meter_message(event.value)
+            readings = await keep_valid(event, SOURCE, "reading", decoded, bad,
+                                        lambda r: check_reading(r, event.message.partition))
+            READINGS.labels(outcome="rejected").inc(len(decoded) + len(bad) - len(readings))
             # Read each meter's state once per message and write it back once: one
             # changelog record per meter per message, however many readings it carried,
             # all of them sent as one batch per partition.
