@@ -26,7 +26,7 @@ from alerts.fusion import FusionRules
 from detectors.camera import VisionRules
 from detectors.fence import FenceRules
 from detectors.fence import Zone as DetectorZone
-from detectors.power import PowerRules
+from detectors.power import MeterSpec, PowerRules
 from detectors.timeofday import LocalClock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -279,6 +279,16 @@ class Meter(Section):
             raise _located(("irrigation",), f"only irrigation meters have an irrigation plan, this one is {self.kind!r}")
         return self
 
+    def spec(self) -> MeterSpec:
+        """This meter as the power rules see it."""
+        plan = self.irrigation
+        return MeterSpec(
+            meter_id=self.id, site_id=self.site_id, kind=self.kind, expected_zero=self.expected_zero,
+            rated_kw=self.rated_kw, interval_s=self.interval_s,
+            irrigation_months=tuple(plan.months) if plan else (), irrigation_hours=tuple(plan.hours) if plan else (0, 0),
+            pump_kw=plan.pump_kw if plan else 0.0,
+        )
+
 
 class MetersFile(Section):
     utility: str
@@ -311,6 +321,11 @@ class FenceZone(Section):
             if problem:
                 raise _located(("polygon",), problem)
         return self
+
+    def zone(self) -> DetectorZone:
+        """This zone as the fence rules see it."""
+        return DetectorZone(self.id, tuple(self.site_ids), polygon=tuple(map(tuple, self.polygon)) if self.polygon else None,
+                            cells=frozenset(self.cells or ()), active_hours=tuple(self.active_hours))
 
 
 class FencesFile(Section):

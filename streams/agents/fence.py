@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 
 from detectors.fence import (
-    Finding, Ping, PresenceEvent, Zone, ZoneIndex, nearest_site, new_device_state, new_zone_state, observe_ping,
+    Finding, Ping, PresenceEvent, ZoneIndex, nearest_site, new_device_state, new_zone_state, observe_ping,
     observe_presence,
 )
 
@@ -29,11 +29,7 @@ from ..topics import fence_pings_topic, fence_presence_topic
 SOURCE = "fence-agent"
 RULES = config.thresholds.fence
 CLOCK = config.thresholds.clock()
-INDEX = ZoneIndex([
-    Zone(z.id, tuple(z.site_ids), polygon=tuple(map(tuple, z.polygon)) if z.polygon else None,
-         cells=frozenset(z.cells or ()), active_hours=tuple(z.active_hours))
-    for z in config.fences.zones
-])
+INDEX = ZoneIndex([z.zone() for z in config.fences.zones])
 SITES = {s.id: (s.lon, s.lat) for s in config.sites.sites}
 PARTITIONS = config.runtime.app.topics.partitions
 

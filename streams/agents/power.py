@@ -32,17 +32,7 @@ RULES = config.thresholds.power
 CLOCK = config.thresholds.clock()
 
 
-def meter_spec(meter) -> MeterSpec:
-    plan = meter.irrigation
-    return MeterSpec(
-        meter_id=meter.id, site_id=meter.site_id, kind=meter.kind, expected_zero=meter.expected_zero,
-        rated_kw=meter.rated_kw, interval_s=meter.interval_s,
-        irrigation_months=tuple(plan.months) if plan else (), irrigation_hours=tuple(plan.hours) if plan else (0, 0),
-        pump_kw=plan.pump_kw if plan else 0.0,
-    )
-
-
-SPECS: dict[str, MeterSpec] = {m.id: meter_spec(m) for m in config.meters.meters}
+SPECS: dict[str, MeterSpec] = {m.id: m.spec() for m in config.meters.meters}
 PARTITIONS = config.runtime.app.topics.partitions
 
 

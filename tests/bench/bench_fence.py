@@ -10,7 +10,7 @@ import statistics
 import time
 from pathlib import Path
 
-from detectors.fence import FenceRules, Ping, Zone, ZoneIndex, new_device_state, new_zone_state, observe_ping, \
+from detectors.fence import FenceRules, Ping, ZoneIndex, new_device_state, new_zone_state, observe_ping, \
     observe_presence
 from detectors.timeofday import LocalClock
 from streams.config import load_config
@@ -44,8 +44,7 @@ def county_pings(n: int, devices: int, seed: int) -> list[dict]:
 
 def bench_rules(pings: list[dict], repeats: int) -> float:
     cfg = load_config(REPO / "configs")
-    index = ZoneIndex([Zone(z.id, tuple(z.site_ids), polygon=tuple(map(tuple, z.polygon)) if z.polygon else None,
-                            cells=frozenset(z.cells or ()), active_hours=tuple(z.active_hours)) for z in cfg.fences.zones])
+    index = ZoneIndex([z.zone() for z in cfg.fences.zones])
     rules, clock = FenceRules(), LocalClock()
     objs = [Ping(p["device_pid"], p["device_kind"], p["ts"], p.get("lon"), p.get("lat"), p.get("accuracy_m"),
                  p.get("cell_id")) for p in pings]

@@ -23,7 +23,7 @@ from detectors.power import MeterSpec, PowerRules, new_state, observe
 from detectors.timeofday import LocalClock
 from streams.broker import ensure_topics
 from streams.changelog import encode_entry
-from streams.config import load_config
+from streams.config import Meter, load_config
 from streams.partitioning import partition_for
 from streams.producer import KafkaSink
 from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
@@ -60,10 +60,8 @@ def reading_kw(row: dict, ts: float, rng: random.Random) -> float:
 
 
 def meter_spec(row: dict) -> MeterSpec:
-    plan = row.get("irrigation", {})
-    return MeterSpec(row["id"], row["site_id"], row["kind"], bool(row.get("expected_zero")), row["rated_kw"],
-                     irrigation_months=tuple(plan.get("months", ())), irrigation_hours=tuple(plan.get("hours", (0, 0))),
-                     pump_kw=plan.get("pump_kw", 0.0))
+    """A meters.yaml row as the power rules see it, through the config's own model."""
+    return Meter.model_validate(row).spec()
 
 
 def warm_states(rows: list[dict], days: int, rng: random.Random) -> dict[str, dict]:

@@ -176,10 +176,6 @@ def test_clean_demo_county_month_is_quiet():
     start = local_ts(2026, 6, 1, 0)
     findings = []
     for m in cfg.meters.meters:
-        spec = MeterSpec(m.id, m.site_id, m.kind, m.expected_zero, m.rated_kw, m.interval_s,
-                         tuple(m.irrigation.months) if m.irrigation else (),
-                         tuple(m.irrigation.hours) if m.irrigation else (0, 0),
-                         m.irrigation.pump_kw if m.irrigation else 0.0)
         state = new_state()
-        findings += feed(spec, state, start, 96 * 30, lambda ts: meter_power_kw(m, ts, TZ, rng))
+        findings += feed(m.spec(), state, start, 96 * 30, lambda ts: meter_power_kw(m, ts, TZ, rng))
     assert findings == [], [(f.kind, f.meter_id, f.seen) for f in findings[:5]]
