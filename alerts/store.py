@@ -181,12 +181,6 @@ class AlertStore:
 
     # ------------------------------------------------------------------ fusion
 
-    def _site_context(self, c, site_id: str) -> SiteContext:
-        row = c.execute(sa.select(sites.c.status).where(sites.c.id == site_id)).first()
-        confirmed = c.execute(sa.select(sa.func.count()).select_from(incidents).where(
-            incidents.c.site_id == site_id, incidents.c.disposition == "illegal_mining_confirmed")).scalar_one()
-        return SiteContext(status=row.status if row else "sealed", confirmed_incidents=confirmed)
-
     def apply_signal(self, signal: dict[str, Any], rules: FusionRules, clock: LocalClock) -> tuple[dict | None, str]:
         """Fuse one signal into its site's incident and store both, in one transaction.
         Returns (incident, change) with change one of opened, updated, duplicate."""
@@ -195,42 +189,18 @@ class AlertStore:
     def apply_signals(self, signals: list[dict[str, Any]], rules: FusionRules,
                       clock: LocalClock) -> list[tuple[dict | None, str]]:
         """Fuse signals in their order, all in one transaction: a burst of evidence costs
-        one commit, not one each. Each sees the ones before it (same site, same dedup)."""
-        with self.engine.begin() as c:
-            return [self._apply_signal(c, signal, rules, clock) for signal in signals]
+        one commit, not one each. Each sees the ones before it (same site, same dedup).
 
-    def _apply_signal(self, c, signal: dict[str, Any], rules: FusionRules, clock: LocalClock) -> tuple[dict | None, str]:
-        if c.execute(sa.select(incident_signals.c.signal_id).where(
-                incident_signals.c.signal_id == signal["signal_id"])).first():
-            return None, "duplicate"
-        latest = c.execute(sa.select(incidents).where(incidents.c.site_id == signal["site_id"])
-                           .order_by(incidents.c.opened_at.desc()).limit(1)).first()
-        draft = None
-        if latest is not None:
-            draft = IncidentDraft(**{**latest.draft, "state": latest.state})
-        draft, change = fuse(draft, signal, rules, self._site_context(c, signal["site_id"]), clock)
-        silence = self._matching_silence(c, signal)
-        values = dict(site_id=draft.site_id, state=draft.state, severity=draft.severity, score=draft.score,
-                      opened_at=draft.opened_at, updated_at=draft.updated_at, summary=draft.summary,
-                      draft=draft.as_dict(), previous_incident_id=draft.previous_incident_id,
-                      written_at=time.time())
-        if change == "opened":
-            c.execute(incidents.insert().values(id=draft.incident_id, silenced_by=silence, **values))
-            self._audit(c, draft.incident_id, SYSTEM, "opened", {"signal_id": signal["signal_id"],
-                                                                "previous": draft.previous_incident_id,
-                                                                "silenced_by": silence})
-        else:
-            if silence is not None:
-                values["silenced_by"] = silence
-            c.execute(incidents.update().where(incidents.c.id == draft.incident_id).values(**values))
-            self._audit(c, draft.incident_id, SYSTEM, "evidence_added",
-                        {"signal_id": signal["signal_id"], "score": draft.score, "severity": draft.severity})
-        c.execute(incident_signals.insert().values(
-            signal_id=signal["signal_id"], incident_id=draft.incident_id, source_kind=signal["source_kind"],
-            source_id=signal["source_id"], kind=signal["kind"], ts=signal["ts"], strength=signal["strength"],
-            summary=signal["summary"], details=signal.get("details") or {},
-            evidence=signal.get("evidence") or []))
-        return self._incident(c, draft.incident_id), change
+        What fusion needs from the database is read once for the whole batch (which
+        signals are known, each site's latest incident and ledger context, the silences
+        covering the batch's times); the incidents are then followed in memory and each
+        touched one is written once, its evidence and audit rows in one statement each.
+        Returns (incident as it stood after the signal, change) per signal."""
+        with self.engine.begin() as c:
+            batch = _FusionBatch.read(c, signals)
+            results = [batch.apply(signal, rules, clock) for signal in signals]
+            batch.write(c)
+        return results
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -314,15 +284,6 @@ class AlertStore:
                 query = query.where(silences.c.ends_at > now)
             return [dict(r._mapping) for r in c.execute(query)]
 
-    def _matching_silence(self, c, signal: dict) -> int | None:
-        ts = signal["ts"]
-        rows = c.execute(sa.select(silences).where(silences.c.starts_at <= ts, silences.c.ends_at > ts)).all()
-        for s in rows:
-            if (s.site_id in (None, signal["site_id"]) and s.source_kind in (None, signal["source_kind"])
-                    and s.source_id in (None, signal["source_id"])):
-                return s.id
-        return None
-
     # ------------------------------------------------------------------ notifications
 
     def notification_done(self, incident_id: str, kind: str, channel: str) -> bool:
@@ -390,6 +351,108 @@ class AlertStore:
     def count_signals(self) -> int:
         with self.engine.connect() as c:
             return c.execute(sa.select(sa.func.count()).select_from(incident_signals)).scalar_one()
+
+
+class _FusionBatch:
+    """One transaction of fusion: the rows it read, the incidents it changed, the rows it adds."""
+
+    def __init__(self, known: set[str], latest: dict[str, dict], contexts: dict[str, SiteContext],
+                 silences: list[dict]):
+        self.known = known  # signal ids already stored (or earlier in this batch)
+        self.latest = latest  # site id -> its latest incident (by opening time), as a row
+        self.contexts = contexts
+        self.silences = silences  # those covering some signal time of the batch
+        self.opened: dict[str, dict] = {}  # incident id -> row, for incidents new in this batch
+        self.updated: dict[str, dict] = {}  # incident id -> row, for stored incidents changed
+        self.evidence: list[dict] = []
+        self.trail: list[dict] = []
+
+    @classmethod
+    def read(cls, c, signals: list[dict[str, Any]]) -> _FusionBatch:
+        ids = [s["signal_id"] for s in signals]
+        known = set(c.execute(sa.select(incident_signals.c.signal_id)
+                              .where(incident_signals.c.signal_id.in_(ids))).scalars())
+        site_ids = sorted({s["site_id"] for s in signals})
+        latest = {}
+        for site_id in site_ids:
+            row = c.execute(sa.select(incidents).where(incidents.c.site_id == site_id)
+                            .order_by(incidents.c.opened_at.desc()).limit(1)).first()
+            if row is not None:
+                latest[site_id] = dict(row._mapping)
+        status = dict(c.execute(sa.select(sites.c.id, sites.c.status).where(sites.c.id.in_(site_ids))).all())
+        confirmed = dict(c.execute(sa.select(incidents.c.site_id, sa.func.count()).where(
+            incidents.c.site_id.in_(site_ids), incidents.c.disposition == "illegal_mining_confirmed")
+            .group_by(incidents.c.site_id)).all())
+        contexts = {site_id: SiteContext(status=status.get(site_id, "sealed"),
+                                         confirmed_incidents=confirmed.get(site_id, 0)) for site_id in site_ids}
+        times = [s["ts"] for s in signals]
+        silences_rows = [dict(r._mapping) for r in c.execute(sa.select(silences).where(
+            silences.c.starts_at <= max(times), silences.c.ends_at > min(times)).order_by(silences.c.id))]
+        return cls(known, latest, contexts, silences_rows)
+
+    def matching_silence(self, signal: dict) -> int | None:
+        ts = signal["ts"]
+        for s in self.silences:
+            if (s["starts_at"] <= ts < s["ends_at"] and s["site_id"] in (None, signal["site_id"])
+                    and s["source_kind"] in (None, signal["source_kind"])
+                    and s["source_id"] in (None, signal["source_id"])):
+                return s["id"]
+        return None
+
+    def apply(self, signal: dict[str, Any], rules: FusionRules, clock: LocalClock) -> tuple[dict | None, str]:
+        if signal["signal_id"] in self.known:
+            return None, "duplicate"
+        site_id = signal["site_id"]
+        latest = self.latest.get(site_id)
+        draft = None
+        if latest is not None:
+            stored = latest["draft"]  # copied: the row handed out for an earlier signal stays as it was
+            draft = IncidentDraft(**{**stored, "state": latest["state"], "strongest": dict(stored["strongest"]),
+                                     "signal_ids": list(stored["signal_ids"]), "kinds": list(stored["kinds"])})
+        draft, change = fuse(draft, signal, rules, self.contexts[site_id], clock)
+        if change == "duplicate":
+            return None, change
+        silence = self.matching_silence(signal)
+        now = time.time()
+        values = dict(site_id=draft.site_id, state=draft.state, severity=draft.severity, score=draft.score,
+                      opened_at=draft.opened_at, updated_at=draft.updated_at, summary=draft.summary,
+                      draft=draft.as_dict(), previous_incident_id=draft.previous_incident_id, written_at=now)
+        if change == "opened":
+            row = {**_NEW_INCIDENT, "id": draft.incident_id, "silenced_by": silence, **values}
+            self.opened[row["id"]] = row
+            self.trail.append(dict(incident_id=row["id"], at=now, actor=SYSTEM, action="opened", detail={
+                "signal_id": signal["signal_id"], "previous": draft.previous_incident_id, "silenced_by": silence}))
+        else:
+            row = {**latest, **values}
+            if silence is not None:
+                row["silenced_by"] = silence
+            (self.opened if row["id"] in self.opened else self.updated)[row["id"]] = row
+            self.trail.append(dict(incident_id=row["id"], at=now, actor=SYSTEM, action="evidence_added", detail={
+                "signal_id": signal["signal_id"], "score": draft.score, "severity": draft.severity}))
+        # The site's latest incident by opening time, as the next signal's read would find it.
+        if latest is None or row["id"] == latest["id"] or row["opened_at"] >= latest["opened_at"]:
+            self.latest[site_id] = row
+        self.known.add(signal["signal_id"])
+        self.evidence.append(dict(
+            signal_id=signal["signal_id"], incident_id=row["id"], source_kind=signal["source_kind"],
+            source_id=signal["source_id"], kind=signal["kind"], ts=signal["ts"], strength=signal["strength"],
+            summary=signal["summary"], details=signal.get("details") or {}, evidence=signal.get("evidence") or []))
+        return dict(row), change
+
+    def write(self, c) -> None:
+        # Incidents first: evidence rows refer to them.
+        if self.opened:
+            c.execute(incidents.insert(), list(self.opened.values()))
+        for incident_id, row in self.updated.items():
+            c.execute(incidents.update().where(incidents.c.id == incident_id)
+                      .values(**{k: v for k, v in row.items() if k != "id"}))
+        if self.evidence:
+            c.execute(incident_signals.insert(), self.evidence)
+            c.execute(audit.insert(), self.trail)
+
+
+_NEW_INCIDENT = {column.name: None for column in incidents.c}
+
 
 
 __all__ = ["AlertStore", "StoreError", "LifecycleError", "DISPOSITIONS"]

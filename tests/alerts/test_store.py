@@ -67,6 +67,33 @@ def test_a_batch_of_signals_is_one_transaction_in_order(store):
     assert store.count_signals() == 3
 
 
+def test_a_batch_hands_out_each_incident_as_stored_after_its_signal(store):
+    """The batch follows incidents in memory and writes each once: what it hands out per
+    signal is what the database held right after that signal, across sites, a resolved
+    incident, a silence and a late signal."""
+    first, _ = store.apply_signal(signal("a"), RULES, CLOCK)
+    store.transition(first["id"], "resolve", "patrol-lead", disposition="illegal_mining_confirmed", note="caught")
+    sid = store.add_silence(created_by="x", reason="permit", starts_at=NIGHT, ends_at=NIGHT + 7200, site_id="S02")
+    batch = [signal("b", ts=NIGHT + 600), signal("c", kind="fence", ts=NIGHT + 660), signal("d", site="S02", ts=NIGHT + 30),
+             signal("e", kind="vision", ts=NIGHT + 300), signal("b", ts=NIGHT + 600), signal("f", site="S02", ts=NIGHT - 60)]
+    results = store.apply_signals(batch, RULES, CLOCK)
+    assert [change for _, change in results] == ["opened", "updated", "opened", "updated", "duplicate", "updated"]
+    reopened = results[0][0]
+    assert reopened["previous_incident_id"] == first["id"] and reopened["opened_at"] == NIGHT + 600
+    assert results[3][0]["opened_at"] == NIGHT + 300  # the late camera signal moved the opening back
+    assert results[2][0]["silenced_by"] == sid and reopened["silenced_by"] is None
+    # Each hand-out is a snapshot: later signals of the batch did not change it.
+    assert [r["draft"]["signal_ids"] for r, _ in results if r] == [["b"], ["b", "c"], ["d"], ["b", "c", "e"], ["d", "f"]]
+    # The last hand-out of each incident is exactly the stored row.
+    for incident, _ in (results[3], results[5]):
+        stored = store.incident(incident["id"])
+        assert {k: stored[k] for k in incident} == incident
+        assert [a["action"] for a in stored["audit"]] == ["opened"] + ["evidence_added"] * (len(stored["signals"]) - 1)
+    assert store.count_signals() == 6 and len(store.all_incidents()) == 3
+    # The site's confirmed incident, read once for the batch, raised the prior of the new one.
+    assert reopened["score"] > results[2][0]["score"]
+
+
 def test_lifecycle_is_audited_and_resolved_is_final(store):
     inc, _ = store.apply_signal(signal("a"), RULES, CLOCK)
     store.transition(inc["id"], "acknowledge", "duty-officer")
