@@ -55,18 +55,27 @@ async def publish(row: dict) -> None:
     await alerts_topic.send(key=row["id"], value=Incident.from_store(row))
 
 
-async def after_store(signal: Signal, incident: dict | None, change: str, started: float) -> None:
-    """Count, publish, log and notify one stored signal's effect on its incident."""
-    SIGNAL_TO_STORE.observe(time.perf_counter() - started)
-    INCIDENT_CHANGES.labels(change=change).inc()
-    if incident is None:
-        return  # the same evidence again (a replay): nothing changes
-    await publish(incident)
-    log.info("incident " + change, extra=ids(incident_id=incident["id"], site_id=incident["site_id"],
-                                              signal_id=signal.signal_id, score=incident["score"],
-                                              severity=incident["severity"]))
-    if at_least(incident["severity"], RULES.notify_min_severity):
-        await notifier.notify(incident, "opened")
+async def after_store(stored: list[tuple[object, Signal, dict | None, str]], started: float) -> None:
+    """``stored``: (event, signal, incident, change) of one batch, in order. Each signal is
+    counted and logged; each incident it changed is published and notified once, as it
+    stands after the batch (``alerts`` is compacted by incident id: its last state is
+    what counts, and a notification is sent once per incident and kind anyway)."""
+    last: dict[str, tuple[object, dict]] = {}
+    for event, signal, incident, change in stored:
+        SIGNAL_TO_STORE.observe(time.perf_counter() - started)
+        INCIDENT_CHANGES.labels(change=change).inc()
+        if incident is None:
+            continue  # the same evidence again (a replay): nothing changes
+        log.info("incident " + change, extra=ids(incident_id=incident["id"], site_id=incident["site_id"],
+                                                  signal_id=signal.signal_id, score=incident["score"],
+                                                  severity=incident["severity"]))
+        last.pop(incident["id"], None)  # re-inserted: incidents go out in order of their last change
+        last[incident["id"]] = (event, incident)
+    for event, incident in last.values():
+        async with refusing(event, SOURCE):
+            await publish(incident)
+            if at_least(incident["severity"], RULES.notify_min_severity):
+                await notifier.notify(incident, "opened")
 
 
 @app.agent(signals_raw_topic, name="fusion-agent")
@@ -88,12 +97,10 @@ async def fusion_agent(stream):
             log.warning("a batch of signals failed to store; storing them one by one", exc_info=True)
             for event, signal in decoded:
                 async with refusing(event, SOURCE):
-                    await after_store(signal, *await in_store(store.apply_signal, signal.asdict(), RULES, CLOCK),
-                                      started)
+                    incident, change = await in_store(store.apply_signal, signal.asdict(), RULES, CLOCK)
+                    await after_store([(event, signal, incident, change)], started)
             continue
-        for (event, signal), (incident, change) in zip(decoded, results):
-            async with refusing(event, SOURCE):
-                await after_store(signal, incident, change, started)
+        await after_store([(event, signal, *result) for (event, signal), result in zip(decoded, results)], started)
 
 
 @app.timer(interval=30.0, on_leader=True, name="incident-housekeeping")

@@ -13,7 +13,8 @@ from streams.broker import ensure_topics, topic_plan
 from streams.config import load_config
 from streams.partitioning import partition_for
 from streams.producer import KafkaSink
-from streams.records import DeadLetter, FrameMeta, decode
+from alerts.store import AlertStore
+from streams.records import DeadLetter, FrameMeta, Incident, decode
 from tests.helpers import WorkerProcess, isolated_config, wait_for
 
 pytestmark = pytest.mark.broker
@@ -298,3 +299,25 @@ def test_a_batch_message_writes_each_meters_state_once(kafka_bootstrap, worker_e
     keys = [json.loads(r.key) for r in buckets]
     assert len(keys) == len(set(keys)) == 6  # two hour buckets per meter, each written once
     assert sum(len(v) for v in worker.get("/state/meters/M-0002")["buckets"].values()) == 4
+
+
+def test_a_burst_of_signals_publishes_its_incident_once_per_batch(kafka_bootstrap, worker_env):
+    """The fusion agent stores a burst of signals in micro-batches and publishes each
+    incident once per batch, as it stands after the batch: fewer alerts records than
+    signals, the last one holding every signal."""
+    cfg, start = worker_env
+    night = (time.time() // 86400) * 86400 - 86400 + 19 * 3600  # 03:00 the night before, local (UTC+8)
+    burst = [(b"S01", json.dumps({"v": 1, "signal_id": f"burst-{i:02d}", "site_id": "S01", "source_kind": "fence",
+                                  "source_id": "FZ-JS-1", "kind": "zone_entry", "ts": night + i * 10,
+                                  "strength": 0.5, "summary": f"entry {i}"}).encode(), None) for i in range(40)]
+    asyncio.run(produce(kafka_bootstrap, cfg.topic("signals"), burst))  # all waiting before the worker starts
+    start()
+    store = AlertStore(cfg.store_url)
+    wait_for(lambda: store.count_signals() == 40, 60, what="40 signals stored")
+    [incident] = store.all_incidents()
+    # Asking for one record more than there are signals reads everything there is, until the timeout.
+    records = [decode(Incident, r.value) for r in asyncio.run(read_all(kafka_bootstrap, cfg.topic("alerts"), 41,
+                                                                       timeout=5))]
+    assert {r.incident_id for r in records} == {incident["id"]}
+    assert 1 <= len(records) < 40
+    assert records[-1].signal_ids == [f"burst-{i:02d}" for i in range(40)] == incident["draft"]["signal_ids"]
