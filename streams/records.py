@@ -46,7 +46,8 @@ class TopicSpec:
 FRAMES = TopicSpec("frames", "camera id", "raw JPEG bytes; FrameMeta in the headers")
 METER_READINGS = TopicSpec("meter-readings", "meter id", "MeterReading or MeterReadingBatch (JSON)")
 FENCE_PINGS = TopicSpec("fence-pings", "pseudonymous device id", "FencePing or FencePingBatch (JSON)")
-FENCE_PRESENCE = TopicSpec("fence-presence", "fence zone id", "FencePresence (JSON): counted visits, re-keyed by zone")
+FENCE_PRESENCE = TopicSpec("fence-presence", "fence zone id",
+                           "FencePresenceBatch (JSON): one zone's counted visits from one fence-pings message")
 SIGNALS = TopicSpec("signals", "site id", "Signal (JSON)")
 ALERTS = TopicSpec("alerts", "incident id", "Incident (JSON), latest state per incident", compacted=True)
 DEAD_LETTERS = TopicSpec("dead-letters", "source topic", "DeadLetter (JSON): original bytes, source, reason")
@@ -173,14 +174,15 @@ def decode_batch(raw: bytes | None, record: type[R], batch: type[Contract], rows
     # The envelope is checked as a whole; each item on its own, so one bad row does not
     # cost the good ones.
     envelope = decode(batch, {**data, rows_key: []})
+    shared = {name: getattr(envelope, name) for name in _fields(batch) if name != rows_key}
     good, bad = [], []
     for index, item in enumerate(items):
         try:
             if not isinstance(item, dict):
                 raise RecordError(f"expected a JSON object, got {type(item).__name__}")
-            if "v" in item or "source_id" in item:
-                raise RecordError(f"v and source_id belong to the batch, not to its {rows_key}")
-            good.append(decode(record, {"v": envelope.v, "source_id": envelope.source_id, **item}))
+            if shared.keys() & item.keys():
+                raise RecordError(f"{' and '.join(shared)} belong to the batch, not to its {rows_key}")
+            good.append(decode(record, {**shared, **item}))
         except RecordError as exc:
             bad.append((index, str(exc)))
     return good, bad
@@ -208,6 +210,21 @@ class FencePresence(Contract):
     left: bool = False
     lon: Optional[float] = None
     lat: Optional[float] = None
+
+
+class FencePresenceBatch(Contract):
+    """The counted visits of one zone that one ``fence-pings`` message gave (internal:
+    fence agent -> zone agent, keyed by zone). Each item is a FencePresence without ``v``
+    and ``zone_id``; one message per zone instead of one per visit."""
+
+    v: int
+    zone_id: str
+    presences: list[dict[str, Any]]
+
+
+def decode_presence_message(raw: bytes | None) -> tuple[list[FencePresence], list[tuple[int, str]]]:
+    """A ``fence-presence`` message: one FencePresence or a FencePresenceBatch."""
+    return decode_batch(raw, FencePresence, FencePresenceBatch, "presences")
 
 
 class Signal(Contract):
@@ -572,4 +589,5 @@ def json_schema(cls: type[Contract]) -> dict[str, Any]:
     }
 
 
-PUBLISHED_RECORDS: tuple[type[Contract], ...] = (MeterReading, MeterReadingBatch, FencePing, FencePingBatch, FencePresence, Signal, Incident, DeadLetter)
+PUBLISHED_RECORDS: tuple[type[Contract], ...] = (MeterReading, MeterReadingBatch, FencePing, FencePingBatch, FencePresence,
+                                                 FencePresenceBatch, Signal, Incident, DeadLetter)

@@ -1,6 +1,6 @@
 """Every topic of the design, declared on the app with the types of streams.records.
 
-Input topics (frames, meter-readings, fence-pings) carry raw bytes: agents decode them
+Input topics (frames, meter-readings, fence-pings, fence-presence) carry raw bytes: agents decode them
 with streams.records.decode, so that a malformed record reaches dead-letters with its
 original bytes and a reason instead of crashing a deserializer.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from .app import app, config
 from .records import (
-    ALERTS, DEAD_LETTERS, FENCE_PINGS, FENCE_PRESENCE, FRAMES, METER_READINGS, SIGNALS, DeadLetter, FencePresence,
-    Incident, Signal,
+    ALERTS, DEAD_LETTERS, FENCE_PINGS, FENCE_PRESENCE, FRAMES, METER_READINGS, SIGNALS, DeadLetter, Incident,
+    Signal,
 )
 
 _partitions = config.runtime.app.topics.partitions
@@ -24,8 +24,7 @@ def _raw(name: str):
 frames_topic = _raw(config.topic(FRAMES.name))
 meter_readings_topic = _raw(config.topic(METER_READINGS.name))
 fence_pings_topic = _raw(config.topic(FENCE_PINGS.name))
-fence_presence_topic = app.topic(config.topic(FENCE_PRESENCE.name), key_type=str, value_type=FencePresence,
-                                 partitions=_partitions)
+fence_presence_topic = _raw(config.topic(FENCE_PRESENCE.name))
 signals_topic = app.topic(config.topic(SIGNALS.name), key_type=str, value_type=Signal, partitions=_partitions)
 # The fusion agent reads signals as bytes, like every input, to refuse a malformed one with a reason.
 signals_raw_topic = _raw(config.topic(SIGNALS.name))

@@ -1,7 +1,8 @@
 """Fence agents.
 
 ``fence-pings`` (keyed by device pseudonym) -> fence-agent: which zones, dwell, entries,
-watchlist, frequent visitors; counted visits go on to ``fence-presence`` keyed by zone ->
+watchlist, frequent visitors; the counted visits of each message go on to ``fence-presence``,
+one FencePresenceBatch per zone keyed by zone ->
 zone-agent: who is present together, crews. Both keep their state in changelog tables;
 both emit ``Signal`` records to ``signals`` keyed by site.
 """
@@ -20,13 +21,17 @@ from ..app import app, config
 from ..dead_letters import keep_valid, refusing
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
 from ..partitioning import check_home
-from ..records import FENCE_PINGS, SCHEMA_VERSION, FencePing, FencePresence, RecordError, Signal, decode_fence_message
+from ..records import (
+    FENCE_PINGS, SCHEMA_VERSION, FencePing, FencePresence, FencePresenceBatch, RecordError, Signal, decode_fence_message,
+    decode_presence_message, encode,
+)
 from ..tables import device_state, zone_state
 from ..signals import emit
 from ..topics import fence_pings_topic, fence_presence_topic
 
 
 SOURCE = "fence-agent"
+ZONE_SOURCE = "zone-agent"
 RULES = config.thresholds.fence
 CLOCK = config.thresholds.clock()
 INDEX = ZoneIndex([z.zone() for z in config.fences.zones])
@@ -71,6 +76,21 @@ def check_ping(record: FencePing, partition: int) -> None:
         raise RecordError(f"ping of {record.device_pid}: {exc}") from None
 
 
+def check_presence(record: FencePresence) -> None:
+    if record.zone_id not in INDEX.zones:
+        raise RecordError(f"presence of {record.device_pid}: unknown fence zone {record.zone_id!r} (not in fences.yaml)")
+
+
+def by_zone(presences: list[PresenceEvent]) -> dict[str, list[dict]]:
+    """A message's counted visits as FencePresenceBatch items, per zone in order: the zone
+    agent gets one message per zone instead of one per visit."""
+    out: dict[str, list[dict]] = {}
+    for p in presences:
+        out.setdefault(p.zone_id, []).append(dict(device_pid=p.device_pid, device_kind=p.device_kind, since=p.since,
+                                                  ts=p.ts, left=p.left, lon=p.lon, lat=p.lat))
+    return out
+
+
 @app.agent(fence_pings_topic, name="fence-agent")
 async def fence_agent(stream):
     async for event in stream.events():
@@ -92,22 +112,25 @@ async def fence_agent(stream):
                     signals += to_signals(finding, record.lon, record.lat)
             await device_state.flush_changelog()
             RECORDS_ACCEPTED.labels(topic=FENCE_PINGS.name).inc(len(records))
-            for p in presences:
-                await fence_presence_topic.send(key=p.zone_id, value=FencePresence(
-                    v=SCHEMA_VERSION, zone_id=p.zone_id, device_pid=p.device_pid, device_kind=p.device_kind,
-                    since=p.since, ts=p.ts, left=p.left, lon=p.lon, lat=p.lat))
+            for zone_id, rows in by_zone(presences).items():
+                await fence_presence_topic.send(key=zone_id.encode(), value=encode(FencePresenceBatch(
+                    v=SCHEMA_VERSION, zone_id=zone_id, presences=rows)))
             await emit(signals)
 
 
 @app.agent(fence_presence_topic, name="zone-agent")
 async def zone_agent(stream):
     async for event in stream.events():
-        async with refusing(event, "zone-agent"):
-            p: FencePresence = event.value
-            state = zone_state.get(p.zone_id) or new_zone_state()
-            findings = observe_presence(state, PresenceEvent(p.zone_id, p.device_pid, p.device_kind, p.since, p.ts,
-                                                             left=p.left, lon=p.lon, lat=p.lat), RULES, CLOCK)
-            zone_state[p.zone_id] = state
+        async with refusing(event, ZONE_SOURCE):
+            decoded, bad = decode_presence_message(event.value)
+            records = await keep_valid(event, ZONE_SOURCE, "presence", decoded, bad, check_presence)
+            signals = []
+            for p in records:
+                state = zone_state.get(p.zone_id) or new_zone_state()
+                findings = observe_presence(state, PresenceEvent(p.zone_id, p.device_pid, p.device_kind, p.since, p.ts,
+                                                                 left=p.left, lon=p.lon, lat=p.lat), RULES, CLOCK)
+                zone_state[p.zone_id] = state
+                for finding in findings:
+                    signals += to_signals(finding, *(finding.details.get("centre") or (None, None)))
             await zone_state.flush_changelog()
-            for finding in findings:
-                await emit(to_signals(finding, *(finding.details.get("centre") or (None, None))))
+            await emit(signals)

@@ -10,8 +10,9 @@ import time
 import pytest
 
 from streams.records import (
-    DeadLetter, FencePing, FencePingBatch, FencePresence, FrameMeta, Incident, MeterReading, MeterReadingBatch,
-    RecordError, Signal, _fields, _fitters, _type_problem, check_jpeg, decode, encode, json_schema,
+    DeadLetter, FencePing, FencePingBatch, FencePresence, FencePresenceBatch, FrameMeta, Incident, MeterReading, MeterReadingBatch,
+    RecordError, Signal, _fields, _fitters, _type_problem, check_jpeg, decode, decode_presence_message, encode,
+    json_schema,
 )
 from tests.helpers import REPO
 
@@ -60,6 +61,17 @@ def test_fence_ping_rules():
         decode(FencePing, {**base, "cell_id": "x", "device_kind": "tablet"})
 
 
+def test_a_presence_batch_shares_its_zone_and_refuses_rows_one_by_one():
+    rows = [{"device_pid": "p1:a", "device_kind": "phone", "since": NOW - 600, "ts": NOW},
+            {"device_pid": "p1:b", "device_kind": "tablet", "since": NOW - 600, "ts": NOW},
+            {"device_pid": "p1:c", "device_kind": "phone", "since": NOW - 600, "ts": NOW, "zone_id": "FZ-2"},
+            {"device_pid": "p1:d", "device_kind": "phone", "since": NOW - 60, "ts": NOW, "left": True}]
+    good, bad = decode_presence_message(json.dumps({"v": 1, "zone_id": "FZ-1", "presences": rows}).encode())
+    assert [(p.device_pid, p.zone_id, p.left) for p in good] == [("p1:a", "FZ-1", False), ("p1:d", "FZ-1", True)]
+    assert [i for i, _ in bad] == [1, 2] and "device_kind" in bad[0][1]
+    assert bad[1][1] == "v and zone_id belong to the batch, not to its presences"
+
+
 def test_records_do_not_share_mutable_defaults():
     a = Signal(v=1, signal_id="a", site_id="S01", source_kind="power", source_id="M", kind="k", ts=NOW,
                strength=0.5, summary="s")
@@ -104,8 +116,8 @@ def test_published_schemas_are_current():
     assert check.returncode == 0, check.stderr
 
 
-@pytest.mark.parametrize("cls", [MeterReading, MeterReadingBatch, FencePing, FencePingBatch, FencePresence, Signal,
-                                 Incident, DeadLetter])
+@pytest.mark.parametrize("cls", [MeterReading, MeterReadingBatch, FencePing, FencePingBatch, FencePresence,
+                                 FencePresenceBatch, Signal, Incident, DeadLetter])
 def test_compiled_type_checks_agree_with_the_worded_ones(cls):
     # decode() asks the compiled yes/no check first and the worded one only for the
     # reason: the two must never disagree, or a bad value would pass or a good one fail.
@@ -123,6 +135,7 @@ def test_compiled_type_checks_agree_with_the_worded_ones(cls):
     FencePing(v=1, source_id="CMCC", device_pid="p1:ab", device_kind="phone", ts=NOW, lon=110.0, lat=34.0),
     FencePingBatch(v=1, source_id="CMCC", pings=[{"device_pid": "p1:ab"}]),
     FencePresence(v=1, zone_id="Z", device_pid="p1:ab", device_kind="vehicle_terminal", since=NOW - 60, ts=NOW),
+    FencePresenceBatch(v=1, zone_id="Z", presences=[{"device_pid": "p1:ab"}]),
     Signal(v=1, signal_id="a", site_id="S01", source_kind="fence", source_id="Z", kind="k", ts=NOW, strength=0.5,
            summary="s", details={"n": [1, 2]}),
     Incident(v=1, incident_id="I", site_id="S01", state="new", severity="low", score=0.3, opened_at=NOW,
