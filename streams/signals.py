@@ -8,17 +8,21 @@ import logging
 from prometheus_client import Counter
 
 from .logs import ids
-from .records import Signal
-from .topics import signals_topic
+from .records import Signal, encode
+from .topics import signals_raw_topic
 
 log = logging.getLogger("shaftwatch.signals")
 SIGNALS = Counter("shaftwatch_signals_total", "Signals emitted", ["source_kind", "kind"])
 
 
 async def emit(signals: list[Signal]) -> None:
+    # Encoded by the contract's own encoder and sent as bytes, the form the fusion agent
+    # reads; one declared topic for both sides.
+    logging_signals = log.isEnabledFor(logging.INFO)
     for signal in signals:
-        await signals_topic.send(key=signal.site_id, value=signal)
+        await signals_raw_topic.send(key=signal.site_id.encode(), value=encode(signal))
         SIGNALS.labels(source_kind=signal.source_kind, kind=signal.kind).inc()
-        log.info("signal", extra=ids(site_id=signal.site_id, source_kind=signal.source_kind,
-                                     source_id=signal.source_id, kind=signal.kind, signal_id=signal.signal_id,
-                                     strength=signal.strength, summary=signal.summary))
+        if logging_signals:
+            log.info("signal", extra=ids(site_id=signal.site_id, source_kind=signal.source_kind,
+                                         source_id=signal.source_id, kind=signal.kind, signal_id=signal.signal_id,
+                                         strength=signal.strength, summary=signal.summary))

@@ -10,7 +10,6 @@ from __future__ import annotations
 from .app import app, config
 from .records import (
     ALERTS, DEAD_LETTERS, FENCE_PINGS, FENCE_PRESENCE, FRAMES, METER_READINGS, SIGNALS, DeadLetter, Incident,
-    Signal,
 )
 
 _partitions = config.runtime.app.topics.partitions
@@ -25,8 +24,8 @@ frames_topic = _raw(config.topic(FRAMES.name))
 meter_readings_topic = _raw(config.topic(METER_READINGS.name))
 fence_pings_topic = _raw(config.topic(FENCE_PINGS.name))
 fence_presence_topic = _raw(config.topic(FENCE_PRESENCE.name))
-signals_topic = app.topic(config.topic(SIGNALS.name), key_type=str, value_type=Signal, partitions=_partitions)
-# The fusion agent reads signals as bytes, like every input, to refuse a malformed one with a reason.
+# Signals go as bytes both ways: agents send encode(signal); the fusion agent reads them like
+# every input, to refuse a malformed one with a reason.
 signals_raw_topic = _raw(config.topic(SIGNALS.name))
 alerts_topic = app.topic(config.topic(ALERTS.name), key_type=str, value_type=Incident, partitions=_partitions, compacting=True)
 dead_letters_topic = app.topic(config.topic(DEAD_LETTERS.name), key_type=str, value_type=DeadLetter, partitions=_partitions)
