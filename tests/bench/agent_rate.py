@@ -36,10 +36,10 @@ def without_cameras(config_dir: Path) -> Path:
 
 def counter(worker: WorkerProcess, pattern: str) -> float:
     """The value of one sample on the worker's /metrics page (0 when absent). A metric
-    name without labels sums all its labelled samples."""
+    name without labels sums all its samples of that name, labelled or not."""
     text = urllib.request.urlopen(worker.url("/metrics"), timeout=5).read().decode()
     if "{" not in pattern:
-        return sum(float(v) for v in re.findall(r"^" + re.escape(pattern) + r"\{[^}]*\} ([0-9.e+]+)$", text, re.M))
+        return sum(float(v) for v in re.findall(r"^" + re.escape(pattern) + r"(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M))
     m = re.search(re.escape(pattern) + r" ([0-9.e+]+)", text)
     return float(m.group(1)) if m else 0.0
 
