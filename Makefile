@@ -13,7 +13,7 @@ export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/$(DATA_DIR)/ultralytics
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup kafka postgres run test test-fast bench-power bench-fence bench-fusion bench-vision bench config-check schemas clean
+.PHONY: help setup kafka postgres chromium run test test-fast bench-power bench-fence bench-fusion bench-vision bench config-check schemas clean
 
 help:
 	@echo "make run     the whole system on this machine (local Kafka, worker, server, demo feeds)"
@@ -49,7 +49,15 @@ postgres:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
 	  echo "PostgreSQL could not be installed here: its tests will be skipped"
 
-test: setup postgres
+# The console is tested in a real browser: Debian's chromium, driven by Playwright (whose own
+# browser download does not work here). Installed as root when missing; where that cannot be
+# done, the browser test is reported as skipped.
+chromium:
+	@test -x /usr/bin/chromium || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium could not be installed here: the browser test will be skipped"
+
+test: setup postgres chromium
 	mkdir -p $(YOLO_CONFIG_DIR)
 	$(BIN)/python -m pytest
 

@@ -1,5 +1,6 @@
 """The console's HTTP API: the ranked open list, an incident with its evidence, the actions
-a patrol takes on it, silences and the shaft ledger.
+a patrol takes on it, silences and the shaft ledger; the live feed of incident changes,
+evidence files, and the console page itself (alerts/console.py).
 
 Every request names a person: a bearer token from the operators in shaftwatch.yaml (each
 token read from the environment). Every action is written to the audit trail with that
@@ -10,25 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from .console import HEARTBEAT_S, PAGE_DIR, LiveFeed
 from .lifecycle import LifecycleError
 from .store import AlertStore, StoreError
 
 Publish = Callable[[dict], Awaitable[None]]
+EvidencePath = Callable[[str], Path | None]  # an evidence reference -> its file, if it is one
 API = web.AppKey("alerts_api", object)
 
 
 class ConsoleApi:
-    def __init__(self, store: AlertStore, operators: dict[str, str], publish: Publish):
+    def __init__(self, store: AlertStore, operators: dict[str, str], publish: Publish,
+                 live: LiveFeed | None = None, evidence_path: EvidencePath = lambda ref: None):
         self.store = store
         self.operators = operators  # token -> person
         self.publish = publish
+        self.live = live or LiveFeed()
+        self.evidence_path = evidence_path
         self.db = ThreadPoolExecutor(max_workers=2, thread_name_prefix="console-store")
 
     async def call(self, fn, *args, **kwargs):
@@ -86,6 +94,38 @@ class ConsoleApi:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response({"id": silence_id, "created_by": person}, status=201)
 
+    async def live_feed(self, request: web.Request) -> web.StreamResponse:
+        """Incident changes as they happen, one JSON object a line, for as long as the page
+        keeps the request open (a fetch() with the token: EventSource cannot send it)."""
+        self.person(request)
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"})
+        await response.prepare(request)
+        with self.live.subscribe() as queue:
+            event: dict[str, Any] = {"type": "hello"}
+            try:
+                while True:
+                    await response.write(json.dumps(event, ensure_ascii=False).encode() + b"\n")
+                    try:
+                        event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                    except asyncio.TimeoutError:
+                        event = {"type": "heartbeat"}
+                    if event is None:  # the server is stopping
+                        break
+            except (ConnectionResetError, asyncio.CancelledError):
+                pass  # the page went away
+        return response
+
+    async def evidence(self, request: web.Request) -> web.StreamResponse:
+        """An evidence file (a camera snapshot) by its reference, e.g. ``?ref=snapshot:...``."""
+        self.person(request)
+        path = self.evidence_path(request.query.get("ref", ""))
+        if path is None:
+            return web.json_response({"error": "no such evidence file"}, status=404)
+        return web.FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+
+    async def page(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(PAGE_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
     async def site(self, request: web.Request) -> web.Response:
         self.person(request)
         return web.json_response({"site_id": request.match_info["site_id"],
@@ -116,3 +156,7 @@ def add_api_routes(app: web.Application, api: ConsoleApi) -> None:
     app.router.add_get("/api/silences", api.list_silences)
     app.router.add_post("/api/silences", api.add_silence)
     app.router.add_get("/api/sites/{site_id}", api.site)
+    app.router.add_get("/api/live", api.live_feed)
+    app.router.add_get("/api/evidence", api.evidence)
+    app.router.add_get("/", api.page)
+    app.router.add_static("/console/", PAGE_DIR)

@@ -1,4 +1,5 @@
-"""The HTTP server process: health and metrics now; the console and the ingest APIs mount here.
+"""The HTTP server process: health and metrics, the ingest APIs, and the alert console (its
+API, its page and the live feed of incident changes read from the ``alerts`` topic).
 
 Plain aiohttp. Health answers 200 when Kafka answers a metadata request, 503 otherwise,
 so a load balancer or a patrol's uptime check sees a broken link to the broker.
@@ -7,33 +8,61 @@ so a load balancer or a patrol's uptime check sees a broken link to the broker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
 
 from aiohttp import web
+from aiokafka import AIOKafkaConsumer
 
 from alerts.api import ConsoleApi, add_api_routes, operator_tokens
+from alerts.console import LiveFeed, incident_event
 from alerts.store import AlertStore
 
 from .broker import _metadata_ok
 from .config import ShaftWatchConfig
+from .evidence import EvidenceStore
 from .ingest import add_ingest_routes
 from .logs import ids
 from .metrics import CONTENT_TYPE_LATEST, generate_latest
 from .producer import KafkaSink
-from .records import ALERTS, Incident, encode
+from .records import ALERTS, Incident, RecordError, decode, encode
 
 log = logging.getLogger("shaftwatch.server")
 
 
 SINK = web.AppKey("sink", KafkaSink)
+FOLLOWER = web.AppKey("alerts_follower", asyncio.Task)
+
+
+async def follow_alerts(cfg: ShaftWatchConfig, live: LiveFeed) -> None:
+    """Every incident change on ``alerts`` (fusion's, housekeeping's, the console's own)
+    to the open console pages. Reads from the end: a page loads the list when it connects."""
+    while True:
+        consumer = AIOKafkaConsumer(cfg.topic(ALERTS.name), bootstrap_servers=cfg.bootstrap_servers,
+                                    group_id=None, auto_offset_reset="latest")
+        try:
+            await consumer.start()
+            async for message in consumer:
+                try:
+                    live.publish(incident_event(decode(Incident, message.value).asdict()))
+                except RecordError as exc:
+                    log.warning("unreadable incident on alerts", extra=ids(offset=message.offset, reason=str(exc)))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the broker went away: try again shortly
+            log.warning("alerts feed interrupted; retrying", extra=ids(error=repr(exc)))
+            await asyncio.sleep(2.0)
+        finally:
+            await consumer.stop()
 
 
 def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
     app = web.Application()
     started = time.time()
     store = AlertStore(cfg.store_url)
+    live = LiveFeed()
 
     async def start(app: web.Application) -> None:
         # One producer for the process: ingest writes through it, the console publishes
@@ -41,14 +70,22 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
         app[SINK] = KafkaSink(cfg.bootstrap_servers, "server", linger_ms=10)
         await app[SINK].start()
         await asyncio.get_running_loop().run_in_executor(None, store.migrate)
+        app[FOLLOWER] = asyncio.create_task(follow_alerts(cfg, live))
 
     async def stop(app: web.Application) -> None:
+        app[FOLLOWER].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app[FOLLOWER]
         await app[SINK].stop()
 
     async def publish(incident: dict) -> None:
         await app[SINK].send(cfg.topic(ALERTS.name), incident["id"], encode(Incident.from_store(incident)))
 
+    async def end_live_pages(app: web.Application) -> None:
+        live.close()
+
     app.on_startup.append(start)
+    app.on_shutdown.append(end_live_pages)
     app.on_cleanup.append(stop)
 
     async def health(request: web.Request) -> web.Response:
@@ -67,7 +104,8 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     add_ingest_routes(app, cfg, lambda: app[SINK])
-    add_api_routes(app, ConsoleApi(store, operator_tokens(cfg.runtime.operators), publish))
+    evidence = EvidenceStore(cfg.evidence_dir)
+    add_api_routes(app, ConsoleApi(store, operator_tokens(cfg.runtime.operators), publish, live, evidence.path_of))
     return app
 
 
