@@ -137,6 +137,7 @@ def banner(cfg: ShaftWatchConfig, bootstrap: str, theft_site: str | None, theft_
     lines = [
         "",
         "ShaftWatch is running. Ctrl-C stops everything.",
+        f"  alert console  http://{cfg.runtime.http.host}:{cfg.runtime.http.port}/  (sign in with an operator token)",
         f"  Kafka          {bootstrap}",
         f"  HTTP server    http://{cfg.runtime.http.host}:{cfg.runtime.http.port}/health  "
         "(/metrics, /openapi.json, /api/incidents)",
