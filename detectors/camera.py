@@ -94,6 +94,20 @@ class VisionPipeline:
         self.trackers = {c.camera_id: CameraTracker(c.zones, c.object_masks, rules.tracker) for c in cameras}
         self.last_report: dict[str, float] = {}
 
+    def use_rules(self, rules: VisionRules) -> None:
+        """Other thresholds from the next frame on (a reload of thresholds.yaml, or night
+        falling with a night profile). A gate whose scale changed restarts its background
+        by itself: the next picture has another size."""
+        if rules == self.rules:
+            return
+        for gate in self.gates.values():
+            gate.rules = rules.motion
+        for tracker in self.trackers.values():
+            tracker.rules = rules.tracker
+        if self.detector is not None:
+            self.detector.rules = rules.detector
+        self.rules = rules
+
     def process(self, frames: list[FrameIn]) -> tuple[list[VisionFinding], list[tuple[int, str]], BatchStats]:
         """-> findings, (index, reason) of frames that could not be used, timings."""
         stats = BatchStats(frames=len(frames))

@@ -3,7 +3,8 @@
 Importing this module loads and validates ``configs/`` (or ``SHAFTWATCH_CONFIG_DIR``); an
 invalid config raises ConfigError naming file, line and key, before anything starts.
 Topics live in ``streams.topics``, tables in ``streams.tables``, agents in
-``streams.agents``, web pages in ``streams.views``; ``streams.worker`` runs them.
+``streams.agents``, timers in ``streams.timers``, web pages in ``streams.views``;
+``streams.worker`` runs them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import faust
 
 from . import faust_fixes
 from .config import ShaftWatchConfig, load_config
+from .live_config import ConfigWatch
 from .logs import logging_config
 
 
@@ -51,3 +53,5 @@ def create_app(cfg: ShaftWatchConfig) -> faust.App:
 faust_fixes.apply()
 config: ShaftWatchConfig = load_config()
 app: faust.App = create_app(config)
+# The thresholds in force, reloaded from thresholds.yaml while the worker runs (streams.timers).
+config_watch = ConfigWatch(config)

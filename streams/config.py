@@ -28,7 +28,7 @@ from detectors.fence import FenceRules
 from detectors.fence import Zone as DetectorZone
 from detectors.power import MeterSpec, PowerRules
 from detectors.timeofday import LocalClock
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_DIR = REPO_ROOT / "configs"
@@ -138,6 +138,7 @@ class RuntimeSettings(Section):
     model_path: str = "../shared/models/nanodet-m-coco-416.onnx"
     pseudonym_key_env: str = "SHAFTWATCH_PSEUDONYM_KEY"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    config_reload_s: float = Field(10.0, ge=0)  # a worker looks for changed configs this often; 0: never
     kafka: KafkaSettings = KafkaSettings()
     app: AppSettings = AppSettings()
     http: HttpSettings = HttpSettings()
@@ -358,9 +359,52 @@ class ThresholdsFile(Section):
     fence: FenceRules = FenceRules()
     fusion: FusionRules = FusionRules()
     vision: VisionRules = VisionRules()
+    # What changes for the night hours (``night``, local time): keys of the sections above,
+    # only those that differ, e.g. a lower person score for infrared pictures. At night the
+    # rules in force are the sections above with these merged in (``at``).
+    night_profile: dict[str, dict[str, Any]] = {}
+
+    _clock: LocalClock = PrivateAttr()
+    _at_night: ThresholdsFile | None = PrivateAttr(None)  # None: no night profile, the same by night
+
+    @model_validator(mode="after")
+    def _night_profile_merges(self) -> ThresholdsFile:
+        self._clock = LocalClock(self.timezone_offset_h, self.night.start, self.night.end)
+        if self.night_profile:
+            unknown = set(self.night_profile) - set(PROFILE_SECTIONS)
+            if unknown:
+                raise _located(("night_profile", sorted(unknown)[0]),
+                               f"a profile changes only {', '.join(PROFILE_SECTIONS)}")
+            merged = self.model_dump(exclude={"night_profile"})
+            for section, changes in self.night_profile.items():
+                merged[section] = _merge(merged[section], changes)
+            try:
+                self._at_night = ThresholdsFile.model_validate(merged)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                message = err["msg"].removeprefix("Value error, ")
+                if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+                    message = "unknown key (check the spelling; see the published config schema)"
+                raise _located(("night_profile",) + tuple(err["loc"]), message) from None
+        return self
 
     def clock(self) -> LocalClock:
-        return LocalClock(self.timezone_offset_h, self.night.start, self.night.end)
+        return self._clock
+
+    def at(self, ts: float) -> ThresholdsFile:
+        """The thresholds in force at ``ts`` (UTC epoch seconds): the night profile's by night."""
+        return self._at_night if self._at_night is not None and self._clock.is_night(ts) else self
+
+
+PROFILE_SECTIONS = ("power", "fence", "fusion", "vision")
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` laid over it, nested mappings key by key."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 # --------------------------------------------------------------------------- the whole

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .app import app
+from .app import app, config_watch
 from .metrics import CONTENT_TYPE_LATEST, generate_latest
 from .tables import BaselineBuckets, camera_activity, meter_state
 
@@ -21,6 +21,7 @@ async def health(web, request):
         "uptime_s": round(time.time() - _started, 1),
         "rebalancing": app.rebalancing,
         "active_partitions": assignment,
+        "config": config_watch.status(),
     })
 
 

@@ -27,7 +27,7 @@ def ledger_rows(config) -> list[dict]:
 
 def run_worker() -> None:
     # Importing registers the app, its topics, tables, agents and pages.
-    from . import agents, views  # noqa: F401
+    from . import agents, timers, views  # noqa: F401
     from .app import app, config
 
     Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -85,6 +86,16 @@ async def serving(cfg):
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+def counter(worker: WorkerProcess, pattern: str) -> float:
+    """The value of one sample on the worker's /metrics page (0 when absent). A metric
+    name without labels sums all its samples of that name, labelled or not."""
+    text = urllib.request.urlopen(worker.url("/metrics"), timeout=5).read().decode()
+    if "{" not in pattern:
+        return sum(float(v) for v in re.findall(r"^" + re.escape(pattern) + r"(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M))
+    m = re.search(re.escape(pattern) + r" ([0-9.e+]+)", text)
+    return float(m.group(1)) if m else 0.0
 
 
 class WorkerProcess:

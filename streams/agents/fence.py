@@ -17,7 +17,7 @@ from detectors.fence import (
     observe_presence,
 )
 
-from ..app import app, config
+from ..app import app, config, config_watch
 from ..dead_letters import keep_valid, refusing
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
 from ..partitioning import check_home
@@ -32,8 +32,6 @@ from ..topics import fence_pings_topic, fence_presence_topic
 
 SOURCE = "fence-agent"
 ZONE_SOURCE = "zone-agent"
-RULES = config.thresholds.fence
-CLOCK = config.thresholds.clock()
 INDEX = ZoneIndex([z.zone() for z in config.fences.zones])
 SITES = {s.id: (s.lon, s.lat) for s in config.sites.sites}
 PARTITIONS = config.runtime.app.topics.partitions
@@ -104,8 +102,10 @@ async def fence_agent(stream):
                 ping = Ping(record.device_pid, record.device_kind, record.ts, record.lon, record.lat,
                             record.accuracy_m, record.cell_id, record.zone_id, record.event)
                 state = device_state.get(record.device_pid) or new_device_state()
-                findings, found_presences = observe_ping(state, ping, INDEX.locate(ping, RULES), INDEX, RULES, CLOCK,
-                                                         WATCHLIST)
+                thresholds = config_watch.thresholds.at(ping.ts)  # as in thresholds.yaml now, by day or night
+                rules = thresholds.fence
+                findings, found_presences = observe_ping(state, ping, INDEX.locate(ping, rules), INDEX, rules,
+                                                         thresholds.clock(), WATCHLIST)
                 device_state[record.device_pid] = state
                 presences += found_presences
                 for finding in findings:
@@ -127,8 +127,10 @@ async def zone_agent(stream):
             signals = []
             for p in records:
                 state = zone_state.get(p.zone_id) or new_zone_state()
+                thresholds = config_watch.thresholds.at(p.ts)
                 findings = observe_presence(state, PresenceEvent(p.zone_id, p.device_pid, p.device_kind, p.since, p.ts,
-                                                                 left=p.left, lon=p.lon, lat=p.lat), RULES, CLOCK)
+                                                                 left=p.left, lon=p.lon, lat=p.lat),
+                                            thresholds.fence, thresholds.clock())
                 zone_state[p.zone_id] = state
                 for finding in findings:
                     signals += to_signals(finding, *(finding.details.get("centre") or (None, None)))

@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import Counter, Histogram
 
-from alerts.fusion import at_least
+from alerts.fusion import FusionRules, at_least
 from alerts.notifier import Notifier, channels_from_config
 from alerts.store import AlertStore
 
-from ..app import app, config
+from ..app import app, config, config_watch
 from ..dead_letters import refusing
 from ..logs import ids
 from ..records import Incident, Signal, decode
@@ -31,8 +31,6 @@ log = logging.getLogger("shaftwatch.fusion")
 SOURCE = "fusion-agent"
 BATCH = 64
 BATCH_WAIT_S = 0.02
-RULES = config.thresholds.fusion
-CLOCK = config.thresholds.clock()
 INCIDENT_CHANGES = Counter("shaftwatch_incident_changes_total", "Incident changes by fusion", ["change"])
 SIGNAL_TO_STORE = Histogram("shaftwatch_signal_to_store_seconds", "From a signal read to its incident stored",
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
@@ -55,7 +53,8 @@ async def publish(row: dict) -> None:
     await alerts_topic.send(key=row["id"], value=Incident.from_store(row))
 
 
-async def after_store(stored: list[tuple[object, Signal, dict | None, str]], started: float) -> None:
+async def after_store(stored: list[tuple[object, Signal, dict | None, str]], rules: FusionRules,
+                      started: float) -> None:
     """``stored``: (event, signal, incident, change) of one batch, in order. Each signal is
     counted and logged; each incident it changed is published and notified once, as it
     stands after the batch (``alerts`` is compacted by incident id: its last state is
@@ -74,7 +73,7 @@ async def after_store(stored: list[tuple[object, Signal, dict | None, str]], sta
     for event, incident in last.values():
         async with refusing(event, SOURCE):
             await publish(incident)
-            if at_least(incident["severity"], RULES.notify_min_severity):
+            if at_least(incident["severity"], rules.notify_min_severity):
                 await notifier.notify(incident, "opened")
 
 
@@ -91,26 +90,31 @@ async def fusion_agent(stream):
         if not decoded:
             continue
         _skew["s"] = decoded[-1][1].ts - time.time()
+        # The thresholds in force (thresholds.yaml as now, day or night by the batch's newest signal).
+        thresholds = config_watch.thresholds.at(decoded[-1][1].ts)
+        rules, clock = thresholds.fusion, thresholds.clock()
         try:
-            results = await in_store(store.apply_signals, [s.asdict() for _, s in decoded], RULES, CLOCK)
+            results = await in_store(store.apply_signals, [s.asdict() for _, s in decoded], rules, clock)
         except Exception:  # noqa: BLE001 - one bad signal spoils the batch: redo them one by one
             log.warning("a batch of signals failed to store; storing them one by one", exc_info=True)
             for event, signal in decoded:
                 async with refusing(event, SOURCE):
-                    incident, change = await in_store(store.apply_signal, signal.asdict(), RULES, CLOCK)
-                    await after_store([(event, signal, incident, change)], started)
+                    incident, change = await in_store(store.apply_signal, signal.asdict(), rules, clock)
+                    await after_store([(event, signal, incident, change)], rules, started)
             continue
-        await after_store([(event, signal, *result) for (event, signal), result in zip(decoded, results)], started)
+        await after_store([(event, signal, *result) for (event, signal), result in zip(decoded, results)], rules,
+                          started)
 
 
 @app.timer(interval=30.0, on_leader=True, name="incident-housekeeping")
 async def housekeeping():
     """Close quiet, untouched incidents; escalate high ones nobody acknowledged."""
     now = time.time() + _skew["s"]
-    for row in await in_store(store.close_quiet, now, RULES):
+    rules = config_watch.thresholds.at(now).fusion
+    for row in await in_store(store.close_quiet, now, rules):
         INCIDENT_CHANGES.labels(change="auto_closed").inc()
         await publish(row)
-    for row in await in_store(store.due_escalations, now, RULES):
+    for row in await in_store(store.due_escalations, now, rules):
         INCIDENT_CHANGES.labels(change="escalated").inc()
         await publish(row)
         await notifier.notify(row, "escalated")

@@ -15,7 +15,7 @@ from prometheus_client import Counter
 
 from detectors.power import Finding, MeterSpec, check_silence, new_state, observe
 
-from ..app import app, config
+from ..app import app, config, config_watch
 from ..dead_letters import keep_valid, refusing
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
 from ..partitioning import check_home
@@ -28,8 +28,6 @@ from ..topics import meter_readings_topic
 SOURCE = "power-agent"
 READINGS = Counter("shaftwatch_meter_readings_total", "Meter readings by outcome", ["outcome"])
 
-RULES = config.thresholds.power
-CLOCK = config.thresholds.clock()
 
 
 SPECS: dict[str, MeterSpec] = {m.id: m.spec() for m in config.meters.meters}
@@ -74,8 +72,9 @@ def apply_readings(readings: list[MeterReading], states: dict[str, dict]) -> lis
     for reading in readings:
         spec = SPECS[reading.meter_id]  # unknown meters were refused with the message
         state = states[reading.meter_id]
-        findings = observe(spec, RULES, CLOCK, state, reading.ts, reading.power_kw, reading.energy_kwh,
-                           reading.register_kwh)
+        thresholds = config_watch.thresholds.at(reading.ts)  # as in thresholds.yaml now, by day or night
+        findings = observe(spec, thresholds.power, thresholds.clock(), state, reading.ts, reading.power_kw,
+                           reading.energy_kwh, reading.register_kwh)
         if findings is None:
             READINGS.labels(outcome="duplicate_or_late").inc()
             continue
@@ -131,7 +130,7 @@ async def silence_check():
         spec = SPECS.get(meter_id)
         if spec is None or _announced_silence.get(meter_id) == state.get("last_ts"):
             continue
-        finding = check_silence(spec, RULES, dict(state), newest)
+        finding = check_silence(spec, config_watch.thresholds.at(newest).power, dict(state), newest)
         if finding is not None:
             _announced_silence[meter_id] = state["last_ts"]
             await emit([to_signal(finding)])

@@ -19,7 +19,7 @@ from detectors.camera import CameraSpec, FrameIn, VisionFinding, VisionPipeline
 from detectors.objects import ObjectDetector
 from detectors.tracking import ZoneSpec
 
-from ..app import app, config
+from ..app import app, config, config_watch
 from ..dead_letters import dead_letter, refusing
 from ..evidence import EvidenceStore
 from ..logs import ids
@@ -33,7 +33,6 @@ log = logging.getLogger("shaftwatch.vision")
 
 SOURCE = "vision-agent"
 BATCH = 16
-RULES = config.thresholds.vision
 FRAMES_GATED = Counter("shaftwatch_frames_total", "Frames by what the pipeline did with them", ["stage"])
 STAGE_SECONDS = Histogram("shaftwatch_vision_stage_seconds", "Time per batch in each vision stage", ["stage"],
                           buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
@@ -64,12 +63,12 @@ class _Pipeline:
         if cls.instance is None:
             detector = None
             try:
-                detector = ObjectDetector(config.model_path, RULES.detector)
+                detector = ObjectDetector(config.model_path, config_watch.thresholds.vision.detector)
             except Exception as exc:  # noqa: BLE001 - reported loudly, the gate still runs
                 cls.detector_error = str(exc)
                 log.error("object detector unavailable; frames with motion are dead-lettered",
                           extra=ids(model_path=str(config.model_path), error=str(exc)))
-            cls.instance = VisionPipeline(camera_specs(), detector, RULES)
+            cls.instance = VisionPipeline(camera_specs(), detector, config_watch.thresholds.vision)
         return cls.instance
 
 
@@ -88,6 +87,8 @@ def accept_frame(headers, value: bytes | None) -> FrameMeta:
 def run_batch(frames: list[FrameIn]):
     """On the executor thread: the pipeline, then the snapshots of what it found."""
     pipeline = _Pipeline.get()
+    # The thresholds in force: thresholds.yaml as now, by day or night at the batch's newest frame.
+    pipeline.use_rules(config_watch.thresholds.at(max(f.captured_at for f in frames)).vision)
     findings, errors, stats = pipeline.process(frames)
     if pipeline.detector is None and stats.gated:
         gated_errors = [(i, f"detector unavailable: {_Pipeline.detector_error}") for i in range(len(frames))]

@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
-import re
 import time
-import urllib.request
 from pathlib import Path
 
 from streams.broker import LocalKafkaBroker, ensure_topics, free_port, topic_plan
 from streams.config import LocalBrokerSettings, load_config
 from streams.producer import KafkaSink
-from tests.helpers import WorkerProcess, wait_for
+from tests.helpers import WorkerProcess, counter, wait_for
 
 
 @contextlib.contextmanager
@@ -32,16 +30,6 @@ def without_cameras(config_dir: Path) -> Path:
     otherwise be counted against the agent being measured."""
     (config_dir / "cameras.yaml").write_text("cameras: []\n")
     return config_dir
-
-
-def counter(worker: WorkerProcess, pattern: str) -> float:
-    """The value of one sample on the worker's /metrics page (0 when absent). A metric
-    name without labels sums all its samples of that name, labelled or not."""
-    text = urllib.request.urlopen(worker.url("/metrics"), timeout=5).read().decode()
-    if "{" not in pattern:
-        return sum(float(v) for v in re.findall(r"^" + re.escape(pattern) + r"(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M))
-    m = re.search(re.escape(pattern) + r" ([0-9.e+]+)", text)
-    return float(m.group(1)) if m else 0.0
 
 
 def agent_rate(bootstrap: str, config_dir: Path, topic: str, messages, total: int, metric: str,

@@ -15,8 +15,8 @@ from detectors.fence import FenceRules, Ping, ZoneIndex, new_device_state, new_z
 from detectors.timeofday import LocalClock
 from streams.config import load_config
 from streams.partitioning import partition_for
-from tests.bench.agent_rate import agent_rate, bench_broker, counter, without_cameras
-from tests.helpers import REPO, isolated_config, wait_for
+from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
+from tests.helpers import REPO, counter, isolated_config, wait_for
 
 INCIDENT_CHANGES = "shaftwatch_incident_changes_total"  # one per signal fusion stored (duplicates too)
 

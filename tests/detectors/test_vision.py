@@ -111,3 +111,29 @@ def test_crops_are_native_resolution_and_tiled():
         covered[y0:y1, x0:x1] = True
     assert covered[:500, :1000].all()
     assert plan_crops(1920, 1080, [(0, 0, 1920, 1080)], 416, 0.2, 6) == []  # too many: whole frame instead
+
+
+def test_new_thresholds_reach_the_running_pipeline(detector):
+    """use_rules (a reload, or a night profile): a faint figure that the default gate sees
+    is ignored once the gate's pixel threshold is raised, from the next frame on."""
+    from detectors.camera import VisionRules
+
+    def frames(start: int) -> list[FrameIn]:
+        out = []
+        for k in range(6):
+            image = np.full((432, 768, 3), 60, np.uint8)
+            if k >= 3:  # a dim shape 40 grey levels above the background walks into the zone
+                image[250:400, 300 + 20 * k:380 + 20 * k] = 100
+            out.append(FrameIn("CAM-P", T0 + start + k, start + k, cv2.imencode(".jpg", image)[1].tobytes()))
+        return out
+
+    pipeline = VisionPipeline([CameraSpec("CAM-P", "S01", [SHAFT])], detector)
+    seen = [pipeline.process([f])[2].gated for f in frames(0)]
+    assert sum(seen[3:]) > 0
+    stricter = VisionRules(motion=MotionRules(pixel_threshold=60))
+    pipeline.use_rules(stricter)
+    assert pipeline.gates["CAM-P"].rules.pixel_threshold == 60 and detector.rules is stricter.detector
+    fresh = VisionPipeline([CameraSpec("CAM-P", "S01", [SHAFT])], detector, stricter)
+    for f in frames(100):
+        assert pipeline.process([f])[2].gated == fresh.process([f])[2].gated == 0
+    pipeline.use_rules(VisionRules())  # the detector is shared by this module's tests

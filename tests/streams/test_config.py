@@ -92,3 +92,45 @@ def test_config_check_command(tmp_path):
                          capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2
     assert "shaftwatch.yaml" in bad.stderr and "app.partitions_typo: unknown key" in bad.stderr
+
+
+NIGHT_PROFILE = """night_profile:
+  vision:
+    detector:
+      min_score: {person: 0.25}
+  fence:
+    dwell_s: 600
+"""
+
+
+def _with_night_profile(directory, profile: str) -> None:
+    path = directory / "thresholds.yaml"
+    path.write_text(path.read_text().replace("night_profile: {}\n", profile))
+
+
+def test_a_night_profile_changes_only_its_keys_and_only_by_night(tmp_path):
+    d = make_config_dir(tmp_path)
+    _with_night_profile(d, NIGHT_PROFILE)
+    t = load_config(d).thresholds
+    night, day = 1795456800.0, 1795500000.0  # 2026-11-24 02:00 and 14:00 China time (UTC+8)
+    assert t.at(day) is t and t.at(day).fence.dwell_s == 300
+    at_night = t.at(night)
+    assert at_night.fence.dwell_s == 600 and at_night.vision.detector.min_score["person"] == 0.25
+    assert at_night.vision.detector.min_score["car"] == t.vision.detector.min_score["car"]  # merged, not replaced
+    assert at_night.power == t.power and at_night.clock() is not None
+
+
+@pytest.mark.parametrize("profile, key, message", [
+    ("night_profile:\n  vision:\n    detector:\n      min_scor: {person: 0.2}\n",
+     "night_profile.vision.detector.min_scor", "unknown key"),
+    ("night_profile:\n  fence:\n    dwell_s: soon\n", "night_profile.fence.dwell_s", "valid number"),
+    ("night_profile:\n  night: {start: 3}\n", "night_profile.night", "a profile changes only power, fence"),
+])
+def test_a_bad_night_profile_names_its_key(tmp_path, profile, key, message):
+    d = make_config_dir(tmp_path)
+    _with_night_profile(d, profile)
+    [problem] = _problems(d)
+    lines = (d / "thresholds.yaml").read_text().splitlines()
+    assert problem.startswith(f"{d / 'thresholds.yaml'}:") and f": {key}: " in problem and message in problem
+    line = int(problem.split(":")[1])
+    assert key.split(".")[-1] in lines[line - 1]

@@ -1,0 +1,16 @@
+"""Worker timers that belong to no agent."""
+
+from __future__ import annotations
+
+import logging
+
+from .app import app, config, config_watch
+
+log = logging.getLogger("shaftwatch.config")
+
+
+if config.runtime.config_reload_s > 0:
+    @app.timer(interval=config.runtime.config_reload_s, name="config-reload")
+    async def reload_config():
+        """Apply a changed thresholds.yaml; refuse an invalid change (streams.live_config)."""
+        await app.loop.run_in_executor(None, config_watch.check)
