@@ -391,9 +391,9 @@ class ThresholdsFile(Section):
     def clock(self) -> LocalClock:
         return self._clock
 
-    def at(self, ts: float) -> ThresholdsFile:
-        """The thresholds in force at ``ts`` (UTC epoch seconds): the night profile's by night."""
-        return self._at_night if self._at_night is not None and self._clock.is_night(ts) else self
+    def at_night(self) -> ThresholdsFile:
+        """These thresholds with the night profile merged in (the same when there is none)."""
+        return self._at_night if self._at_night is not None else self
 
 
 PROFILE_SECTIONS = ("power", "fence", "fusion", "vision")

@@ -36,11 +36,26 @@ def _signature(directory: Path) -> tuple:
     return tuple(out)
 
 
+class Thresholds:
+    """The thresholds in force, in plain attributes, since they are asked for every record:
+    ``at(ts)`` is the day's or the night profile's (by local time), ``clock`` the clock."""
+
+    __slots__ = ("day", "night", "clock")
+
+    def __init__(self, file: ThresholdsFile):
+        self.day = file
+        self.night = file.at_night()
+        self.clock = file.clock()
+
+    def at(self, ts: float) -> ThresholdsFile:
+        return self.night if self.clock.is_night(ts) else self.day
+
+
 class ConfigWatch:
     def __init__(self, running: ShaftWatchConfig):
         self.directory = Path(running.config_dir)
         self.running = running
-        self.thresholds: ThresholdsFile = running.thresholds
+        self.thresholds = Thresholds(running.thresholds)
         self.signature = _signature(self.directory)
         self.refused: list[str] = []  # the problems of the last change refused, if it was
         self.restart_needed: list[str] = []  # files changed on disk but not applied
@@ -63,7 +78,7 @@ class ConfigWatch:
         self.refused = []
         changed = [name for name in SECTION_FILES if getattr(new, name) != getattr(self.running, name)]
         if "thresholds" in changed:
-            self.thresholds = new.thresholds  # one reference swapped: agents see old or new, whole
+            self.thresholds = Thresholds(new.thresholds)  # one reference swapped: agents see old or new, whole
             self.running = self.running.model_copy(update={"thresholds": new.thresholds})
             log.warning("thresholds.yaml applied", extra=ids(directory=str(self.directory)))
         self.restart_needed = [SECTION_FILES[name][0] for name in SECTION_FILES

@@ -98,14 +98,14 @@ async def fence_agent(stream):
             records = await keep_valid(event, SOURCE, "ping", decoded, bad,
                                        lambda r: check_ping(r, event.message.partition))
             presences, signals = [], []
+            in_force = config_watch.thresholds  # thresholds.yaml as now; day or night per ping below
             for record in records:
                 ping = Ping(record.device_pid, record.device_kind, record.ts, record.lon, record.lat,
                             record.accuracy_m, record.cell_id, record.zone_id, record.event)
                 state = device_state.get(record.device_pid) or new_device_state()
-                thresholds = config_watch.thresholds.at(ping.ts)  # as in thresholds.yaml now, by day or night
-                rules = thresholds.fence
+                rules = in_force.at(ping.ts).fence
                 findings, found_presences = observe_ping(state, ping, INDEX.locate(ping, rules), INDEX, rules,
-                                                         thresholds.clock(), WATCHLIST)
+                                                         in_force.clock, WATCHLIST)
                 device_state[record.device_pid] = state
                 presences += found_presences
                 for finding in findings:
@@ -127,10 +127,10 @@ async def zone_agent(stream):
             signals = []
             for p in records:
                 state = zone_state.get(p.zone_id) or new_zone_state()
-                thresholds = config_watch.thresholds.at(p.ts)
+                in_force = config_watch.thresholds
                 findings = observe_presence(state, PresenceEvent(p.zone_id, p.device_pid, p.device_kind, p.since, p.ts,
                                                                  left=p.left, lon=p.lon, lat=p.lat),
-                                            thresholds.fence, thresholds.clock())
+                                            in_force.at(p.ts).fence, in_force.clock)
                 zone_state[p.zone_id] = state
                 for finding in findings:
                     signals += to_signals(finding, *(finding.details.get("centre") or (None, None)))

@@ -91,8 +91,8 @@ async def fusion_agent(stream):
             continue
         _skew["s"] = decoded[-1][1].ts - time.time()
         # The thresholds in force (thresholds.yaml as now, day or night by the batch's newest signal).
-        thresholds = config_watch.thresholds.at(decoded[-1][1].ts)
-        rules, clock = thresholds.fusion, thresholds.clock()
+        in_force = config_watch.thresholds
+        rules, clock = in_force.at(decoded[-1][1].ts).fusion, in_force.clock
         try:
             results = await in_store(store.apply_signals, [s.asdict() for _, s in decoded], rules, clock)
         except Exception:  # noqa: BLE001 - one bad signal spoils the batch: redo them one by one

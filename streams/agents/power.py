@@ -72,8 +72,8 @@ def apply_readings(readings: list[MeterReading], states: dict[str, dict]) -> lis
     for reading in readings:
         spec = SPECS[reading.meter_id]  # unknown meters were refused with the message
         state = states[reading.meter_id]
-        thresholds = config_watch.thresholds.at(reading.ts)  # as in thresholds.yaml now, by day or night
-        findings = observe(spec, thresholds.power, thresholds.clock(), state, reading.ts, reading.power_kw,
+        in_force = config_watch.thresholds  # thresholds.yaml as now, by day or night at the reading
+        findings = observe(spec, in_force.at(reading.ts).power, in_force.clock, state, reading.ts, reading.power_kw,
                            reading.energy_kwh, reading.register_kwh)
         if findings is None:
             READINGS.labels(outcome="duplicate_or_late").inc()

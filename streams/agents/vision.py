@@ -63,12 +63,12 @@ class _Pipeline:
         if cls.instance is None:
             detector = None
             try:
-                detector = ObjectDetector(config.model_path, config_watch.thresholds.vision.detector)
+                detector = ObjectDetector(config.model_path, config_watch.thresholds.day.vision.detector)
             except Exception as exc:  # noqa: BLE001 - reported loudly, the gate still runs
                 cls.detector_error = str(exc)
                 log.error("object detector unavailable; frames with motion are dead-lettered",
                           extra=ids(model_path=str(config.model_path), error=str(exc)))
-            cls.instance = VisionPipeline(camera_specs(), detector, config_watch.thresholds.vision)
+            cls.instance = VisionPipeline(camera_specs(), detector, config_watch.thresholds.day.vision)
         return cls.instance
 
 

@@ -27,17 +27,17 @@ def test_thresholds_reload_and_a_bad_edit_is_refused(tmp_path):
 
     _edit(d / "thresholds.yaml", "  dwell_s: 300", "  dwell_s: 600")
     assert watch.check() == "applied"
-    assert watch.thresholds.fence.dwell_s == 600 and first.fence.dwell_s == 300
+    assert watch.thresholds.day.fence.dwell_s == 600 and first.day.fence.dwell_s == 300
     assert watch.status()["refused"] == [] and watch.check() is None
 
     _edit(d / "thresholds.yaml", "  dwell_s: 600", "  dwell_s: soon")
     assert watch.check() == "refused"
-    assert watch.thresholds.fence.dwell_s == 600  # the running config stays in force
+    assert watch.thresholds.day.fence.dwell_s == 600  # the running config stays in force
     [problem] = watch.status()["refused"]
     assert "thresholds.yaml:" in problem and "fence.dwell_s" in problem
 
     _edit(d / "thresholds.yaml", "  dwell_s: soon", "  dwell_s: 900")
-    assert watch.check() == "applied" and watch.thresholds.fence.dwell_s == 900 and watch.status()["refused"] == []
+    assert watch.check() == "applied" and watch.thresholds.day.fence.dwell_s == 900 and watch.status()["refused"] == []
 
 
 def test_other_files_need_a_restart_and_are_not_applied(tmp_path):
@@ -47,5 +47,5 @@ def test_other_files_need_a_restart_and_are_not_applied(tmp_path):
     _edit(d / "thresholds.yaml", "  dwell_s: 300", "  dwell_s: 450")
     assert watch.check() == "restart_needed"
     assert watch.status()["restart_needed"] == ["fences.yaml"]
-    assert watch.thresholds.fence.dwell_s == 450  # thresholds still applied
+    assert watch.thresholds.day.fence.dwell_s == 450  # thresholds still applied
     assert watch.running.fences == load_config(make_config_dir(tmp_path / "fresh")).fences
