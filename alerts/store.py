@@ -430,6 +430,8 @@ class _FusionBatch:
             self.trail.append(dict(incident_id=row["id"], at=now, actor=SYSTEM, action="evidence_added", detail={
                 "signal_id": signal["signal_id"], "score": draft.score, "severity": draft.severity}))
         # The site's latest incident by opening time, as the next signal's read would find it.
+        # (One corner differs from re-reading: a late signal that moves this incident's opening
+        # before an older stored incident's; the batch keeps following this one.)
         if latest is None or row["id"] == latest["id"] or row["opened_at"] >= latest["opened_at"]:
             self.latest[site_id] = row
         self.known.add(signal["signal_id"])
