@@ -30,12 +30,12 @@ API = web.AppKey("alerts_api", object)
 
 
 class ConsoleApi:
-    def __init__(self, store: AlertStore, operators: dict[str, str], publish: Publish,
-                 live: LiveFeed | None = None, evidence_path: EvidencePath = lambda ref: None):
+    def __init__(self, store: AlertStore, operators: dict[str, str], publish: Publish, live: LiveFeed,
+                 evidence_path: EvidencePath):
         self.store = store
         self.operators = operators  # token -> person
         self.publish = publish
-        self.live = live or LiveFeed()
+        self.live = live
         self.evidence_path = evidence_path
         self.db = ThreadPoolExecutor(max_workers=2, thread_name_prefix="console-store")
 

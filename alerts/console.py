@@ -34,18 +34,14 @@ class LiveFeed:
     def publish(self, event: dict[str, Any]) -> None:
         for queue in self.pages:
             if queue.full():
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait({"type": "resync"})
+                _replace_all(queue, {"type": "resync"})
             else:
                 queue.put_nowait(event)
 
     def close(self) -> None:
         """The server is stopping: every open page's request ends (the page reconnects)."""
         for queue in self.pages:
-            while not queue.empty():
-                queue.get_nowait()
-            queue.put_nowait(None)
+            _replace_all(queue, None)
 
     @contextlib.contextmanager
     def subscribe(self) -> Iterator[asyncio.Queue]:
@@ -55,6 +51,13 @@ class LiveFeed:
             yield queue
         finally:
             self.pages.discard(queue)
+
+
+def _replace_all(queue: asyncio.Queue, item: Any) -> None:
+    """What a page has not read yet, dropped for ``item``."""
+    while not queue.empty():
+        queue.get_nowait()
+    queue.put_nowait(item)
 
 
 def incident_event(incident: dict[str, Any]) -> dict[str, Any]:

@@ -456,5 +456,4 @@ class _FusionBatch:
 _NEW_INCIDENT = {column.name: None for column in incidents.c}
 
 
-
 __all__ = ["AlertStore", "StoreError", "LifecycleError", "DISPOSITIONS"]

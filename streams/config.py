@@ -361,7 +361,7 @@ class ThresholdsFile(Section):
     vision: VisionRules = VisionRules()
     # What changes for the night hours (``night``, local time): keys of the sections above,
     # only those that differ, e.g. a lower person score for infrared pictures. At night the
-    # rules in force are the sections above with these merged in (``at``).
+    # rules in force are the sections above with these merged in (``at_night``).
     night_profile: dict[str, dict[str, Any]] = {}
 
     _clock: LocalClock = PrivateAttr()
@@ -381,11 +381,8 @@ class ThresholdsFile(Section):
             try:
                 self._at_night = ThresholdsFile.model_validate(merged)
             except ValidationError as exc:
-                err = exc.errors()[0]
-                message = err["msg"].removeprefix("Value error, ")
-                if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-                    message = "unknown key (check the spelling; see the published config schema)"
-                raise _located(("night_profile",) + tuple(err["loc"]), message) from None
+                loc, message = _explained(exc.errors()[0])
+                raise _located(("night_profile",) + loc, message) from None
         return self
 
     def clock(self) -> LocalClock:
@@ -551,19 +548,25 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
+def _explained(err: dict[str, Any]) -> tuple[tuple, str]:
+    """One pydantic error as (key path, the problem in words)."""
+    loc = tuple(err["loc"])
+    message = err["msg"]
+    ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _LocatedError):
+        loc = loc + ctx_error.loc
+        message = str(ctx_error)
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        message = "unknown key (check the spelling; see the published config schema)"
+    return loc, message
+
+
 def _problems_from(exc: ValidationError, file: str, root: yaml.Node | None) -> list[ConfigProblem]:
     problems = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"])
-        message = err["msg"]
-        ctx_error = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, _LocatedError):
-            loc = loc + ctx_error.loc
-            message = str(ctx_error)
-        elif message.startswith("Value error, "):
-            message = message[len("Value error, "):]
-        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-            message = "unknown key (check the spelling; see the published config schema)"
+        loc, message = _explained(err)
         key = ".".join(str(p) for p in loc)
         problems.append(ConfigProblem(file, _line_of(root, loc), key, message))
     return problems

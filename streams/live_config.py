@@ -81,8 +81,8 @@ class ConfigWatch:
             self.thresholds = Thresholds(new.thresholds)  # one reference swapped: agents see old or new, whole
             self.running = self.running.model_copy(update={"thresholds": new.thresholds})
             log.warning("thresholds.yaml applied", extra=ids(directory=str(self.directory)))
-        self.restart_needed = [SECTION_FILES[name][0] for name in SECTION_FILES
-                               if getattr(new, name) != getattr(self.running, name)]
+        # Compared with what runs, which keeps its other files: a change waits until a restart.
+        self.restart_needed = [SECTION_FILES[name][0] for name in changed if name != "thresholds"]
         if self.restart_needed:
             RELOADS.labels(result="restart_needed").inc()
             log.warning("config files changed that apply only after a restart",

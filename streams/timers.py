@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
 from .app import app, config, config_watch
-
-log = logging.getLogger("shaftwatch.config")
 
 
 if config.runtime.config_reload_s > 0:

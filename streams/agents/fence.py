@@ -64,19 +64,26 @@ def to_signals(finding: Finding, lon: float | None = None, lat: float | None = N
     return out
 
 
+def check_zone(zone_id: str) -> None:
+    if zone_id not in INDEX.zones:
+        raise RecordError(f"unknown fence zone {zone_id!r} (not in fences.yaml)")
+
+
 def check_ping(record: FencePing, partition: int) -> None:
     """RecordError naming the device unless its zone is known and it came on its partition."""
     try:
-        if record.zone_id is not None and record.zone_id not in INDEX.zones:
-            raise RecordError(f"unknown fence zone {record.zone_id!r} (not in fences.yaml)")
+        if record.zone_id is not None:
+            check_zone(record.zone_id)
         check_home(record.device_pid, PARTITIONS, partition, "device")
     except RecordError as exc:
         raise RecordError(f"ping of {record.device_pid}: {exc}") from None
 
 
 def check_presence(record: FencePresence) -> None:
-    if record.zone_id not in INDEX.zones:
-        raise RecordError(f"presence of {record.device_pid}: unknown fence zone {record.zone_id!r} (not in fences.yaml)")
+    try:
+        check_zone(record.zone_id)
+    except RecordError as exc:
+        raise RecordError(f"presence of {record.device_pid}: {exc}") from None
 
 
 def by_zone(presences: list[PresenceEvent]) -> dict[str, list[dict]]:
@@ -125,9 +132,9 @@ async def zone_agent(stream):
             decoded, bad = decode_presence_message(event.value)
             records = await keep_valid(event, ZONE_SOURCE, "presence", decoded, bad, check_presence)
             signals = []
+            in_force = config_watch.thresholds  # thresholds.yaml as now; day or night per visit below
             for p in records:
                 state = zone_state.get(p.zone_id) or new_zone_state()
-                in_force = config_watch.thresholds
                 findings = observe_presence(state, PresenceEvent(p.zone_id, p.device_pid, p.device_kind, p.since, p.ts,
                                                                  left=p.left, lon=p.lon, lat=p.lat),
                                             in_force.at(p.ts).fence, in_force.clock)

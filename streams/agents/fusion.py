@@ -3,9 +3,10 @@
 
 The logic is in alerts/ (fusion, store, notifier); this module wires it to Kafka. Store
 calls are blocking database work and run on one executor thread, in signal order, a
-micro-batch of signals to a transaction; the event loop only awaits them. Time for quiet-closing and escalation is the sources' clock:
-wall time corrected by how far the newest signal's source time is from it, so replays and
-the shifted demo clock behave as live data does.
+micro-batch of signals to a transaction; the event loop only awaits them. Time for
+quiet-closing and escalation is the sources' clock: wall time corrected by how far the
+newest signal's source time is from it, so replays and the shifted demo clock behave as
+live data does.
 """
 
 from __future__ import annotations

@@ -27,9 +27,6 @@ from ..topics import meter_readings_topic
 
 SOURCE = "power-agent"
 READINGS = Counter("shaftwatch_meter_readings_total", "Meter readings by outcome", ["outcome"])
-
-
-
 SPECS: dict[str, MeterSpec] = {m.id: m.spec() for m in config.meters.meters}
 PARTITIONS = config.runtime.app.topics.partitions
 
@@ -69,10 +66,10 @@ def store_state(meter_id: str, state: dict) -> None:
 def apply_readings(readings: list[MeterReading], states: dict[str, dict]) -> list[Signal]:
     """Run the rules over readings, updating ``states`` (meter id -> state) in place."""
     signals = []
+    in_force = config_watch.thresholds  # thresholds.yaml as now; day or night per reading below
     for reading in readings:
         spec = SPECS[reading.meter_id]  # unknown meters were refused with the message
         state = states[reading.meter_id]
-        in_force = config_watch.thresholds  # thresholds.yaml as now, by day or night at the reading
         findings = observe(spec, in_force.at(reading.ts).power, in_force.clock, state, reading.ts, reading.power_kw,
                            reading.energy_kwh, reading.register_kwh)
         if findings is None:

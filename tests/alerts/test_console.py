@@ -62,7 +62,7 @@ def console_setup(kafka_bootstrap, tmp_path, monkeypatch):
     store = AlertStore(cfg.store_url)
     store.migrate()
     night = night_ts()
-    ok, jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 90, np.uint8))
+    _, jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 90, np.uint8))
     snapshot = EvidenceStore(cfg.evidence_dir).save_snapshot("CAM-S01-A", night, "person-1", jpeg.tobytes())
     store.apply_signals([signal("v1", "S01", "vision", 0.9, night, [snapshot]),
                          signal("p1", "S01", "power", 0.8, night + 60, ["power-curve:M-0001"]),
@@ -71,6 +71,7 @@ def console_setup(kafka_bootstrap, tmp_path, monkeypatch):
     return cfg, store
 
 
+@pytest.mark.broker
 def test_live_feed_needs_a_token_and_says_hello(console_setup):
     cfg, _ = console_setup
 

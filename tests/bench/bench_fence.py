@@ -18,6 +18,7 @@ from streams.partitioning import partition_for
 from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
 from tests.helpers import REPO, counter, isolated_config, wait_for
 
+SIGNALS_RAISED = "shaftwatch_signals_total"
 INCIDENT_CHANGES = "shaftwatch_incident_changes_total"  # one per signal fusion stored (duplicates too)
 
 
@@ -91,10 +92,10 @@ def main() -> None:
             # Pings/s is timed to the last ping accepted. The signals those pings raised go
             # through fusion in the same worker: how many were stored by then, and how long
             # after it the store caught up (every raised signal stored, the count steady).
-            raised, stored = counter(worker, "shaftwatch_signals_total"), counter(worker, INCIDENT_CHANGES)
+            raised, stored = counter(worker, SIGNALS_RAISED), counter(worker, INCIDENT_CHANGES)
             t = time.perf_counter()
-            wait_for(lambda: (n := counter(worker, "shaftwatch_signals_total")) == counter(worker, INCIDENT_CHANGES)
-                     and n == counter(worker, "shaftwatch_signals_total"), 300, interval=0.05, what="fusion to catch up")
+            wait_for(lambda: (n := counter(worker, SIGNALS_RAISED)) == counter(worker, INCIDENT_CHANGES)
+                     and n == counter(worker, SIGNALS_RAISED), 300, interval=0.05, what="fusion to catch up")
             fusion[tag].append((raised, stored, time.perf_counter() - t))
         return check
 
