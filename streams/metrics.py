@@ -9,8 +9,9 @@ RECORDS_ACCEPTED = Counter("shaftwatch_records_accepted_total", "Records that me
 DEAD_LETTERS = Counter("shaftwatch_dead_letters_total", "Records sent to dead-letters", ["source", "topic"])
 RECORDS_PRODUCED = Counter("shaftwatch_records_produced_total", "Records produced by gateways and feeders", ["topic", "producer"])
 PRODUCE_ERRORS = Counter("shaftwatch_produce_errors_total", "Produce calls that failed after retries", ["topic", "producer"])
+PRODUCER_RENEWALS = Counter("shaftwatch_producer_renewals_total", "Producers replaced after a fatal error", ["producer"])
 
 __all__ = [
-    "CONTENT_TYPE_LATEST", "DEAD_LETTERS", "PRODUCE_ERRORS", "RECORDS_ACCEPTED", "RECORDS_IN",
+    "CONTENT_TYPE_LATEST", "DEAD_LETTERS", "PRODUCE_ERRORS", "PRODUCER_RENEWALS", "RECORDS_ACCEPTED", "RECORDS_IN",
     "RECORDS_PRODUCED", "generate_latest",
 ]

@@ -1,21 +1,34 @@
 """The one way gateways and feeders write to Kafka: acknowledged by all in-sync replicas,
-idempotent (a retried send is not written twice), and counted in metrics."""
+idempotent (a retried send is not written twice), and counted in metrics.
+
+A broker restart can leave an idempotent producer out of step with the broker's view of
+its sequence numbers (OutOfOrderSequenceNumber, UnknownProducerId). aiokafka then ends the
+producer's sender for good and every later send fails the same way. The sink replaces
+such a producer with a new one (a new producer id) before its next send; the send that
+failed was not acknowledged, so the caller's retry of it writes it once.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
 
-from .metrics import PRODUCE_ERRORS, RECORDS_PRODUCED
+from .logs import ids
+from .metrics import PRODUCE_ERRORS, PRODUCER_RENEWALS, RECORDS_PRODUCED
 
 log = logging.getLogger("shaftwatch.producer")
+
+# Errors after which an aiokafka producer sends nothing more.
+FATAL = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, ProducerFenced)
 
 
 class KafkaSink:
     def __init__(self, bootstrap: str, name: str, *, linger_ms: int = 5, max_request_size: int = 8 * 1024 * 1024):
         self.name = name
-        self._producer = AIOKafkaProducer(
+        self._settings = dict(
             bootstrap_servers=bootstrap,
             acks="all",
             enable_idempotence=True,
@@ -25,9 +38,20 @@ class KafkaSink:
             retry_backoff_ms=200,
             client_id=f"shaftwatch-{name}",
         )
+        self._producer = AIOKafkaProducer(**self._settings)
+        self._finished = False  # the producer hit a FATAL error: replace it before the next send
 
     async def start(self) -> None:
         await self._producer.start()
+
+    async def _renew(self) -> None:
+        old, self._producer = self._producer, AIOKafkaProducer(**self._settings)
+        await self._producer.start()
+        self._finished = False
+        with contextlib.suppress(Exception):
+            await old.stop()
+        PRODUCER_RENEWALS.labels(producer=self.name).inc()
+        log.warning("producer replaced after a fatal error", extra=ids(producer=self.name))
 
     async def stop(self) -> None:
         await self._producer.stop()
@@ -43,6 +67,8 @@ class KafkaSink:
                    partition: int | None = None):
         """Send one record; with wait=True return only once the broker acknowledged it."""
         key_bytes = key.encode() if isinstance(key, str) else key
+        if self._finished:
+            await self._renew()
         try:
             future = await self._producer.send(topic, value=value, key=key_bytes, headers=headers,
                                                partition=partition)
@@ -52,14 +78,16 @@ class KafkaSink:
                 return metadata
             future.add_done_callback(lambda f: self._count(topic, f))
             return future
-        except Exception:
+        except Exception as exc:
+            self._finished = self._finished or isinstance(exc, FATAL)
             PRODUCE_ERRORS.labels(topic=topic, producer=self.name).inc()
             raise
 
     def _count(self, topic: str, future) -> None:
         if future.cancelled() or future.exception() is not None:
+            self._finished = self._finished or isinstance(future.exception(), FATAL)
             PRODUCE_ERRORS.labels(topic=topic, producer=self.name).inc()
-            log.error("produce failed", extra={"shaftwatch_ids": {"topic": topic, "producer": self.name}})
+            log.error("produce failed", extra=ids(topic=topic, producer=self.name))
         else:
             RECORDS_PRODUCED.labels(topic=topic, producer=self.name).inc()
 
