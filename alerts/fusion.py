@@ -15,6 +15,16 @@ plain words:
 6. The result is clamped to 0..1 and mapped to a severity by ``severity_thresholds``.
 
 The open list is ranked by score, then by age (older first).
+
+Which incident a signal joins, and when the system itself may act on an incident, is
+decided from facts kept with the incident, never from a process's idea of the time:
+
+- a signal joins the site's latest incident when its source time is within ``window_s`` of
+  the incident's evidence (source times), unless a person resolved that incident;
+- an incident the system closed for being quiet (``AUTO_CLOSED``) takes evidence within its
+  window again and reopens, so a theft stays one incident with all its evidence;
+- quiet-close and escalation compare the wall clock with when evidence was *received*
+  (``received_at``, ``severity_at``), which every worker reads the same from the store.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from pydantic import ConfigDict
 from detectors.timeofday import LocalClock
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
+AUTO_CLOSED = "auto_closed_quiet"  # the disposition of a system close: such an incident may reopen
 
 
 @dataclass(frozen=True)
@@ -36,8 +47,11 @@ class FusionRules:
 
     __pydantic_config__ = ConfigDict(extra="forbid")
 
-    window_s: float = 7200.0  # a signal within this long of the incident's last one joins it
-    quiet_close_s: float = 3600.0  # an untouched (new) incident with no signal this long closes itself
+    window_s: float = 7200.0  # a signal within this long (source time) of the incident's last one joins it
+    # An untouched (new) incident that received no evidence for this long closes itself,
+    # unless it ever went above quiet_close_max_severity: those wait for a person.
+    quiet_close_s: float = 3600.0
+    quiet_close_max_severity: str = "medium"
     weights: dict[str, float] = field(default_factory=lambda: {"vision": 0.85, "power": 0.9, "fence": 0.7})
     corroboration_bonus: float = 0.15
     site_priors: dict[str, float] = field(default_factory=lambda: {
@@ -56,7 +70,7 @@ class FusionRules:
         for kind, w in self.weights.items():
             if kind not in ("vision", "power", "fence") or not 0 <= w <= 1:
                 raise ValueError(f"weights.{kind}: a source kind (vision, power, fence) with a weight in 0..1")
-        for name in ("notify_min_severity", "escalate_min_severity"):
+        for name in ("notify_min_severity", "escalate_min_severity", "quiet_close_max_severity"):
             if getattr(self, name) not in SEVERITIES:
                 raise ValueError(f"{name} must be one of {list(SEVERITIES)}")
         unknown = set(self.severity_thresholds) - set(SEVERITIES[1:])
@@ -86,11 +100,14 @@ class IncidentDraft:
 
     incident_id: str
     site_id: str
-    opened_at: float
+    opened_at: float  # source time of the oldest signal
     updated_at: float  # source time of the newest signal
+    received_at: float = 0.0  # wall time when the newest evidence was stored
     state: str = "new"
+    disposition: str | None = None  # how it was resolved (AUTO_CLOSED: by the system, for quiet)
     score: float = 0.0
     severity: str = "info"
+    severity_at: dict[str, float] = field(default_factory=dict)  # severity -> wall time first reached
     strongest: dict[str, float] = field(default_factory=dict)  # source kind -> strongest strength
     signal_ids: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)  # e.g. vision/person_at_shaft
@@ -127,17 +144,20 @@ def score(draft: IncidentDraft, rules: FusionRules, site: SiteContext) -> float:
 
 
 def joins(draft: IncidentDraft | None, signal_ts: float, rules: FusionRules) -> bool:
-    """Whether a signal belongs to the site's open incident (not resolved, within the window)."""
-    return draft is not None and draft.state != "resolved" and signal_ts - draft.updated_at <= rules.window_s \
-        and draft.opened_at - signal_ts <= rules.window_s
+    """Whether a signal belongs to the site's latest incident: within its window (source
+    time), and not resolved by a person (a system close for quiet does not count)."""
+    return draft is not None and (draft.state != "resolved" or draft.disposition == AUTO_CLOSED) \
+        and signal_ts - draft.updated_at <= rules.window_s and draft.opened_at - signal_ts <= rules.window_s
 
 
 def fuse(draft: IncidentDraft | None, signal: dict[str, Any], rules: FusionRules, site: SiteContext,
-         clock: LocalClock) -> tuple[IncidentDraft, str]:
-    """Add one signal. Returns the incident and what happened: opened, updated or duplicate.
+         clock: LocalClock, received_at: float) -> tuple[IncidentDraft, str]:
+    """Add one signal, received (stored) at wall time ``received_at``. Returns the incident
+    and what happened: opened, updated, reopened or duplicate.
 
-    ``draft`` is the site's latest incident; when it is resolved or the window has passed,
-    a new incident opens and links the old one (a resolved incident is never reopened).
+    ``draft`` is the site's latest incident; when a person resolved it or the window has
+    passed, a new incident opens and links the old one (a resolved incident is never
+    reopened). One the system closed for being quiet reopens with the evidence instead.
     """
     if draft is not None and signal["signal_id"] in draft.signal_ids:
         return draft, "duplicate"
@@ -147,6 +167,9 @@ def fuse(draft: IncidentDraft | None, signal: dict[str, Any], rules: FusionRules
         draft = IncidentDraft(incident_id_for(signal["site_id"], signal["signal_id"]), signal["site_id"],
                               opened_at=signal["ts"], updated_at=signal["ts"], previous_incident_id=previous)
         change = "opened"
+    elif draft.state == "resolved":  # closed by the system for quiet, and the theft goes on
+        draft.state, draft.disposition = "new", None
+        change = "reopened"
     kind = signal["source_kind"]
     draft.signal_ids.append(signal["signal_id"])
     label = f"{kind}/{signal['kind']}"
@@ -157,8 +180,11 @@ def fuse(draft: IncidentDraft | None, signal: dict[str, Any], rules: FusionRules
     draft.opened_at = min(draft.opened_at, signal["ts"])
     draft.night = draft.night or clock.is_night(signal["ts"])
     draft.watchlist = draft.watchlist or signal["kind"] == "watchlist_hit"
+    draft.received_at = max(draft.received_at, received_at)
     draft.score = score(draft, rules, site)
     draft.severity = rules.severity(draft.score)
+    for name in SEVERITIES[:SEVERITIES.index(draft.severity) + 1]:
+        draft.severity_at.setdefault(name, received_at)  # reaching critical reaches high too
     draft.summary = summarize(draft)
     return draft, change
 
@@ -169,6 +195,27 @@ def summarize(draft: IncidentDraft) -> str:
     corroboration = f"{len(names)} sources agree ({', '.join(names)})" if len(names) > 1 else f"{names[0]} only"
     when = "at night" if draft.night else "by day"
     return f"{draft.site_id}: {corroboration}, {when}; {', '.join(draft.kinds)}"
+
+
+def highest_severity(draft: IncidentDraft) -> str:
+    """The highest severity the incident ever reached (its score never falls, but the
+    thresholds may be changed while it is open)."""
+    return max(draft.severity_at or {draft.severity: 0.0}, key=SEVERITIES.index)
+
+
+def escalation_due_at(draft: IncidentDraft, rules: FusionRules) -> float | None:
+    """Wall time at which an unacknowledged incident escalates: ``escalate_after_s`` after
+    it first reached ``escalate_min_severity``; None if it never did."""
+    reached = [at for name, at in draft.severity_at.items() if at_least(name, rules.escalate_min_severity)]
+    return min(reached) + rules.escalate_after_s if reached else None
+
+
+def closes_quietly(draft: IncidentDraft, rules: FusionRules, now: float) -> bool:
+    """Whether the system closes this incident at wall time ``now``: nobody is working it,
+    no evidence was received for ``quiet_close_s``, and it never went above
+    ``quiet_close_max_severity`` (a high or critical incident waits for a person)."""
+    return draft.state == "new" and now - draft.received_at >= rules.quiet_close_s \
+        and at_least(rules.quiet_close_max_severity, highest_severity(draft))
 
 
 def rank_key(incident: dict[str, Any]) -> tuple:

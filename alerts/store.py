@@ -5,20 +5,27 @@ schema is created and upgraded by the Alembic migrations in alerts/migrations.
 Every method is synchronous and short: workers and the server call them from an executor
 thread, never on the event loop. Writes are idempotent: a signal already stored (by its
 signal_id) changes nothing, so replaying ``signals`` after a crash duplicates nothing.
+
+Several processes write incidents (the fusion agent of each worker, the leader's
+housekeeping, the console's server). Each incident row carries a ``version``: a write
+applies only to the version it read, and a write that lost the race is redone on what
+the winner stored, so no evidence, lifecycle step or close is silently overwritten.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
 from detectors.timeofday import LocalClock
 
-from .fusion import FusionRules, IncidentDraft, SiteContext, at_least, fuse, rank_key
+from .fusion import (
+    AUTO_CLOSED, FusionRules, IncidentDraft, SiteContext, closes_quietly, escalation_due_at, fuse, rank_key,
+)
 from .lifecycle import DISPOSITIONS, LifecycleError, check_transition
 
 metadata = sa.MetaData()
@@ -60,6 +67,8 @@ incidents = sa.Table(
     sa.Column("escalated_at", sa.Float),
     sa.Column("previous_incident_id", sa.String(40)),
     sa.Column("written_at", sa.Float, nullable=False),
+    sa.Column("received_at", sa.Float),  # wall time its newest evidence was stored (set on every row)
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),  # optimistic concurrency
 )
 incident_signals = sa.Table(
     "incident_signals", metadata,
@@ -109,10 +118,47 @@ notifications = sa.Table(
 )
 
 SYSTEM = "system"
+RulesAt = Callable[[float], FusionRules]  # the fusion rules in force at a source time (day or night)
+ATTEMPTS = 5  # a write that lost a race with another process is redone this often
 
 
 class StoreError(Exception):
     pass
+
+
+class IncidentChanged(Exception):
+    """Another process wrote the incident after this one read it: read again and redo."""
+
+
+def _retried(fn):
+    """Run ``fn`` (one transaction) again when it lost a race on an incident row."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return fn()
+        except (IncidentChanged, sa.exc.IntegrityError):
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def draft_of(row: dict) -> IncidentDraft:
+    """An incident row as fusion's draft: a private copy, lifecycle columns authoritative."""
+    stored = row["draft"]
+    return IncidentDraft(**{**stored, "state": row["state"], "disposition": row["disposition"],
+                            "received_at": row["received_at"], "strongest": dict(stored["strongest"]),
+                            "severity_at": dict(stored.get("severity_at") or {}),
+                            "signal_ids": list(stored["signal_ids"]), "kinds": list(stored["kinds"])})
+
+
+def _update_incident(c, row: dict, **values) -> dict:
+    """Write ``values`` to an incident row read at ``row["version"]``; IncidentChanged if
+    another process wrote it since. Returns the row as stored."""
+    values["version"] = row["version"] + 1
+    done = c.execute(incidents.update().where(incidents.c.id == row["id"], incidents.c.version == row["version"])
+                     .values(**values))
+    if done.rowcount != 1:
+        raise IncidentChanged(row["id"])
+    return {**row, **values}
 
 
 def _engine(url: str) -> sa.Engine:
@@ -196,66 +242,81 @@ class AlertStore:
         covering the batch's times); the incidents are then followed in memory and each
         touched one is written once, its evidence and audit rows in one statement each.
         Returns (incident as it stood after the signal, change) per signal."""
-        with self.engine.begin() as c:
-            batch = _FusionBatch.read(c, signals)
-            results = [batch.apply(signal, rules, clock) for signal in signals]
-            batch.write(c)
-        return results
+        def attempt():
+            with self.engine.begin() as c:
+                batch = _FusionBatch.read(c, signals)
+                results = [batch.apply(signal, rules, clock) for signal in signals]
+                batch.write(c)
+            return results
+        return _retried(attempt)
 
     # ------------------------------------------------------------------ lifecycle
 
     def transition(self, incident_id: str, action: str, actor: str, disposition: str | None = None,
                    note: str | None = None) -> dict:
         """acknowledge, dispatch or resolve, by a named person; audited."""
-        with self.engine.begin() as c:
-            row = c.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
-            if row is None:
-                raise StoreError(f"no incident {incident_id}")
-            new_state = check_transition(row.state, action, disposition)
-            values: dict[str, Any] = {"state": new_state, "written_at": time.time()}
-            draft = dict(row.draft, state=new_state)
-            values["draft"] = draft
-            if action == "resolve":
-                values.update(disposition=disposition, note=note)
-            c.execute(incidents.update().where(incidents.c.id == incident_id).values(**values))
-            self._audit(c, incident_id, actor, action, {"from": row.state, "to": new_state,
-                                                         "disposition": disposition, "note": note})
-            if action == "resolve" and disposition == "illegal_mining_confirmed":
-                c.execute(site_events.insert().values(site_id=row.site_id, at=time.time(), kind="incident_confirmed",
-                                                      note=f"{incident_id}: {note or ''}", actor=actor))
-            return self._incident(c, incident_id)
+        def attempt():
+            with self.engine.begin() as c:
+                row = c.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
+                if row is None:
+                    raise StoreError(f"no incident {incident_id}")
+                row = dict(row._mapping)
+                new_state = check_transition(row["state"], action, disposition)
+                values: dict[str, Any] = {"state": new_state, "written_at": time.time()}
+                if action == "resolve":
+                    values.update(disposition=disposition, note=note)
+                values["draft"] = dict(row["draft"], state=new_state, disposition=values.get("disposition"))
+                stored = _update_incident(c, row, **values)
+                self._audit(c, incident_id, actor, action, {"from": row["state"], "to": new_state,
+                                                             "disposition": disposition, "note": note})
+                if action == "resolve" and disposition == "illegal_mining_confirmed":
+                    c.execute(site_events.insert().values(site_id=row["site_id"], at=time.time(),
+                                                          kind="incident_confirmed",
+                                                          note=f"{incident_id}: {note or ''}", actor=actor))
+                return stored
+        return _retried(attempt)
 
-    def close_quiet(self, now: float, rules: FusionRules) -> list[dict]:
-        """Untouched (new) incidents with no signal for quiet_close_s resolve themselves."""
-        closed = []
-        with self.engine.begin() as c:
-            rows = c.execute(sa.select(incidents.c.id, incidents.c.draft).where(
-                incidents.c.state == "new", incidents.c.updated_at < now - rules.quiet_close_s)).all()
-            for row in rows:
-                c.execute(incidents.update().where(incidents.c.id == row.id).values(
-                    state="resolved", disposition="auto_closed_quiet", draft=dict(row.draft, state="resolved"),
-                    note=f"no new evidence for {rules.quiet_close_s / 60:.0f} min and nobody working it",
-                    written_at=time.time()))
-                self._audit(c, row.id, SYSTEM, "resolve", {"from": "new", "to": "resolved",
-                                                           "disposition": "auto_closed_quiet"})
-                closed.append(self._incident(c, row.id))
-        return closed
+    def close_quiet(self, now: float, rules_at: RulesAt) -> list[dict]:
+        """Close untouched incidents that received no evidence for quiet_close_s (wall time
+        ``now`` against each incident's stored ``received_at``), unless they ever went above
+        quiet_close_max_severity. ``rules_at(ts)``: the rules in force at the incident's
+        newest evidence. Such an incident reopens if evidence within its window follows."""
+        def attempt():
+            closed = []
+            with self.engine.begin() as c:
+                for row in c.execute(sa.select(incidents).where(incidents.c.state == "new")).all():
+                    row = dict(row._mapping)
+                    rules = rules_at(row["updated_at"])
+                    if not closes_quietly(draft_of(row), rules, now):
+                        continue
+                    note = f"no new evidence for {rules.quiet_close_s / 60:.0f} min and nobody working it"
+                    closed.append(_update_incident(
+                        c, row, state="resolved", disposition=AUTO_CLOSED, note=note, written_at=time.time(),
+                        draft=dict(row["draft"], state="resolved", disposition=AUTO_CLOSED)))
+                    self._audit(c, row["id"], SYSTEM, "resolve", {"from": "new", "to": "resolved",
+                                                                   "disposition": AUTO_CLOSED, "note": note})
+            return closed
+        return _retried(attempt)
 
-    def due_escalations(self, now: float, rules: FusionRules) -> list[dict]:
-        """High-severity incidents still new after escalate_after_s: escalate once, audited."""
-        out = []
-        with self.engine.begin() as c:
-            rows = c.execute(sa.select(incidents).where(
-                incidents.c.state == "new", incidents.c.escalated_at.is_(None), incidents.c.silenced_by.is_(None),
-                incidents.c.opened_at < now - rules.escalate_after_s)).all()
-            for row in rows:
-                if not at_least(row.severity, rules.escalate_min_severity):
-                    continue
-                c.execute(incidents.update().where(incidents.c.id == row.id).values(escalated_at=now))
-                self._audit(c, row.id, SYSTEM, "escalated",
-                            {"unacknowledged_for_s": round(now - row.opened_at), "severity": row.severity})
-                out.append(self._incident(c, row.id))
-        return out
+    def due_escalations(self, now: float, rules_at: RulesAt) -> list[dict]:
+        """Incidents still new escalate_after_s (wall time) after they first reached
+        escalate_min_severity, not silenced: escalate once, audited."""
+        def attempt():
+            out = []
+            with self.engine.begin() as c:
+                for row in c.execute(sa.select(incidents).where(
+                        incidents.c.state == "new", incidents.c.escalated_at.is_(None),
+                        incidents.c.silenced_by.is_(None))).all():
+                    row = dict(row._mapping)
+                    rules = rules_at(row["updated_at"])
+                    due = escalation_due_at(draft_of(row), rules)
+                    if due is None or due > now:
+                        continue
+                    out.append(_update_incident(c, row, escalated_at=now))
+                    self._audit(c, row["id"], SYSTEM, "escalated", {
+                        "unacknowledged_for_s": round(now - due + rules.escalate_after_s), "severity": row["severity"]})
+            return out
+        return _retried(attempt)
 
     # ------------------------------------------------------------------ silences
 
@@ -364,6 +425,7 @@ class _FusionBatch:
         self.silences = silences  # those covering some signal time of the batch
         self.opened: dict[str, dict] = {}  # incident id -> row, for incidents new in this batch
         self.updated: dict[str, dict] = {}  # incident id -> row, for stored incidents changed
+        self.read_versions: dict[str, int] = {}  # incident id -> the version this batch read
         self.evidence: list[dict] = []
         self.trail: list[dict] = []
 
@@ -404,28 +466,33 @@ class _FusionBatch:
             return None, "duplicate"
         site_id = signal["site_id"]
         latest = self.latest.get(site_id)
-        draft = None
-        if latest is not None:
-            stored = latest["draft"]  # copied: the row handed out for an earlier signal stays as it was
-            draft = IncidentDraft(**{**stored, "state": latest["state"], "strongest": dict(stored["strongest"]),
-                                     "signal_ids": list(stored["signal_ids"]), "kinds": list(stored["kinds"])})
-        draft, change = fuse(draft, signal, rules, self.contexts[site_id], clock)
+        # A private copy: the row handed out for an earlier signal stays as it was.
+        draft = draft_of(latest) if latest is not None else None
+        now = time.time()
+        draft, change = fuse(draft, signal, rules, self.contexts[site_id], clock, received_at=now)
         if change == "duplicate":
             return None, change
         silence = self.matching_silence(signal)
-        now = time.time()
         values = dict(site_id=draft.site_id, state=draft.state, severity=draft.severity, score=draft.score,
                       opened_at=draft.opened_at, updated_at=draft.updated_at, summary=draft.summary,
-                      draft=draft.as_dict(), previous_incident_id=draft.previous_incident_id, written_at=now)
+                      draft=draft.as_dict(), previous_incident_id=draft.previous_incident_id, written_at=now,
+                      received_at=draft.received_at, disposition=draft.disposition)
         if change == "opened":
-            row = {**_NEW_INCIDENT, "id": draft.incident_id, "silenced_by": silence, **values}
+            row = {**_NEW_INCIDENT, "id": draft.incident_id, "silenced_by": silence, "version": 0, **values}
             self.opened[row["id"]] = row
             self.trail.append(dict(incident_id=row["id"], at=now, actor=SYSTEM, action="opened", detail={
                 "signal_id": signal["signal_id"], "previous": draft.previous_incident_id, "silenced_by": silence}))
         else:
             row = {**latest, **values}
+            if change == "reopened":
+                row["note"] = None
+                self.trail.append(dict(incident_id=row["id"], at=now, actor=SYSTEM, action="reopened", detail={
+                    "signal_id": signal["signal_id"], "closed_as": latest["disposition"]}))
             if silence is not None:
                 row["silenced_by"] = silence
+            if row["id"] not in self.opened and row["id"] not in self.updated:  # first touch in this batch
+                self.read_versions[row["id"]] = latest["version"]
+                row["version"] = latest["version"] + 1  # as it will be stored
             (self.opened if row["id"] in self.opened else self.updated)[row["id"]] = row
             self.trail.append(dict(incident_id=row["id"], at=now, actor=SYSTEM, action="evidence_added", detail={
                 "signal_id": signal["signal_id"], "score": draft.score, "severity": draft.severity}))
@@ -442,12 +509,13 @@ class _FusionBatch:
         return dict(row), change
 
     def write(self, c) -> None:
-        # Incidents first: evidence rows refer to them.
+        # Incidents first: evidence rows refer to them. A stored incident is written only
+        # over the version this batch read (IncidentChanged otherwise: the batch is redone).
         if self.opened:
             c.execute(incidents.insert(), list(self.opened.values()))
         for incident_id, row in self.updated.items():
-            c.execute(incidents.update().where(incidents.c.id == incident_id)
-                      .values(**{k: v for k, v in row.items() if k != "id"}))
+            _update_incident(c, {**row, "version": self.read_versions[incident_id]},
+                             **{k: v for k, v in row.items() if k not in ("id", "version")})
         if self.evidence:
             c.execute(incident_signals.insert(), self.evidence)
             c.execute(audit.insert(), self.trail)

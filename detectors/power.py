@@ -341,8 +341,17 @@ def _register_rules(spec: MeterSpec, rules: PowerRules, state: State, ts: float,
     return out
 
 
+def feed_time(states: list[State]) -> float | None:
+    """The source time a feed of meters has reached: the median of its live meters' newest
+    readings. One meter's alarm reading, or one meter's upload arriving before the others',
+    does not move it; most of the feed moving on does. None without live meters."""
+    newest = [s["last_ts"] for s in states if s.get("live") and s.get("last_ts") is not None]
+    return statistics.median(newest) if newest else None
+
+
 def check_silence(spec: MeterSpec, rules: PowerRules, state: State, now: float) -> Finding | None:
-    """Called by a timer with source time: a live meter that stopped reporting, once per silence."""
+    """Called by a timer with the source time the meter's feed has reached (``feed_time``):
+    a live meter that stopped reporting, once per silence."""
     last = state.get("last_ts")
     if last is None or not state.get("live") or state.get("silent_since") is not None:
         return None

@@ -139,6 +139,11 @@ class RuntimeSettings(Section):
     pseudonym_key_env: str = "SHAFTWATCH_PSEUDONYM_KEY"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     config_reload_s: float = Field(10.0, ge=0)  # a worker looks for changed configs this often; 0: never
+    # The leader closes quiet incidents and escalates unacknowledged ones this often.
+    incident_housekeeping_s: float = Field(30.0, gt=0)
+    # Workers look for silent meters this often, judging each partition by the stream
+    # time it had one check before.
+    silence_check_s: float = Field(60.0, gt=0)
     kafka: KafkaSettings = KafkaSettings()
     app: AppSettings = AppSettings()
     http: HttpSettings = HttpSettings()

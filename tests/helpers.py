@@ -101,17 +101,18 @@ def counter(worker: WorkerProcess, pattern: str) -> float:
 class WorkerProcess:
     """`shaftwatch worker` as a real child process, stopped by its PID."""
 
-    def __init__(self, config_dir: Path, bootstrap: str, log_path: Path):
+    def __init__(self, config_dir: Path, bootstrap: str, log_path: Path, port: int | None = None):
+        """``port``: the worker's web port, for a second worker on the same config."""
         self.config_dir = config_dir
         self.bootstrap = bootstrap
         self.log_path = log_path
         runtime = yaml.safe_load((config_dir / "shaftwatch.yaml").read_text())
-        self.port = runtime["app"]["worker_web_port"]
+        self.port = port or runtime["app"]["worker_web_port"]
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
-        env = dict(os.environ, SHAFTWATCH_CONFIG_DIR=str(self.config_dir), KAFKA_BOOTSTRAP=self.bootstrap)
-        env.pop("SHAFTWATCH_WORKER_WEB_PORT", None)
+        env = dict(os.environ, SHAFTWATCH_CONFIG_DIR=str(self.config_dir), KAFKA_BOOTSTRAP=self.bootstrap,
+                   SHAFTWATCH_WORKER_WEB_PORT=str(self.port))
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=REPO,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -3,10 +3,12 @@
 
 The logic is in alerts/ (fusion, store, notifier); this module wires it to Kafka. Store
 calls are blocking database work and run on one executor thread, in signal order, a
-micro-batch of signals to a transaction; the event loop only awaits them. Time for
-quiet-closing and escalation is the sources' clock: wall time corrected by how far the
-newest signal's source time is from it, so replays and the shifted demo clock behave as
-live data does.
+micro-batch of signals to a transaction; the event loop only awaits them.
+
+Housekeeping (quiet-close, escalation) runs on the leader. It decides from what is
+stored with each incident (when its evidence was received, which severities it reached
+when) against the wall clock, so any worker decides the same, after restarts,
+rebalances and during a replay (alerts.fusion explains the rule).
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ SIGNAL_TO_STORE = Histogram("shaftwatch_signal_to_store_seconds", "From a signal
 
 store = AlertStore(config.store_url)
 _db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alert-store")
-_skew = {"s": 0.0}  # source time minus wall time, from the newest signal
 
 
 async def in_store(fn, *args):
@@ -90,7 +91,6 @@ async def fusion_agent(stream):
                 decoded.append((event, decode(Signal, event.value)))
         if not decoded:
             continue
-        _skew["s"] = decoded[-1][1].ts - time.time()
         # The thresholds in force (thresholds.yaml as now, day or night by the batch's newest signal).
         in_force = config_watch.thresholds
         rules, clock = in_force.at(decoded[-1][1].ts).fusion, in_force.clock
@@ -107,15 +107,19 @@ async def fusion_agent(stream):
                           started)
 
 
-@app.timer(interval=30.0, on_leader=True, name="incident-housekeeping")
+def fusion_rules_at(ts: float) -> FusionRules:
+    """The fusion rules in force (thresholds.yaml as now) for evidence of source time ``ts``."""
+    return config_watch.thresholds.at(ts).fusion
+
+
+@app.timer(interval=config.runtime.incident_housekeeping_s, on_leader=True, name="incident-housekeeping")
 async def housekeeping():
     """Close quiet, untouched incidents; escalate high ones nobody acknowledged."""
-    now = time.time() + _skew["s"]
-    rules = config_watch.thresholds.at(now).fusion
-    for row in await in_store(store.close_quiet, now, rules):
+    now = time.time()
+    for row in await in_store(store.close_quiet, now, fusion_rules_at):
         INCIDENT_CHANGES.labels(change="auto_closed").inc()
         await publish(row)
-    for row in await in_store(store.due_escalations, now, rules):
+    for row in await in_store(store.due_escalations, now, fusion_rules_at):
         INCIDENT_CHANGES.labels(change="escalated").inc()
         await publish(row)
         await notifier.notify(row, "escalated")

@@ -10,15 +10,16 @@ Kafka.
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 
 from prometheus_client import Counter
 
-from detectors.power import Finding, MeterSpec, check_silence, new_state, observe
+from detectors.power import Finding, MeterSpec, check_silence, feed_time, new_state, observe
 
 from ..app import app, config, config_watch
 from ..dead_letters import keep_valid, refusing
 from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
-from ..partitioning import check_home
+from ..partitioning import check_home, partition_for
 from ..records import METER_READINGS, SCHEMA_VERSION, MeterReading, RecordError, Signal, decode_meter_message
 from ..tables import BaselineBuckets, meter_baselines, meter_state
 from ..signals import emit
@@ -29,6 +30,9 @@ SOURCE = "power-agent"
 READINGS = Counter("shaftwatch_meter_readings_total", "Meter readings by outcome", ["outcome"])
 SPECS: dict[str, MeterSpec] = {m.id: m.spec() for m in config.meters.meters}
 PARTITIONS = config.runtime.app.topics.partitions
+SPECS_BY_PARTITION: dict[int, list[MeterSpec]] = defaultdict(list)
+for _spec in SPECS.values():
+    SPECS_BY_PARTITION[partition_for(_spec.meter_id, PARTITIONS)].append(_spec)
 
 
 def to_signal(finding: Finding) -> Signal:
@@ -96,6 +100,8 @@ async def power_agent(stream):
             readings = await keep_valid(event, SOURCE, "reading", decoded, bad,
                                         lambda r: check_reading(r, event.message.partition))
             READINGS.labels(outcome="rejected").inc(len(decoded) + len(bad) - len(readings))
+            if readings:
+                stream_time.advance(event.message.partition, max(r.ts for r in readings))
             # Read each meter's state once per message and write it back once: one
             # changelog record per meter per message, however many readings it carried,
             # all of them sent as one batch per partition.
@@ -109,25 +115,67 @@ async def power_agent(stream):
             await emit(signals)
 
 
+class PartitionStreamTime:
+    """Per input partition, the newest reading time this worker has processed since it was
+    assigned that partition. Recovered table state says when each meter last reported,
+    but not whether its feed moved on since: only readings processed here say that, so a
+    partition without them is not judged at all. A check uses the stream time a partition
+    had at the check before (at least one check interval ago), so that readings still on
+    their way in a burst are not taken for silence."""
+
+    def __init__(self) -> None:
+        self.newest: dict[int, float] = {}
+        self.settled: dict[int, float] = {}  # as of the previous check
+
+    def advance(self, partition: int, ts: float) -> None:
+        self.newest[partition] = max(ts, self.newest.get(partition, ts))
+
+    def forget(self, partitions) -> None:
+        for partition in partitions:
+            self.newest.pop(partition, None)
+            self.settled.pop(partition, None)
+
+    def settle(self) -> dict[int, float]:
+        """The stream times to judge by now (those of the previous check); remember the
+        current ones for the next."""
+        judged = {p: self.settled[p] for p in self.newest if p in self.settled}
+        self.settled = dict(self.newest)
+        return judged
+
+
+stream_time = PartitionStreamTime()
+
+
+@app.on_partitions_revoked.connect
+async def _forget_revoked(sender, revoked, **kwargs) -> None:
+    # Another worker may own these now; when they come back, their stream time starts again.
+    stream_time.forget({tp.partition for tp in revoked if tp.topic == meter_readings_topic.get_topic_name()})
+
+
 # Silences already announced by this process (meter id -> last reading). Tables can only
 # be written from a stream, so this is kept in memory: after a restart a silence still
-# open is announced again, with the same signal id, and fusion drops the repeat.
+# open and judged again is announced with the same signal id, and fusion drops the repeat.
 _announced_silence: dict[str, float] = {}
 
 
-@app.timer(interval=60.0, name="power-silence-check")
+@app.timer(interval=config.runtime.silence_check_s, name="power-silence-check")
 async def silence_check():
-    """Meters that went silent. Time is the stream's own: the newest reading this worker
-    has seen, so replays and shifted demo clocks judge silence the same way."""
-    states = list(meter_state.items())
-    newest = max((s.get("last_ts") or 0.0 for _, s in states), default=0.0)
-    if not newest:
-        return
-    for meter_id, state in states:
-        spec = SPECS.get(meter_id)
-        if spec is None or _announced_silence.get(meter_id) == state.get("last_ts"):
+    """Meters that went silent: a live meter with no reading for silence_intervals while
+    the rest of its partition's feed moved past it. The time judged by is where most of
+    the partition's live meters are (``feed_time``), and never beyond what this worker
+    processed of that partition (``PartitionStreamTime``)."""
+    in_force = config_watch.thresholds
+    for partition, processed_to in stream_time.settle().items():
+        states = {spec.meter_id: meter_state.get(spec.meter_id) for spec in SPECS_BY_PARTITION[partition]}
+        reached = feed_time([s for s in states.values() if s is not None])
+        if reached is None:
             continue
-        finding = check_silence(spec, config_watch.thresholds.at(newest).power, dict(state), newest)
-        if finding is not None:
-            _announced_silence[meter_id] = state["last_ts"]
-            await emit([to_signal(finding)])
+        now = min(processed_to, reached)
+        for spec in SPECS_BY_PARTITION[partition]:
+            state = states[spec.meter_id]
+            if state is None or _announced_silence.get(spec.meter_id) == state.get("last_ts"):
+                continue
+            finding = check_silence(spec, in_force.at(now).power, dict(state), now)
+            if finding is not None:
+                _announced_silence[spec.meter_id] = state["last_ts"]
+                await emit([to_signal(finding)])

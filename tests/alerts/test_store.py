@@ -127,14 +127,65 @@ def test_silence_records_but_marks(store):
 
 
 def test_quiet_incidents_close_and_unacknowledged_ones_escalate(store):
+    import time
+    rules_at = lambda _ts: RULES  # noqa: E731 - the same rules by day and night
+    before = time.time()
     high, _ = store.apply_signal(signal("a", strength=0.9), RULES, CLOCK)
     low, _ = store.apply_signal(signal("b", site="S02", strength=0.2), RULES, CLOCK)
+    medium, _ = store.apply_signal(signal("c", site="S03", strength=0.5, source_id="M-0003"), RULES, CLOCK)
     assert high["severity"] in ("high", "critical") and low["severity"] in ("info", "low")
-    escalated = store.due_escalations(NIGHT + RULES.escalate_after_s + 1, RULES)
+    assert medium["severity"] == "medium"
+    # The clock is the wall clock against when evidence was received: the signals' own
+    # times (a night in 2026) do not count.
+    received = high["received_at"]
+    assert before <= received <= time.time()
+    assert store.due_escalations(received + RULES.escalate_after_s - 1, rules_at) == []
+    escalated = store.due_escalations(received + RULES.escalate_after_s + 1, rules_at)
     assert [i["id"] for i in escalated] == [high["id"]]
-    assert store.due_escalations(NIGHT + RULES.escalate_after_s + 100, RULES) == []  # once
-    store.transition(high["id"], "acknowledge", "duty-officer")
-    closed = store.close_quiet(NIGHT + RULES.quiet_close_s + 1, RULES)
-    assert [i["id"] for i in closed] == [low["id"]]  # the one a person is working stays open
+    assert store.due_escalations(received + RULES.escalate_after_s + 100, rules_at) == []  # once
+    assert store.close_quiet(received + RULES.quiet_close_s - 5, rules_at) == []
+    closed = store.close_quiet(received + RULES.quiet_close_s + 5, rules_at)
+    # The high one waits for a person; the low and the medium one close themselves.
+    assert sorted(i["id"] for i in closed) == sorted([low["id"], medium["id"]])
     assert store.incident(low["id"])["disposition"] == "auto_closed_quiet"
     assert [i["id"] for i in store.open_incidents()] == [high["id"]]
+    store.transition(high["id"], "acknowledge", "duty-officer")
+    assert store.close_quiet(received + 100 * 86400, rules_at) == []
+
+
+def test_evidence_for_a_system_closed_incident_reopens_it_with_an_audit_line(store):
+    rules_at = lambda _ts: RULES  # noqa: E731
+    first, _ = store.apply_signal(signal("a", site="S02", strength=0.3), RULES, CLOCK)
+    [closed] = store.close_quiet(first["received_at"] + RULES.quiet_close_s + 1, rules_at)
+    assert closed["state"] == "resolved"
+    again, change = store.apply_signal(signal("b", site="S02", kind="fence", strength=0.9, ts=NIGHT + 1200),
+                                       RULES, CLOCK)
+    assert change == "reopened" and again["id"] == first["id"] and again["state"] == "new"
+    assert again["disposition"] is None and again["note"] is None
+    full = store.incident(first["id"])
+    assert [s["signal_id"] for s in full["signals"]] == ["a", "b"]
+    assert [a["action"] for a in full["audit"]] == ["opened", "resolve", "reopened", "evidence_added"]
+    assert len(store.all_incidents()) == 1
+
+
+def test_a_write_that_lost_a_race_is_redone_on_what_the_winner_stored(store, monkeypatch):
+    """Two processes write one incident: the patrol acknowledges it on the server while a
+    worker's fusion batch, which read it before, adds evidence. Neither change is lost."""
+    from alerts import store as store_module
+    inc, _ = store.apply_signal(signal("a"), RULES, CLOCK)
+    real_read = store_module._FusionBatch.read
+    raced = []
+
+    def read_then_lose_the_race(c, signals):
+        batch = real_read(c, signals)
+        if not raced:  # between this batch's read and its write, the server acknowledges
+            raced.append(True)
+            AlertStore(store.url).transition(inc["id"], "acknowledge", "duty-officer")
+        return batch
+
+    monkeypatch.setattr(store_module._FusionBatch, "read", staticmethod(read_then_lose_the_race))
+    after, change = store.apply_signal(signal("b", kind="fence", ts=NIGHT + 60), RULES, CLOCK)
+    assert raced and change == "updated" and after["state"] == "acknowledged"
+    stored = store.incident(inc["id"])
+    assert stored["state"] == "acknowledged" and [s["signal_id"] for s in stored["signals"]] == ["a", "b"]
+    assert stored["version"] == 2  # opened, acknowledged, evidence added: three writes, none lost
