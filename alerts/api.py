@@ -20,9 +20,9 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .console import HEARTBEAT_S, PAGE_DIR, LiveFeed
-from .lifecycle import LifecycleError
-from .store import AlertStore, StoreError
+from alerts.console import HEARTBEAT_S, PAGE_DIR, LiveFeed
+from alerts.lifecycle import LifecycleError
+from alerts.store import AlertStore, StoreError
 
 Publish = Callable[[dict], Awaitable[None]]
 EvidencePath = Callable[[str], Path | None]  # an evidence reference -> its file, if it is one

@@ -23,10 +23,10 @@ from sqlalchemy import event
 
 from detectors.timeofday import LocalClock
 
-from .fusion import (
+from alerts.fusion import (
     AUTO_CLOSED, FusionRules, IncidentDraft, SiteContext, closes_quietly, escalation_due_at, fuse, rank_key,
 )
-from .lifecycle import DISPOSITIONS, LifecycleError, check_transition
+from alerts.lifecycle import DISPOSITIONS, LifecycleError, check_transition
 
 metadata = sa.MetaData()
 

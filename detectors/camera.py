@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 from pydantic import ConfigDict
 
-from .geometry import Point
-from .motion import MotionGate, MotionRules
-from .objects import Box, Detection, DetectorRules, ObjectDetector
-from .tracking import CameraTracker, Track, TrackerRules, ZoneSpec
+from detectors.geometry import Point
+from detectors.motion import MotionGate, MotionRules
+from detectors.objects import Box, Detection, DetectorRules, ObjectDetector
+from detectors.tracking import CameraTracker, Track, TrackerRules, ZoneSpec
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from typing import Any
 
 from pydantic import ConfigDict
 
-from .geometry import bounding_box, point_in_polygon
-from .timeofday import LocalClock
+from detectors.geometry import bounding_box, point_in_polygon
+from detectors.timeofday import LocalClock
 
 State = dict[str, Any]
 

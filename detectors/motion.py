@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from pydantic import ConfigDict
 
-from .geometry import Point
+from detectors.geometry import Point
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in full-frame pixels
 

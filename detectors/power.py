@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import ConfigDict
 
-from .timeofday import LocalClock
+from detectors.timeofday import LocalClock
 
 State = dict[str, Any]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from pydantic import ConfigDict
 
-from .geometry import Point, point_in_polygon
-from .objects import Detection, iou
+from detectors.geometry import Point, point_in_polygon
+from detectors.objects import Detection, iou
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import LocalKafkaBroker, free_port
+from streams.ops.local_broker import LocalKafkaBroker, free_port
 from streams.config import LocalBrokerSettings
 
 

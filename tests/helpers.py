@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from streams.broker import free_port
+from streams.ops.local_broker import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -76,7 +76,7 @@ async def serving(cfg):
     """The real HTTP server app (ingest, console API) on a free loopback port; yields its base URL."""
     from aiohttp import web
 
-    from streams.server import create_web_app
+    from streams.ops.server import create_web_app
 
     runner = web.AppRunner(create_web_app(cfg))
     await runner.setup()
@@ -114,7 +114,7 @@ class WorkerProcess:
         env = dict(os.environ, SHAFTWATCH_CONFIG_DIR=str(self.config_dir), KAFKA_BOOTSTRAP=self.bootstrap,
                    SHAFTWATCH_WORKER_WEB_PORT=str(self.port))
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, cwd=REPO,
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.ops.cli", "worker"], env=env, cwd=REPO,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         return self

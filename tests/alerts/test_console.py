@@ -18,11 +18,11 @@ from alerts.console import LiveFeed
 from alerts.fusion import FusionRules
 from alerts.store import AlertStore
 from detectors.timeofday import LocalClock
-from streams.broker import ensure_topics, topic_plan
+from streams.ops.local_broker import ensure_topics, topic_plan
 from streams.config import load_config
-from streams.evidence import EvidenceStore
-from streams.producer import KafkaSink
-from streams.records import Incident, encode
+from alerts.evidence import EvidenceStore
+from streams.kafka.producer import KafkaSink
+from streams.contract.records import Incident, encode
 from tests.alerts.test_end_to_end import night_ts
 from tests.helpers import isolated_config, serving
 

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from alerts.store import AlertStore
-from streams.broker import ensure_topics, topic_plan
+from streams.ops.local_broker import ensure_topics, topic_plan
 from streams.config import load_config
-from streams.records import FrameMeta, Incident, decode
+from streams.contract.records import FrameMeta, Incident, decode
 from tests.helpers import WorkerProcess, isolated_config, serving, wait_for
 from tests.streams.test_worker import produce, read_all
 

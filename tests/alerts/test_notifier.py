@@ -11,7 +11,7 @@ from alerts.fusion import FusionRules
 from alerts.notifier import Channel, Notifier
 from alerts.store import AlertStore
 from detectors.timeofday import LocalClock
-from streams.broker import free_port
+from streams.ops.local_broker import free_port
 
 NIGHT = calendar.timegm((2026, 11, 23, 2, 0, 0)) - 8 * 3600
 

@@ -14,7 +14,7 @@ from detectors.fence import FenceRules, Ping, ZoneIndex, new_device_state, new_z
     observe_presence
 from detectors.timeofday import LocalClock
 from streams.config import load_config
-from streams.partitioning import partition_for
+from streams.contract.partitioning import partition_for
 from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
 from tests.helpers import REPO, counter, isolated_config, wait_for
 

@@ -168,7 +168,7 @@ def test_silence_once_per_episode():
 def test_clean_demo_county_month_is_quiet():
     """30 days of the demo county's clean series (every meter): no finding at all."""
     from streams.config import load_config
-    from streams.demo import meter_power_kw
+    from streams.ops.demo import meter_power_kw
     from tests.helpers import REPO
 
     cfg = load_config(REPO / "configs")

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from streams.config import ConfigError, load_config
-from streams.live_config import Thresholds
+from streams.config.live import Thresholds
 from tests.helpers import REPO, make_config_dir
 
 
@@ -84,12 +84,12 @@ def test_polygon_outside_frame_is_refused(tmp_path):
 
 
 def test_config_check_command(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "streams.cli", "--config", str(REPO / "configs"), "config", "check"],
+    ok = subprocess.run([sys.executable, "-m", "streams.ops.cli", "--config", str(REPO / "configs"), "config", "check"],
                         capture_output=True, text=True, cwd=REPO)
     assert ok.returncode == 0, ok.stderr
     assert "8 sites, 4 cameras, 40 meters, 3 fence zones" in ok.stdout
     d = make_config_dir(tmp_path, app={"partitions_typo": 3})
-    bad = subprocess.run([sys.executable, "-m", "streams.cli", "--config", str(d), "config", "check"],
+    bad = subprocess.run([sys.executable, "-m", "streams.ops.cli", "--config", str(d), "config", "check"],
                          capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2
     assert "shaftwatch.yaml" in bad.stderr and "app.partitions_typo: unknown key" in bad.stderr

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from streams.config import load_config
-from streams.demo import DemoClock, local_hour, meter_power_kw
-from streams.records import FencePing, FrameMeta, MeterReading, check_jpeg, decode
+from streams.ops.demo import DemoClock, local_hour, meter_power_kw
+from streams.contract.records import FencePing, FrameMeta, MeterReading, check_jpeg, decode
 from tests.helpers import REPO, isolated_config
 from tests.streams.test_worker import read_all
 
@@ -54,9 +54,9 @@ def test_feeders_produce_valid_records_even_without_footage(kafka_bootstrap, tmp
     cfg = load_config(config_dir)
     env = {"SHAFTWATCH_CONFIG_DIR": str(config_dir), "KAFKA_BOOTSTRAP": kafka_bootstrap,
            "SHAFTWATCH_PSEUDONYM_KEY": "test-key", "PATH": "/usr/bin:/bin"}
-    subprocess.run([sys.executable, "-m", "streams.cli", "topics"], env=env, cwd=REPO, check=True,
+    subprocess.run([sys.executable, "-m", "streams.ops.cli", "topics"], env=env, cwd=REPO, check=True,
                    capture_output=True)
-    procs = {feed: subprocess.Popen([sys.executable, "-m", "streams.cli", "demo", feed, "--duration", "6",
+    procs = {feed: subprocess.Popen([sys.executable, "-m", "streams.ops.cli", "demo", feed, "--duration", "6",
                                      "--theft-site", "S03", "--theft-after", "1"],
                                     env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
              for feed in ("cameras", "meters", "fences")}

@@ -18,14 +18,14 @@ import pytest
 import yaml
 
 from alerts.store import AlertStore
-from streams.broker import ensure_topics, topic_plan
+from streams.ops.local_broker import ensure_topics, topic_plan
 from streams.config import load_config
-from streams.demo import DemoClock, meter_power_kw, reading_json
-from streams.partitioning import partition_for
-from streams.producer import KafkaSink
-from streams.records import FrameMeta, Signal, decode
+from streams.ops.demo import DemoClock, meter_power_kw, reading_json
+from streams.contract.partitioning import partition_for
+from streams.kafka.producer import KafkaSink
+from streams.contract.records import FrameMeta, Signal, decode
 from tests.bench.agent_rate import without_cameras
-from streams.broker import free_port
+from streams.ops.local_broker import free_port
 from tests.helpers import WorkerProcess, isolated_config, wait_for
 from tests.streams.test_worker import read_all
 

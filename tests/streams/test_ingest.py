@@ -9,9 +9,9 @@ import time
 import aiohttp
 import pytest
 
-from streams.broker import ensure_topics, topic_plan
+from streams.ops.local_broker import ensure_topics, topic_plan
 from streams.config import load_config
-from streams.records import DeadLetter, decode, decode_meter_message
+from streams.contract.records import DeadLetter, decode, decode_meter_message
 from tests.helpers import WorkerProcess, isolated_config, serving, wait_for
 from tests.streams.test_worker import read_all
 
@@ -129,7 +129,7 @@ def test_resent_batch_creates_no_duplicate_readings(ingest, kafka_bootstrap, tmp
 
 def test_openapi_is_served_and_published(ingest):
     cfg, _ = ingest
-    from streams.ingest import openapi
+    from streams.edge.ingest import openapi
     from tests.helpers import REPO
     published = json.loads((REPO / "streams" / "schemas" / "openapi.json").read_text())
     assert published == json.loads(json.dumps(openapi()))
@@ -140,7 +140,7 @@ def test_openapi_is_served_and_published(ingest):
 def test_fence_pings_are_pseudonymized_before_kafka(ingest, kafka_bootstrap, monkeypatch):
     cfg, _ = ingest
     monkeypatch.setenv("SHAFTWATCH_PSEUDONYM_KEY", "county-key")
-    from streams.privacy import pseudonymize
+    from streams.edge.pseudonyms import pseudonymize
     clear = "8613912345678"
     now = time.time() - 60
     rows = [
@@ -170,8 +170,8 @@ def test_fence_pings_are_pseudonymized_before_kafka(ingest, kafka_bootstrap, mon
     assert "not an area-entered or area-left" in answer["errors"][0]["reason"]
 
     records = asyncio.run(read_all(kafka_bootstrap, cfg.topic("fence-pings"), expect=3, timeout=15))
-    from streams.partitioning import partition_for
-    from streams.records import decode_fence_message
+    from streams.contract.partitioning import partition_for
+    from streams.contract.records import decode_fence_message
     pings = []
     for r in records:
         batch = decode_fence_message(r.value)[0]

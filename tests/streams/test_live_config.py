@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from streams.config import load_config
-from streams.live_config import ConfigWatch
+from streams.config.live import ConfigWatch
 from tests.helpers import make_config_dir
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import stat
 
-from streams.privacy import load_key, pseudonymize
+from streams.edge.pseudonyms import load_key, pseudonymize
 
 
 def test_pseudonyms_are_stable_keyed_and_not_clear():
@@ -31,6 +31,6 @@ def test_watchlist_hash_command(tmp_path):
 
     from tests.helpers import REPO
     env = {"SHAFTWATCH_PSEUDONYM_KEY": "police-and-county", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "streams.cli", "watchlist", "hash"], input="+86 139 1234 5678\n\n# x\n",
+    out = subprocess.run([sys.executable, "-m", "streams.ops.cli", "watchlist", "hash"], input="+86 139 1234 5678\n\n# x\n",
                          capture_output=True, text=True, env=env, cwd=REPO, check=True).stdout.split()
     assert out == [pseudonymize(b"police-and-county", "8613912345678")]

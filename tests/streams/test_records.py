@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from streams.records import (
+from streams.contract.records import (
     DeadLetter, FencePing, FencePingBatch, FencePresence, FencePresenceBatch, FrameMeta, Incident, MeterReading, MeterReadingBatch,
     RecordError, Signal, _fields, _fitters, _type_problem, check_jpeg, decode, decode_presence_message, encode,
     json_schema,
@@ -111,7 +111,7 @@ def test_json_schema_describes_the_contract():
 
 
 def test_published_schemas_are_current():
-    check = subprocess.run([sys.executable, "-m", "streams.cli", "schemas", "--check"], capture_output=True,
+    check = subprocess.run([sys.executable, "-m", "streams.ops.cli", "schemas", "--check"], capture_output=True,
                            text=True, cwd=REPO)
     assert check.returncode == 0, check.stderr
 

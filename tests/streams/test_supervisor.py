@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.broker import free_port, port_open
+from streams.ops.local_broker import free_port, port_open
 from tests.helpers import REPO, http_json, isolated_config, wait_for
 
 
@@ -43,7 +43,7 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP"}
     env.update(SHAFTWATCH_CONFIG_DIR=str(config_dir), SHAFTWATCH_PSEUDONYM_KEY="test-key")
     log = open(tmp_path / "run.log", "wb")
-    run = subprocess.Popen([sys.executable, "-m", "streams.cli", "run", "--theft-site", "S01", "--theft-after", "2"],
+    run = subprocess.Popen([sys.executable, "-m", "streams.ops.cli", "run", "--theft-site", "S01", "--theft-after", "2"],
                            env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     worker_url = f"http://127.0.0.1:{settings['app']['worker_web_port']}"
     server_url = f"http://127.0.0.1:{settings['http']['port']}"

@@ -9,12 +9,12 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from streams.broker import ensure_topics, topic_plan
+from streams.ops.local_broker import ensure_topics, topic_plan
 from streams.config import load_config
-from streams.partitioning import partition_for
-from streams.producer import KafkaSink
+from streams.contract.partitioning import partition_for
+from streams.kafka.producer import KafkaSink
 from alerts.store import AlertStore
-from streams.records import DeadLetter, FrameMeta, Incident, decode
+from streams.contract.records import DeadLetter, FrameMeta, Incident, decode
 from tests.helpers import WorkerProcess, counter, isolated_config, wait_for
 
 pytestmark = pytest.mark.broker
@@ -139,7 +139,7 @@ def test_reconnection_becomes_a_signal_once_even_when_resent(kafka_bootstrap, wo
     # The same batch twice: a utility re-sending after a timeout.
     asyncio.run(produce(kafka_bootstrap, cfg.topic("meter-readings"), [(b"M-0001", batch, None)] * 2))
     signals = asyncio.run(read_all(kafka_bootstrap, cfg.topic("signals"), expect=2, timeout=30))
-    from streams.records import Signal
+    from streams.contract.records import Signal
     decoded = [decode(Signal, r.value) for r in signals]
     assert [s.kind for s in decoded] == ["reconnection"], decoded
     (signal,) = decoded
@@ -153,7 +153,7 @@ def test_reconnection_becomes_a_signal_once_even_when_resent(kafka_bootstrap, wo
 
 def test_fence_crew_becomes_signals_and_device_state_survives_restart(kafka_bootstrap, worker_env):
     cfg, start = worker_env
-    from streams.records import Signal
+    from streams.contract.records import Signal
     worker = start()
     night = time.time() - 3600
     night -= (night + 8 * 3600) % 86400 - 2 * 3600  # 02:00 local, today or yesterday
@@ -187,8 +187,8 @@ def test_frames_become_a_vision_signal_with_a_snapshot(kafka_bootstrap, worker_e
 
     import cv2
 
-    from streams.evidence import EvidenceStore
-    from streams.records import Signal
+    from alerts.evidence import EvidenceStore
+    from streams.contract.records import Signal
     from tests.detectors.test_vision import PEOPLE, jpegs
     if not PEOPLE.exists():
         pytest.skip(f"real footage not found at {PEOPLE}")
@@ -213,7 +213,7 @@ def test_frames_become_a_vision_signal_with_a_snapshot(kafka_bootstrap, worker_e
 
 
 def test_a_batch_on_the_wrong_partition_is_refused(kafka_bootstrap, worker_env):
-    from streams.partitioning import partition_for
+    from streams.contract.partitioning import partition_for
     cfg, start = worker_env
     worker = start()
     home = partition_for("M-0002", 2)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .app import app, config, config_watch
+from streams.worker.app import app, config, config_watch
 
 
 if config.runtime.config_reload_s > 0:

@@ -7,8 +7,8 @@ original bytes and a reason instead of crashing a deserializer.
 
 from __future__ import annotations
 
-from .app import app, config
-from .records import (
+from streams.worker.app import app, config
+from streams.contract.records import (
     ALERTS, DEAD_LETTERS, FENCE_PINGS, FENCE_PRESENCE, FRAMES, METER_READINGS, SIGNALS, DeadLetter, Incident,
 )
 

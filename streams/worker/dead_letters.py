@@ -13,10 +13,10 @@ from contextlib import asynccontextmanager
 
 from faust.types import EventT
 
-from .logs import ids
-from .metrics import DEAD_LETTERS
-from .records import DeadLetter, RecordError
-from .topics import dead_letters_topic
+from streams.logs import ids
+from streams.metrics import DEAD_LETTERS
+from streams.contract.records import DeadLetter, RecordError
+from streams.worker.topics import dead_letters_topic
 
 log = logging.getLogger("shaftwatch.dead_letters")
 

@@ -16,14 +16,14 @@ from prometheus_client import Counter
 
 from detectors.power import Finding, MeterSpec, check_silence, feed_time, new_state, observe
 
-from ..app import app, config, config_watch
-from ..dead_letters import keep_valid, refusing
-from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
-from ..partitioning import check_home, partition_for
-from ..records import METER_READINGS, SCHEMA_VERSION, MeterReading, RecordError, Signal, decode_meter_message
-from ..tables import BaselineBuckets, meter_baselines, meter_state
-from ..signals import emit
-from ..topics import meter_readings_topic
+from streams.worker.app import app, config, config_watch
+from streams.worker.dead_letters import keep_valid, refusing
+from streams.metrics import RECORDS_ACCEPTED, RECORDS_IN
+from streams.contract.partitioning import check_home, partition_for
+from streams.contract.records import METER_READINGS, SCHEMA_VERSION, MeterReading, RecordError, Signal, decode_meter_message
+from streams.worker.tables import BaselineBuckets, meter_baselines, meter_state
+from streams.worker.emit import emit
+from streams.worker.topics import meter_readings_topic
 
 
 SOURCE = "power-agent"

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from .config import LocalBrokerSettings, ShaftWatchConfig
-from .records import FRAMES, TOPICS
+from streams.config import LocalBrokerSettings, ShaftWatchConfig
+from streams.contract.records import FRAMES, TOPICS
 
 log = logging.getLogger("shaftwatch.broker")
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from detectors.power import BUCKETS
 
-from .app import app, config
-from .changelog import BatchedChangelogTable
+from streams.worker.app import app, config
+from streams.worker.changelog import BatchedChangelogTable
 
 _partitions = config.runtime.app.topics.partitions
 

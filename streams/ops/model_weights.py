@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ShaftWatchConfig
+from streams.config import ShaftWatchConfig
 
 
 def sha256(path: Path) -> str:

@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 from prometheus_client import Counter
 
-from .config import Camera
-from .logs import ids
-from .producer import KafkaSink
-from .records import FRAMES, FrameMeta
+from streams.config import Camera
+from streams.logs import ids
+from streams.kafka.producer import KafkaSink
+from streams.contract.records import FRAMES, FrameMeta
 
 log = logging.getLogger("shaftwatch.camera_gateway")
 

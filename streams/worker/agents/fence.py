@@ -17,17 +17,17 @@ from detectors.fence import (
     observe_presence,
 )
 
-from ..app import app, config, config_watch
-from ..dead_letters import keep_valid, refusing
-from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
-from ..partitioning import check_home
-from ..records import (
+from streams.worker.app import app, config, config_watch
+from streams.worker.dead_letters import keep_valid, refusing
+from streams.metrics import RECORDS_ACCEPTED, RECORDS_IN
+from streams.contract.partitioning import check_home
+from streams.contract.records import (
     FENCE_PINGS, SCHEMA_VERSION, FencePing, FencePresence, FencePresenceBatch, RecordError, Signal, decode_fence_message,
     decode_presence_message, encode,
 )
-from ..tables import device_state, zone_state
-from ..signals import emit
-from ..topics import fence_pings_topic, fence_presence_topic
+from streams.worker.tables import device_state, zone_state
+from streams.worker.emit import emit
+from streams.worker.topics import fence_pings_topic, fence_presence_topic
 
 
 SOURCE = "fence-agent"

@@ -37,15 +37,15 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from .config import IngestSource, ShaftWatchConfig
-from .logs import ids
-from .partitioning import partition_for
-from .producer import KafkaSink
-from .records import (
+from streams.config import IngestSource, ShaftWatchConfig
+from streams.logs import ids
+from streams.contract.partitioning import partition_for
+from streams.kafka.producer import KafkaSink
+from streams.contract.records import (
     DEAD_LETTERS, FENCE_PINGS, METER_READINGS, SCHEMA_VERSION, Contract, DeadLetter, FencePing, MeterReading,
     RecordError, json_type, decode, encode, json_schema,
 )
-from .privacy import load_key, pseudonymize
+from streams.edge.pseudonyms import load_key, pseudonymize
 
 log = logging.getLogger("shaftwatch.ingest")
 

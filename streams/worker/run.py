@@ -7,7 +7,7 @@ from pathlib import Path
 
 import faust
 
-from .broker import ensure_topics, topic_plan
+from streams.ops.local_broker import ensure_topics, topic_plan
 
 
 def prepare_store(config) -> None:
@@ -27,8 +27,8 @@ def ledger_rows(config) -> list[dict]:
 
 def run_worker() -> None:
     # Importing registers the app, its topics, tables, agents and pages.
-    from . import agents, timers, views  # noqa: F401
-    from .app import app, config
+    from streams.worker import agents, timers, views  # noqa: F401
+    from streams.worker.app import app, config
 
     Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)
     prepare_store(config)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from prometheus_client import Counter
 
-from .config import SECTION_FILES, ConfigError, ShaftWatchConfig, ThresholdsFile, load_config
-from .logs import ids
+from streams.config import SECTION_FILES, ConfigError, ShaftWatchConfig, ThresholdsFile, load_config
+from streams.logs import ids
 
 log = logging.getLogger("shaftwatch.config")
 RELOADS = Counter("shaftwatch_config_reloads_total", "Config changes seen by a running worker", ["result"])

@@ -16,8 +16,8 @@ import logging
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
 
-from .logs import ids
-from .metrics import PRODUCE_ERRORS, PRODUCER_RENEWALS, RECORDS_PRODUCED
+from streams.logs import ids
+from streams.metrics import PRODUCE_ERRORS, PRODUCER_RENEWALS, RECORDS_PRODUCED
 
 log = logging.getLogger("shaftwatch.producer")
 

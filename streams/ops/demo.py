@@ -29,12 +29,12 @@ import numpy as np
 
 from detectors.geometry import bounding_box, point_in_polygon
 
-from .camera_gateway import CameraStream, FrameReader, VideoReader, open_reader
-from .config import Camera, FenceZone, Meter, ShaftWatchConfig
-from .logs import ids
-from .privacy import load_key, pseudonymize
-from .producer import KafkaSink
-from .records import FENCE_PINGS, FRAMES, METER_READINGS, SCHEMA_VERSION
+from streams.edge.camera_gateway import CameraStream, FrameReader, VideoReader, open_reader
+from streams.config import Camera, FenceZone, Meter, ShaftWatchConfig
+from streams.logs import ids
+from streams.edge.pseudonyms import load_key, pseudonymize
+from streams.kafka.producer import KafkaSink
+from streams.contract.records import FENCE_PINGS, FRAMES, METER_READINGS, SCHEMA_VERSION
 
 log = logging.getLogger("shaftwatch.demo")
 

@@ -20,14 +20,14 @@ from alerts.api import ConsoleApi, add_api_routes, operator_tokens
 from alerts.console import LiveFeed, incident_event
 from alerts.store import AlertStore
 
-from .broker import _metadata_ok
-from .config import ShaftWatchConfig
-from .evidence import EvidenceStore
-from .ingest import add_ingest_routes
-from .logs import ids
-from .metrics import CONTENT_TYPE_LATEST, generate_latest
-from .producer import KafkaSink
-from .records import ALERTS, Incident, RecordError, decode, encode
+from streams.ops.local_broker import _metadata_ok
+from streams.config import ShaftWatchConfig
+from alerts.evidence import EvidenceStore
+from streams.edge.ingest import add_ingest_routes
+from streams.logs import ids
+from streams.metrics import CONTENT_TYPE_LATEST, generate_latest
+from streams.kafka.producer import KafkaSink
+from streams.contract.records import ALERTS, Incident, RecordError, decode, encode
 
 log = logging.getLogger("shaftwatch.server")
 

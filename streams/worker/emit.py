@@ -7,9 +7,9 @@ import logging
 
 from prometheus_client import Counter
 
-from .logs import ids
-from .records import Signal, encode
-from .topics import signals_raw_topic
+from streams.logs import ids
+from streams.contract.records import Signal, encode
+from streams.worker.topics import signals_raw_topic
 
 log = logging.getLogger("shaftwatch.signals")
 SIGNALS = Counter("shaftwatch_signals_total", "Signals emitted", ["source_kind", "kind"])

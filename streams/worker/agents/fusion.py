@@ -23,11 +23,11 @@ from alerts.fusion import FusionRules, at_least
 from alerts.notifier import Notifier, channels_from_config
 from alerts.store import AlertStore
 
-from ..app import app, config, config_watch
-from ..dead_letters import refusing
-from ..logs import ids
-from ..records import Incident, Signal, decode
-from ..topics import alerts_topic, signals_raw_topic
+from streams.worker.app import app, config, config_watch
+from streams.worker.dead_letters import refusing
+from streams.logs import ids
+from streams.contract.records import Incident, Signal, decode
+from streams.worker.topics import alerts_topic, signals_raw_topic
 
 log = logging.getLogger("shaftwatch.fusion")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from .app import app, config_watch
-from .metrics import CONTENT_TYPE_LATEST, generate_latest
-from .tables import BaselineBuckets, camera_activity, meter_state
+from streams.worker.app import app, config_watch
+from streams.metrics import CONTENT_TYPE_LATEST, generate_latest
+from streams.worker.tables import BaselineBuckets, camera_activity, meter_state
 
 _started = time.time()
 

@@ -20,9 +20,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .broker import LocalKafkaBroker, ensure_topics, topic_plan
-from .config import ShaftWatchConfig
-from .logs import ids
+from streams.ops.local_broker import LocalKafkaBroker, ensure_topics, topic_plan
+from streams.config import ShaftWatchConfig
+from streams.logs import ids
 
 log = logging.getLogger("shaftwatch.supervisor")
 
@@ -40,7 +40,7 @@ class Child:
 
     def start(self, base_env: dict[str, str]) -> None:
         env = {**base_env, **self.env}
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *self.args], env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.ops.cli", *self.args], env=env,
                                      start_new_session=True, stdin=subprocess.DEVNULL)
         log.info("started", extra=ids(child=self.name, pid=self.proc.pid))
 

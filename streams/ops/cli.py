@@ -25,10 +25,10 @@ import sys
 import threading
 from pathlib import Path
 
-from .config import ConfigError, config_dir_from_env, config_json_schema, load_config
-from .logs import setup_logging
+from streams.config import ConfigError, config_dir_from_env, config_json_schema, load_config
+from streams.logs import setup_logging
 
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 
 
 def _config_or_exit(args):
@@ -50,12 +50,12 @@ def cmd_config_check(args) -> int:
 
 
 def _schema_files() -> dict[str, dict]:
-    from .records import PUBLISHED_RECORDS, json_schema
+    from streams.contract.records import PUBLISHED_RECORDS, json_schema
 
     files = {f"{cls.__name__}.json": json_schema(cls) for cls in PUBLISHED_RECORDS}
     for filename, schema in config_json_schema().items():
         files[f"config.{filename.removesuffix('.yaml')}.json"] = schema
-    from .ingest import openapi
+    from streams.edge.ingest import openapi
 
     files["openapi.json"] = openapi()
     return files
@@ -83,7 +83,7 @@ def cmd_worker(args) -> int:
     if args.config:
         os.environ["SHAFTWATCH_CONFIG_DIR"] = str(args.config)
     _config_or_exit(args)
-    from .worker import run_worker
+    from streams.worker.run import run_worker
 
     run_worker()
     return 0
@@ -92,7 +92,7 @@ def cmd_worker(args) -> int:
 def cmd_server(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
-    from .server import serve
+    from streams.ops.server import serve
 
     asyncio.run(serve(cfg, port=args.port))
     return 0
@@ -101,7 +101,7 @@ def cmd_server(args) -> int:
 def cmd_topics(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
-    from .broker import ensure_topics, topic_plan
+    from streams.ops.local_broker import ensure_topics, topic_plan
 
     created = asyncio.run(ensure_topics(cfg.bootstrap_servers, topic_plan(cfg)))
     print(f"created: {', '.join(created) or 'none (all exist)'}")
@@ -111,7 +111,7 @@ def cmd_topics(args) -> int:
 def cmd_broker(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
-    from .broker import LocalKafkaBroker, ensure_topics, fetch_jars, topic_plan
+    from streams.ops.local_broker import LocalKafkaBroker, ensure_topics, fetch_jars, topic_plan
 
     if args.fetch_only:
         print(f"Kafka jars in {fetch_jars(cfg.runtime.kafka.local)}")
@@ -128,7 +128,7 @@ def cmd_broker(args) -> int:
 
 async def _with_ops(component: str, cfg, port: int | None, coro):
     """Run a gateway or feeder with its /health and /metrics beside it (port 0: none)."""
-    from .server import start_ops_server
+    from streams.ops.server import start_ops_server
 
     runner = await start_ops_server(component, cfg.runtime.http.host, port) if port else None
     try:
@@ -141,7 +141,7 @@ async def _with_ops(component: str, cfg, port: int | None, coro):
 def cmd_demo(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
-    from . import demo
+    from streams.ops import demo
 
     feeder = {"cameras": demo.run_camera_feeder, "meters": demo.run_meter_feeder,
               "fences": demo.run_fence_feeder}[args.feed]
@@ -153,8 +153,8 @@ def cmd_demo(args) -> int:
 def cmd_gateway(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
-    from .camera_gateway import CameraStream, open_reader, run_gateway
-    from .records import FRAMES
+    from streams.edge.camera_gateway import CameraStream, open_reader, run_gateway
+    from streams.contract.records import FRAMES
 
     wanted = set(args.camera or [c.id for c in cfg.cameras.cameras if not c.source.startswith("demo:")])
     unknown = wanted - {c.id for c in cfg.cameras.cameras}
@@ -184,7 +184,7 @@ def cmd_watchlist_hash(args) -> int:
     """Clear ids (one per line) on stdin -> pseudonyms on stdout, with the system's key.
     For the police to prepare a watchlist file without handing clear ids to the system."""
     cfg = _config_or_exit(args)
-    from .privacy import load_key, pseudonymize
+    from streams.edge.pseudonyms import load_key, pseudonymize
 
     key = load_key(cfg.runtime.pseudonym_key_env, create=False)
     for line in sys.stdin:
@@ -195,7 +195,7 @@ def cmd_watchlist_hash(args) -> int:
 
 def cmd_model(args) -> int:
     cfg = _config_or_exit(args)
-    from . import models
+    from streams.ops import model_weights as models
 
     try:
         if args.model_command == "check":
@@ -214,7 +214,7 @@ def cmd_model(args) -> int:
 def cmd_run(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
-    from .supervisor import run_all
+    from streams.ops.supervisor import run_all
 
     return run_all(cfg, theft_site=args.theft_site, theft_after_s=args.theft_after, with_demo=not args.no_demo)
 

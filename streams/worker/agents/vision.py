@@ -19,15 +19,15 @@ from detectors.camera import CameraSpec, FrameIn, VisionFinding, VisionPipeline
 from detectors.objects import ObjectDetector
 from detectors.tracking import ZoneSpec
 
-from ..app import app, config, config_watch
-from ..dead_letters import dead_letter, refusing
-from ..evidence import EvidenceStore
-from ..logs import ids
-from ..metrics import RECORDS_ACCEPTED, RECORDS_IN
-from ..records import FRAMES, SCHEMA_VERSION, FrameMeta, RecordError, Signal, check_jpeg
-from ..tables import camera_activity, touch
-from ..signals import emit
-from ..topics import frames_topic
+from streams.worker.app import app, config, config_watch
+from streams.worker.dead_letters import dead_letter, refusing
+from alerts.evidence import EvidenceStore
+from streams.logs import ids
+from streams.metrics import RECORDS_ACCEPTED, RECORDS_IN
+from streams.contract.records import FRAMES, SCHEMA_VERSION, FrameMeta, RecordError, Signal, check_jpeg
+from streams.worker.tables import camera_activity, touch
+from streams.worker.emit import emit
+from streams.worker.topics import frames_topic
 
 log = logging.getLogger("shaftwatch.vision")
 

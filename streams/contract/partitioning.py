@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from .records import RecordError
+from streams.contract.records import RecordError
 
 _partitioner = DefaultPartitioner()
 

@@ -30,7 +30,7 @@ from detectors.power import MeterSpec, PowerRules
 from detectors.timeofday import LocalClock
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_DIR = REPO_ROOT / "configs"
 
 
