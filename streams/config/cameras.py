@@ -1,0 +1,68 @@
+"""cameras.yaml: cameras, their sampling, zones (normalized polygons) and masks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from streams.config.base import Section, unique_ids
+
+Point = tuple[float, float]
+
+
+def check_polygon(points: list[Point]) -> list[Point]:
+    if len(points) < 3:
+        raise ValueError("a polygon needs at least 3 points")
+    for x, y in points:
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise ValueError(f"point ({x}, {y}) is outside 0..1 (coordinates are normalized to the frame)")
+    return points
+
+
+class Zone(Section):
+    """A polygon in normalized frame coordinates; an object is in it when its footpoint is."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    polygon: list[Point]
+    objects: list[Literal["person", "car", "truck", "bus", "motorcycle", "bicycle"]] = [
+        "person", "car", "truck", "bus", "motorcycle", "bicycle",
+    ]
+    min_frames: int = Field(3, ge=1)
+    loiter_s: float = Field(0.0, ge=0)
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, v: list[Point]) -> list[Point]:
+        return check_polygon(v)
+
+
+class Mask(Section):
+    polygon: list[Point]
+    applies_to: Literal["motion", "objects", "both"] = "both"
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, v: list[Point]) -> list[Point]:
+        return check_polygon(v)
+
+
+class Camera(Section):
+    id: str = Field(pattern=r"^[A-Z0-9-]{2,32}$")
+    site_id: str
+    source: str = Field(description="RTSP/HTTP URL, video file or image folder; 'demo:' plays footage")
+    fps: float = Field(1.0, gt=0, le=30)
+    width: int = Field(1280, ge=64, le=7680)
+    height: int = Field(720, ge=64, le=4320)
+    jpeg_quality: int = Field(80, ge=10, le=100)
+    zones: list[Zone] = Field(min_length=1)
+    masks: list[Mask] = []
+
+
+class CamerasFile(Section):
+    cameras: list[Camera]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> CamerasFile:
+        unique_ids(self.cameras, "cameras")
+        return self

@@ -1,0 +1,121 @@
+"""shaftwatch.yaml: the runtime — Kafka, topics, HTTP, ingest partners, notifications,
+operators, store and data directories, demo feeds. Secrets are never here: only the names
+of the environment variables that hold them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from streams.config.base import Section
+
+
+class LocalBrokerSettings(Section):
+    """The single-node Kafka broker started when no cluster is configured."""
+
+    kafka_version: str = "4.1.1"
+    scala_version: str = "2.13"
+    host: Literal["127.0.0.1"] = "127.0.0.1"
+    port: int = Field(9092, ge=1024, le=65535)
+    controller_port: int = Field(9093, ge=1024, le=65535)
+    heap_mb: int = Field(512, ge=128)
+    start_timeout_s: float = Field(90.0, gt=0)
+
+
+class KafkaSettings(Section):
+    # None means: start the local broker. KAFKA_BOOTSTRAP in the environment wins.
+    bootstrap: str | None = None
+    local: LocalBrokerSettings = LocalBrokerSettings()
+
+
+class TopicSettings(Section):
+    # Prepended to every topic name: several environments (or test runs) can share one
+    # cluster without reading each other's data. Empty in production by default.
+    prefix: str = Field("", pattern=r"^[a-zA-Z0-9._-]*$")
+    partitions: int = Field(4, ge=1, le=1024)
+    replication: int = Field(1, ge=1, le=7)
+    # Raw topics are the system's memory of what was accepted; keep them a week.
+    retention_hours: int = Field(168, ge=1)
+
+
+class AppSettings(Section):
+    id: str = Field("shaftwatch", pattern=r"^[a-z][a-z0-9_-]*$")
+    processing_guarantee: Literal["at_least_once"] = "at_least_once"
+    store: Literal["memory://"] = "memory://"
+    topics: TopicSettings = TopicSettings()
+    workers: int = Field(1, ge=1, le=16)
+    worker_web_host: str = "127.0.0.1"  # 0.0.0.0 in a container, so Prometheus can scrape
+    worker_web_port: int = Field(6066, ge=1024, le=65535)
+
+
+class HttpSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1024, le=65535)
+    # `shaftwatch run` gives its demo feeders /health and /metrics on this port and the next two.
+    feeder_ops_port: int = Field(6071, ge=1024, le=65533)
+
+
+class IngestSource(Section):
+    """A partner allowed to push data over HTTP. Its token is a secret: it is read from
+    the environment variable named here, never written in a config file."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{2,64}$")
+    feed: Literal["meters", "fences"]
+    token_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+
+class IngestSettings(Section):
+    max_rows: int = Field(100_000, ge=1)  # per request
+    rows_per_message: int = Field(500, ge=1, le=10_000)  # readings per Kafka message
+    sources: list[IngestSource] = []
+
+
+class NotifyChannel(Section):
+    name: Literal["webhook", "sms"]
+    url: str = Field(pattern=r"^https?://")
+    token_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")  # the credential, from the environment
+    recipients: list[str] = []  # for the SMS gateway: duty phones of the patrol team
+
+
+class NotifySettings(Section):
+    console_url: str = "http://127.0.0.1:8080"  # put in messages, so a tap opens the incident
+    max_attempts: int = Field(5, ge=1, le=20)
+    backoff_s: float = Field(1.0, gt=0)
+    channels: list[NotifyChannel] = []
+
+
+class Operator(Section):
+    """A person who may act on incidents; the token comes from the environment variable named."""
+
+    name: str = Field(min_length=1)
+    token_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+
+class DemoSettings(Section):
+    footage_dir: str = "../shared/data/intel_sample_videos"
+    meter_history_days: int = Field(7, ge=0, le=60)
+    fence_passers_per_hour: float = Field(6.0, ge=0)
+    seed: int = 7
+
+
+class RuntimeSettings(Section):
+    data_dir: str = "var"
+    store_url: str | None = None  # None: sqlite file in data_dir
+    evidence_dir: str | None = None  # None: data_dir/evidence
+    model_path: str = "../shared/models/nanodet-m-coco-416.onnx"
+    pseudonym_key_env: str = "SHAFTWATCH_PSEUDONYM_KEY"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    config_reload_s: float = Field(10.0, ge=0)  # a worker looks for changed configs this often; 0: never
+    # The leader closes quiet incidents and escalates unacknowledged ones this often.
+    incident_housekeeping_s: float = Field(30.0, gt=0)
+    # Workers look for silent meters this often, judging each partition by the stream
+    # time it had one check before.
+    silence_check_s: float = Field(60.0, gt=0)
+    kafka: KafkaSettings = KafkaSettings()
+    app: AppSettings = AppSettings()
+    http: HttpSettings = HttpSettings()
+    ingest: IngestSettings = IngestSettings()
+    notify: NotifySettings = NotifySettings()
+    operators: list[Operator] = []
+    demo: DemoSettings = DemoSettings()
