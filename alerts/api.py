@@ -10,7 +10,6 @@ name, and every state change is published to ``alerts`` like fusion's own change
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import os
 import time
@@ -20,6 +19,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from alerts.auth import bearer_holder
 from alerts.console import HEARTBEAT_S, PAGE_DIR, LiveFeed
 from alerts.lifecycle import LifecycleError
 from alerts.store import AlertStore, StoreError
@@ -43,11 +43,9 @@ class ConsoleApi:
         return await asyncio.get_running_loop().run_in_executor(self.db, lambda: fn(*args, **kwargs))
 
     def person(self, request: web.Request) -> str:
-        header = request.headers.get("Authorization", "")
-        offered = header.removeprefix("Bearer ").strip().encode()
-        for token, name in self.operators.items():
-            if header.startswith("Bearer ") and hmac.compare_digest(token.encode(), offered):
-                return name
+        name = bearer_holder(request.headers.get("Authorization", ""), self.operators)
+        if name is not None:
+            return name
         raise web.HTTPUnauthorized(text='{"error": "an operator token is needed"}', content_type="application/json")
 
     # ------------------------------------------------------------------ handlers

@@ -21,12 +21,11 @@ from typing import Any, Callable
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from detectors.timeofday import LocalClock
-
 from alerts.fusion import (
     AUTO_CLOSED, FusionRules, IncidentDraft, SiteContext, closes_quietly, escalation_due_at, fuse, rank_key,
 )
 from alerts.lifecycle import DISPOSITIONS, LifecycleError, check_transition
+from detectors.timeofday import LocalClock
 
 metadata = sa.MetaData()
 
@@ -139,6 +138,18 @@ def _retried(fn):
             if attempt == ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def published(row: dict) -> dict[str, Any]:
+    """An incident row as it is published on ``alerts``: the fields of the contract's
+    Incident record (streams.contract), so that the contract needs no row layout."""
+    return dict(
+        incident_id=row["id"], site_id=row["site_id"], state=row["state"], severity=row["severity"],
+        score=row["score"], opened_at=row["opened_at"], updated_at=row["updated_at"], summary=row["summary"],
+        signal_ids=list(row["draft"].get("signal_ids", [])), disposition=row.get("disposition"),
+        silenced_by=str(row["silenced_by"]) if row.get("silenced_by") is not None else None,
+        previous_incident_id=row.get("previous_incident_id"),
+    )
 
 
 def draft_of(row: dict) -> IncidentDraft:

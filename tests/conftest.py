@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.ops.local_broker import LocalKafkaBroker, free_port
 from streams.config import LocalBrokerSettings
+from streams.ops.local_broker import LocalKafkaBroker, free_port
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +30,7 @@ def postgres_url(tmp_path_factory) -> str:
     import tempfile
 
     from tests.postgres import PostgresServer
+
     # Its own directory under /tmp, readable by the postgres user the server runs as.
     server = PostgresServer(Path(tempfile.mkdtemp(prefix="shaftwatch-pg-")))
     server.start()

@@ -1,28 +1,28 @@
-"""The contract: topic names, record schemas and how bytes become records.
+"""The records that cross Kafka, as typed, versioned ``faust.Record`` classes.
 
-Everything that crosses Kafka is defined here and nowhere else. A change to a record is
-a change to every producer and consumer in the same commit, and bumps SCHEMA_VERSION
-when it is not backward compatible. ``shaftwatch schemas`` writes the JSON Schema of
-every record to ``streams/schemas/`` for partners (utilities, carriers) to read.
+A change to a record is a change to every producer and consumer in the same commit, and
+bumps SCHEMA_VERSION when it is not backward compatible. ``shaftwatch schemas`` writes
+the JSON Schema of every record to ``streams/schemas/`` for partners (utilities,
+carriers) to read.
 
 Conventions: timestamps are UTC epoch seconds (float) from the source; every record
 carries the id of its source; device ids from carriers are pseudonyms (keyed hash),
-never clear ids.
+never clear ids. Bytes become records only through ``streams.contract.decoding``.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import json
+import hashlib
 import math
 import time
-import types
 import typing
-from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 import faust
+
+from streams.contract.types import Shape, shape_of
 
 SCHEMA_VERSION = 1
 
@@ -30,32 +30,6 @@ SCHEMA_VERSION = 1
 # that is further off is a broken source, and its records would poison time windows.
 MIN_TS = 946_684_800.0
 MAX_FUTURE_S = 86_400.0
-
-
-# --------------------------------------------------------------------------- topics
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    name: str
-    key: str  # what the message key is
-    value: str  # what the message value is
-    compacted: bool = False
-
-
-FRAMES = TopicSpec("frames", "camera id", "raw JPEG bytes; FrameMeta in the headers")
-METER_READINGS = TopicSpec("meter-readings", "meter id", "MeterReading or MeterReadingBatch (JSON)")
-FENCE_PINGS = TopicSpec("fence-pings", "pseudonymous device id", "FencePing or FencePingBatch (JSON)")
-FENCE_PRESENCE = TopicSpec("fence-presence", "fence zone id",
-                           "FencePresenceBatch (JSON): one zone's counted visits from one fence-pings message")
-SIGNALS = TopicSpec("signals", "site id", "Signal (JSON)")
-ALERTS = TopicSpec("alerts", "incident id", "Incident (JSON), latest state per incident", compacted=True)
-DEAD_LETTERS = TopicSpec("dead-letters", "source topic", "DeadLetter (JSON): original bytes, source, reason")
-
-TOPICS: tuple[TopicSpec, ...] = (FRAMES, METER_READINGS, FENCE_PINGS, FENCE_PRESENCE, SIGNALS, ALERTS, DEAD_LETTERS)
-
-
-# --------------------------------------------------------------------------- records
 
 
 class RecordError(ValueError):
@@ -82,6 +56,13 @@ def _mutable_defaults(cls: type[Contract]) -> tuple[tuple[str, Any], ...]:
     return tuple((k, v) for k, v in cls._options.defaults.items() if isinstance(v, (list, dict)))
 
 
+@functools.cache
+def field_shapes(cls: type[Contract]) -> dict[str, Shape]:
+    """A record's fields and what each accepts (resolved once per class: it is slow)."""
+    hints = typing.get_type_hints(cls)
+    return {name: shape_of(hints[name]) for name in cls._options.fields}
+
+
 class MeterReading(Contract):
     """One interval reading of one meter, as the utility's collection system reports it."""
 
@@ -95,7 +76,7 @@ class MeterReading(Contract):
     register_kwh: Optional[float] = None  # cumulative register, if the meter has one
 
     def problems(self) -> list[str]:
-        found = _ts_problems(self.ts)
+        found = ts_problems(self.ts)
         if self.energy_kwh is None and self.power_kw is None:
             found.append("a reading needs energy_kwh or power_kw")
         if not 60 <= self.interval_s <= 86_400:
@@ -138,7 +119,7 @@ class FencePing(Contract):
     event: Optional[Literal["enter", "exit", "present"]] = None
 
     def problems(self) -> list[str]:
-        found = _ts_problems(self.ts)
+        found = ts_problems(self.ts)
         has_position = self.lon is not None or self.lat is not None
         if has_position and (self.lon is None or self.lat is None):
             found.append("a position needs both lon and lat")
@@ -160,42 +141,6 @@ class FencePingBatch(Contract):
     v: int
     source_id: str
     pings: list[dict[str, Any]]
-
-
-def decode_batch(raw: bytes | None, record: type[R], batch: type[Contract], rows_key: str,
-                 ) -> tuple[list[R], list[tuple[int, str]]]:
-    """A message holding one record or a batch of them -> good records, (index, reason) of bad ones."""
-    data = parse_json(raw)
-    if not (isinstance(data, dict) and rows_key in data):
-        return [decode(record, data)], []
-    items = data[rows_key]
-    if not isinstance(items, list):
-        raise RecordError(f"{rows_key}: expected a list, got {items!r:.40}")
-    # The envelope is checked as a whole; each item on its own, so one bad row does not
-    # cost the good ones.
-    envelope = decode(batch, {**data, rows_key: []})
-    shared = {name: getattr(envelope, name) for name in _fields(batch) if name != rows_key}
-    good, bad = [], []
-    for index, item in enumerate(items):
-        try:
-            if not isinstance(item, dict):
-                raise RecordError(f"expected a JSON object, got {type(item).__name__}")
-            if shared.keys() & item.keys():
-                raise RecordError(f"{' and '.join(shared)} belong to the batch, not to its {rows_key}")
-            good.append(decode(record, {**shared, **item}))
-        except RecordError as exc:
-            bad.append((index, str(exc)))
-    return good, bad
-
-
-def decode_meter_message(raw: bytes | None) -> tuple[list[MeterReading], list[tuple[int, str]]]:
-    """A ``meter-readings`` message: one MeterReading or a MeterReadingBatch."""
-    return decode_batch(raw, MeterReading, MeterReadingBatch, "readings")
-
-
-def decode_fence_message(raw: bytes | None) -> tuple[list[FencePing], list[tuple[int, str]]]:
-    """A ``fence-pings`` message: one FencePing or a FencePingBatch."""
-    return decode_batch(raw, FencePing, FencePingBatch, "pings")
 
 
 class FencePresence(Contract):
@@ -222,11 +167,6 @@ class FencePresenceBatch(Contract):
     presences: list[dict[str, Any]]
 
 
-def decode_presence_message(raw: bytes | None) -> tuple[list[FencePresence], list[tuple[int, str]]]:
-    """A ``fence-presence`` message: one FencePresence or a FencePresenceBatch."""
-    return decode_batch(raw, FencePresence, FencePresenceBatch, "presences")
-
-
 class Signal(Contract):
     """One piece of evidence from one detector, for one site. Keyed by site_id on Kafka."""
 
@@ -243,10 +183,22 @@ class Signal(Contract):
     evidence: list[str] = []  # references: snapshot paths, curve ids
 
     def problems(self) -> list[str]:
-        found = _ts_problems(self.ts)
+        found = ts_problems(self.ts)
         if not 0.0 <= self.strength <= 1.0:
             found.append(f"strength {self.strength} is outside 0..1")
         return found
+
+    @classmethod
+    def of(cls, *, identity: typing.Sequence[Any], site_id: str, source_kind: str, source_id: str, kind: str,
+           ts: float, strength: float, summary: str, details: dict[str, Any], evidence: list[str]) -> Signal:
+        """The one way a detector's finding becomes a Signal. Its id is a hash of the source
+        kind and ``identity`` (what makes this piece of evidence itself: the meter, rule,
+        episode and time, say), so a replay after a crash gives the same id and fusion
+        drops the repeat."""
+        key = "|".join([source_kind, *map(str, identity)])
+        return cls(v=SCHEMA_VERSION, signal_id=hashlib.sha256(key.encode()).hexdigest()[:24], site_id=site_id,
+                   source_kind=source_kind, source_id=source_id, kind=kind, ts=ts, strength=strength,
+                   summary=summary, details=details, evidence=evidence)
 
 
 class Incident(Contract):
@@ -267,16 +219,10 @@ class Incident(Contract):
     previous_incident_id: Optional[str] = None
 
     @classmethod
-    def from_store(cls, row: dict[str, Any]) -> Incident:
-        """The record of an incident row of alerts.store."""
-        return cls(
-            v=SCHEMA_VERSION, incident_id=row["id"], site_id=row["site_id"], state=row["state"],
-            severity=row["severity"], score=row["score"], opened_at=row["opened_at"], updated_at=row["updated_at"],
-            summary=row["summary"], signal_ids=list(row["draft"].get("signal_ids", [])),
-            disposition=row.get("disposition"),
-            silenced_by=str(row["silenced_by"]) if row.get("silenced_by") is not None else None,
-            previous_incident_id=row.get("previous_incident_id"),
-        )
+    def of(cls, published: dict[str, Any]) -> Incident:
+        """The record of an incident as the alert store publishes it (alerts.store's
+        ``published``: this record's fields, without the version)."""
+        return cls(v=SCHEMA_VERSION, **published)
 
 
 class DeadLetter(Contract):
@@ -327,267 +273,9 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _ts_problems(ts: float) -> list[str]:
+def ts_problems(ts: float) -> list[str]:
     if not math.isfinite(ts) or ts < MIN_TS:
         return [f"ts {ts} is not a plausible UTC epoch time in seconds"]
     if ts > time.time() + MAX_FUTURE_S:
         return [f"ts {ts} is more than a day in the future (is the source clock wrong, or in ms?)"]
     return []
-
-
-# --------------------------------------------------------------------------- frames
-
-
-FRAME_HEADERS = ("camera_id", "site_id", "captured_at", "seq")
-
-
-@dataclass(frozen=True)
-class FrameMeta:
-    """What travels in the Kafka headers of a JPEG frame on ``frames``."""
-
-    camera_id: str
-    site_id: str
-    captured_at: float
-    seq: int
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return [
-            ("camera_id", self.camera_id.encode()),
-            ("site_id", self.site_id.encode()),
-            ("captured_at", repr(self.captured_at).encode()),
-            ("seq", str(self.seq).encode()),
-            ("v", str(SCHEMA_VERSION).encode()),
-        ]
-
-    @classmethod
-    def from_headers(cls, headers: typing.Iterable[tuple[str, bytes]] | typing.Mapping[str, bytes]) -> FrameMeta:
-        items = headers.items() if isinstance(headers, typing.Mapping) else headers
-        found = {name: value for name, value in items}
-        missing = [name for name in FRAME_HEADERS if name not in found]
-        if missing:
-            raise RecordError(f"frame headers missing: {', '.join(missing)}")
-        try:
-            captured_at = float(found["captured_at"].decode())
-            seq = int(found["seq"].decode())
-            camera_id = found["camera_id"].decode()
-            site_id = found["site_id"].decode()
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise RecordError(f"frame headers unreadable: {exc}") from None
-        problems = _ts_problems(captured_at)
-        if problems:
-            raise RecordError("captured_at: " + problems[0])
-        return cls(camera_id, site_id, captured_at, seq)
-
-
-JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-def check_jpeg(value: bytes | None) -> None:
-    """Cheap structural check before any decode: present, starts and ends like a JPEG."""
-    if not value:
-        raise RecordError("empty frame (zero bytes)")
-    if not value.startswith(JPEG_MAGIC):
-        raise RecordError("not a JPEG (missing SOI marker)")
-
-
-# --------------------------------------------------------------------------- decoding
-
-R = typing.TypeVar("R", bound=Contract)
-
-
-def _type_problem(name: str, value: Any, tp: Any) -> str | None:
-    """Strict check of a JSON value against a field annotation; None when it fits."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if any(_type_problem(name, value, option) is None for option in options):
-            return None
-        not_null = [option for option in options if option is not type(None)]
-        if len(not_null) == 1:  # Optional[X]: say what X wants
-            return _type_problem(name, value, not_null[0])
-        return f"{name}: {value!r} does not fit {_type_words(tp)}"
-    if tp is type(None):
-        return None if value is None else f"{name}: expected null"
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        return None if value in allowed else f"{name}: {value!r} is not one of {list(allowed)}"
-    if tp is bool:
-        return None if isinstance(value, bool) else f"{name}: expected true or false, got {value!r}"
-    if tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        return None if ok else f"{name}: expected an integer, got {value!r}"
-    if tp is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        return None if ok else f"{name}: expected a number, got {value!r}"
-    if tp is str:
-        return None if isinstance(value, str) else f"{name}: expected a string, got {value!r}"
-    if origin is list:
-        if not isinstance(value, list):
-            return f"{name}: expected a list, got {value!r}"
-        (item_tp,) = typing.get_args(tp)
-        for i, item in enumerate(value):
-            problem = _type_problem(f"{name}[{i}]", item, item_tp)
-            if problem:
-                return problem
-        return None
-    if origin is dict:
-        if not isinstance(value, dict):
-            return f"{name}: expected an object, got {value!r}"
-        _, value_tp = typing.get_args(tp)
-        for key, item in value.items():
-            problem = _type_problem(f"{name}.{key}", item, value_tp)
-            if problem:
-                return problem
-        return None
-    if tp is Any:
-        return None
-    raise TypeError(f"unsupported annotation {tp!r} on {name}")
-
-
-def _type_words(tp: Any) -> str:
-    return json.dumps(json_type(tp))
-
-
-@functools.cache
-def _fields(cls: type[Contract]) -> dict[str, Any]:
-    """A record's fields and their annotations (resolved once per class: it is slow)."""
-    return {k: v for k, v in typing.get_type_hints(cls).items() if k in cls._options.fields}
-
-
-@functools.cache
-def _required(cls: type[Contract]) -> frozenset[str]:
-    return frozenset(k for k in _fields(cls) if k not in cls._options.defaults)
-
-
-@functools.cache
-def _fitters(cls: type[Contract]) -> dict[str, typing.Callable[[Any], bool]]:
-    """Per field, a compiled yes/no version of _type_problem: decoding runs for every
-    reading and ping, and walking the annotations each time cost more than the rules."""
-    return {name: _fitter(tp) for name, tp in _fields(cls).items()}
-
-
-def _fitter(tp: Any) -> typing.Callable[[Any], bool]:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if len(options) == 2 and type(None) in options:  # Optional[X], the common case
-            inner = _fitter(next(option for option in options if option is not type(None)))
-            return lambda v: v is None or inner(v)
-        fitters = [_fitter(option) for option in options]
-        return lambda v: any(fits(v) for fits in fitters)
-    if tp is type(None):
-        return lambda v: v is None
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        kinds = frozenset(type(a) for a in allowed)  # so that True is not 1, and lists are not compared
-        return lambda v: type(v) in kinds and v in allowed
-    if tp is bool:
-        return lambda v: v is True or v is False
-    if tp is int:
-        return lambda v: type(v) is int
-    if tp is float:
-        isfinite = math.isfinite
-        return lambda v: (type(v) is float and isfinite(v)) or type(v) is int
-    if tp is str:
-        return lambda v: type(v) is str
-    if origin in (list, dict) or tp is Any:
-        return lambda v: _type_problem("", v, tp) is None
-    raise TypeError(f"unsupported annotation {tp!r}")
-
-
-@functools.cache
-def _defaults(cls: type[Contract]) -> dict[str, Any]:
-    return dict(cls._options.defaults)
-
-
-def _checked_record(cls: type[R], data: dict[str, Any]) -> R:
-    """The record of fields decode() has just checked, set directly. Faust's generated
-    __init__ passes each value through its field descriptor, which for these plain JSON
-    types (no coercion, no tags) returns it unchanged, and that cost more than all the
-    checks together. test_records keeps the two ways equal for every record type."""
-    record = cls.__new__(cls)
-    fields = record.__dict__
-    fields.update(_defaults(cls))
-    fields.update(data)
-    fields["__evaluated_fields__"] = set()
-    record.__post_init__()
-    return record
-
-
-def parse_json(raw: bytes | str | None) -> Any:
-    if not raw:
-        raise RecordError("empty message")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"not JSON: {exc}") from None
-
-
-def decode(cls: type[R], raw: bytes | str | dict | None) -> R:
-    """Bytes (or a parsed dict) to a record, or RecordError saying what is wrong."""
-    data = raw if isinstance(raw, dict) else parse_json(raw)
-    if not isinstance(data, dict):
-        raise RecordError(f"expected a JSON object, got {type(data).__name__}")
-    hints, fits, required = _fields(cls), _fitters(cls), _required(cls)
-    if not (data.keys() <= fits.keys() and required <= data.keys()):
-        unknown = sorted(set(data) - set(hints))
-        if unknown:
-            raise RecordError(f"unknown fields: {', '.join(unknown)}")
-        raise RecordError(f"missing fields: {', '.join(sorted(required - data.keys()))}")
-    if data.get("v") != SCHEMA_VERSION:
-        raise RecordError(f"schema version v={data.get('v')!r} is not supported (this system speaks v={SCHEMA_VERSION})")
-    for name, value in data.items():
-        if not fits[name](value):  # the fast yes/no; _type_problem says why
-            raise RecordError(_type_problem(name, value, hints[name]) or f"{name}: {value!r} does not fit")
-    record = _checked_record(cls, data)
-    problems = record.problems()
-    if problems:
-        raise RecordError("; ".join(problems))
-    return record
-
-
-def encode(record: Contract) -> bytes:
-    return json.dumps(record.asdict(), ensure_ascii=False, separators=(",", ":")).encode()
-
-
-# --------------------------------------------------------------------------- JSON Schema
-
-
-def json_type(tp: Any) -> dict[str, Any]:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return {"anyOf": [json_type(option) for option in typing.get_args(tp)]}
-    if tp is type(None):
-        return {"type": "null"}
-    if origin is Literal:
-        return {"enum": list(typing.get_args(tp))}
-    if origin is list:
-        return {"type": "array", "items": json_type(typing.get_args(tp)[0])}
-    if origin is dict:
-        return {"type": "object", "additionalProperties": json_type(typing.get_args(tp)[1])}
-    simple = {bool: "boolean", int: "integer", float: "number", str: "string"}
-    if tp in simple:
-        return {"type": simple[tp]}
-    if tp is Any:
-        return {}
-    raise TypeError(f"unsupported annotation {tp!r}")
-
-
-def json_schema(cls: type[Contract]) -> dict[str, Any]:
-    hints = _fields(cls)
-    properties = {name: json_type(tp) for name, tp in hints.items()}
-    properties["v"] = {"const": SCHEMA_VERSION}
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"shaftwatch/{cls.__name__}.v{SCHEMA_VERSION}.json",
-        "title": cls.__name__,
-        "description": (cls.__doc__ or "").strip(),
-        "type": "object",
-        "properties": properties,
-        "required": [k for k in hints if k not in cls._options.defaults],
-        "additionalProperties": False,
-    }
-
-
-PUBLISHED_RECORDS: tuple[type[Contract], ...] = (MeterReading, MeterReadingBatch, FencePing, FencePingBatch, FencePresence,
-                                                 FencePresenceBatch, Signal, Incident, DeadLetter)

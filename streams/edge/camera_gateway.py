@@ -20,9 +20,10 @@ import numpy as np
 from prometheus_client import Counter
 
 from streams.config import Camera
-from streams.logs import ids
+from streams.contract.frames import FrameMeta
+from streams.contract.topics import FRAMES
 from streams.kafka.producer import KafkaSink
-from streams.contract.records import FRAMES, FrameMeta
+from streams.logs import ids
 
 log = logging.getLogger("shaftwatch.camera_gateway")
 

@@ -50,12 +50,12 @@ def cmd_config_check(args) -> int:
 
 
 def _schema_files() -> dict[str, dict]:
-    from streams.contract.records import PUBLISHED_RECORDS, json_schema
+    from streams.contract.schema import PUBLISHED_RECORDS, json_schema
 
     files = {f"{cls.__name__}.json": json_schema(cls) for cls in PUBLISHED_RECORDS}
     for filename, schema in config_json_schema().items():
         files[f"config.{filename.removesuffix('.yaml')}.json"] = schema
-    from streams.edge.ingest import openapi
+    from streams.edge.ingest.openapi import openapi
 
     files["openapi.json"] = openapi()
     return files
@@ -153,8 +153,8 @@ def cmd_demo(args) -> int:
 def cmd_gateway(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
+    from streams.contract.topics import FRAMES
     from streams.edge.camera_gateway import CameraStream, open_reader, run_gateway
-    from streams.contract.records import FRAMES
 
     wanted = set(args.camera or [c.id for c in cfg.cameras.cameras if not c.source.startswith("demo:")])
     unknown = wanted - {c.id for c in cfg.cameras.cameras}

@@ -16,7 +16,6 @@ the feeders start: the theft happens at night, as thefts do. The pure generators
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import random
@@ -28,13 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from detectors.geometry import bounding_box, point_in_polygon
-
-from streams.edge.camera_gateway import CameraStream, FrameReader, VideoReader, open_reader
 from streams.config import Camera, FenceZone, Meter, ShaftWatchConfig
-from streams.logs import ids
+from streams.contract.decoding import encode
+from streams.contract.records import SCHEMA_VERSION, FencePing, MeterReading
+from streams.contract.topics import FENCE_PINGS, FRAMES, METER_READINGS
+from streams.edge.camera_gateway import CameraStream, FrameReader, VideoReader, open_reader
 from streams.edge.pseudonyms import load_key, pseudonymize
 from streams.kafka.producer import KafkaSink
-from streams.contract.records import FENCE_PINGS, FRAMES, METER_READINGS, SCHEMA_VERSION
+from streams.logs import ids
 
 log = logging.getLogger("shaftwatch.demo")
 
@@ -202,10 +202,9 @@ def theft_power_kw(rng: random.Random) -> float:
 
 def reading_json(meter: Meter, ts: float, kw: float, register: float, source_id: str) -> bytes:
     energy = round(kw * meter.interval_s / 3600, 3)
-    return json.dumps({
-        "v": SCHEMA_VERSION, "source_id": source_id, "meter_id": meter.id, "ts": ts,
-        "interval_s": meter.interval_s, "energy_kwh": energy, "power_kw": kw, "register_kwh": round(register, 3),
-    }).encode()
+    return encode(MeterReading(v=SCHEMA_VERSION, source_id=source_id, meter_id=meter.id, ts=ts,
+                               interval_s=meter.interval_s, energy_kwh=energy, power_kw=kw,
+                               register_kwh=round(register, 3)))
 
 
 async def run_meter_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s: float = 60.0,
@@ -290,7 +289,7 @@ def ping_json(pid: str, kind: str, ts: float, zone: FenceZone, rng: random.Rando
         ping.update(lon=round(lon, 6), lat=round(lat, 6), accuracy_m=round(rng.uniform(30, 300), 1))
     else:
         ping.update(cell_id=rng.choice(zone.cells), zone_id=zone.id)
-    return json.dumps(ping).encode()
+    return encode(FencePing(**ping))
 
 
 async def run_fence_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s: float = 60.0,

@@ -24,7 +24,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.config import LocalBrokerSettings, ShaftWatchConfig
-from streams.contract.records import FRAMES, TOPICS
+from streams.contract.topics import FRAMES, TOPICS
 
 log = logging.getLogger("shaftwatch.broker")
 

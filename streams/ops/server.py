@@ -18,16 +18,17 @@ from aiokafka import AIOKafkaConsumer
 
 from alerts.api import ConsoleApi, add_api_routes, operator_tokens
 from alerts.console import LiveFeed, incident_event
-from alerts.store import AlertStore
-
-from streams.ops.local_broker import _metadata_ok
-from streams.config import ShaftWatchConfig
 from alerts.evidence import EvidenceStore
-from streams.edge.ingest import add_ingest_routes
+from alerts.store import AlertStore, published
+from streams.config import ShaftWatchConfig
+from streams.contract.decoding import decode, encode
+from streams.contract.records import Incident, RecordError
+from streams.contract.topics import ALERTS
+from streams.edge.ingest.service import add_ingest_routes
+from streams.kafka.producer import KafkaSink
 from streams.logs import ids
 from streams.metrics import CONTENT_TYPE_LATEST, generate_latest
-from streams.kafka.producer import KafkaSink
-from streams.contract.records import ALERTS, Incident, RecordError, decode, encode
+from streams.ops.local_broker import _metadata_ok
 
 log = logging.getLogger("shaftwatch.server")
 
@@ -79,7 +80,7 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
         await app[SINK].stop()
 
     async def publish(incident: dict) -> None:
-        await app[SINK].send(cfg.topic(ALERTS.name), incident["id"], encode(Incident.from_store(incident)))
+        await app[SINK].send(cfg.topic(ALERTS.name), incident["id"], encode(Incident.of(published(incident))))
 
     async def end_live_pages(app: web.Application) -> None:
         live.close()

@@ -20,9 +20,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from streams.ops.local_broker import LocalKafkaBroker, ensure_topics, topic_plan
 from streams.config import ShaftWatchConfig
 from streams.logs import ids
+from streams.ops.local_broker import LocalKafkaBroker, ensure_topics, topic_plan
 
 log = logging.getLogger("shaftwatch.supervisor")
 

@@ -13,10 +13,10 @@ import os
 
 import faust
 
-from streams.worker import faust_fixes
 from streams.config import ShaftWatchConfig, load_config
 from streams.config.live import ConfigWatch
 from streams.logs import logging_config
+from streams.worker import faust_fixes
 
 
 def create_app(cfg: ShaftWatchConfig) -> faust.App:

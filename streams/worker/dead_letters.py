@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 
 from faust.types import EventT
 
+from streams.contract.records import DeadLetter, RecordError
 from streams.logs import ids
 from streams.metrics import DEAD_LETTERS
-from streams.contract.records import DeadLetter, RecordError
 from streams.worker.topics import dead_letters_topic
 
 log = logging.getLogger("shaftwatch.dead_letters")

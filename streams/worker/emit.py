@@ -7,8 +7,9 @@ import logging
 
 from prometheus_client import Counter
 
+from streams.contract.decoding import encode
+from streams.contract.records import Signal
 from streams.logs import ids
-from streams.contract.records import Signal, encode
 from streams.worker.topics import signals_raw_topic
 
 log = logging.getLogger("shaftwatch.signals")

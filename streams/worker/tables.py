@@ -11,7 +11,6 @@ Detector state survives a restart exactly: the worker rebuilds it from the chang
 from __future__ import annotations
 
 from detectors.power import BUCKETS
-
 from streams.worker.app import app, config
 from streams.worker.changelog import BatchedChangelogTable
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from streams.worker.app import app, config, config_watch
 
-
 if config.runtime.config_reload_s > 0:
     @app.timer(interval=config.runtime.config_reload_s, name="config-reload")
     async def reload_config():

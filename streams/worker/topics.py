@@ -7,10 +7,9 @@ original bytes and a reason instead of crashing a deserializer.
 
 from __future__ import annotations
 
+from streams.contract.records import DeadLetter, Incident
+from streams.contract.topics import ALERTS, DEAD_LETTERS, FENCE_PINGS, FENCE_PRESENCE, FRAMES, METER_READINGS, SIGNALS
 from streams.worker.app import app, config
-from streams.contract.records import (
-    ALERTS, DEAD_LETTERS, FENCE_PINGS, FENCE_PRESENCE, FRAMES, METER_READINGS, SIGNALS, DeadLetter, Incident,
-)
 
 _partitions = config.runtime.app.topics.partitions
 

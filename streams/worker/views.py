@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from streams.worker.app import app, config_watch
 from streams.metrics import CONTENT_TYPE_LATEST, generate_latest
+from streams.worker.app import app, config_watch
 from streams.worker.tables import BaselineBuckets, camera_activity, meter_state
 
 _started = time.time()

@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 
 from alerts.console import LiveFeed
-from alerts.fusion import FusionRules
-from alerts.store import AlertStore
-from detectors.timeofday import LocalClock
-from streams.ops.local_broker import ensure_topics, topic_plan
-from streams.config import load_config
 from alerts.evidence import EvidenceStore
+from alerts.fusion import FusionRules
+from alerts.store import AlertStore, published
+from detectors.timeofday import LocalClock
+from streams.config import load_config
+from streams.contract.decoding import encode
+from streams.contract.records import Incident
 from streams.kafka.producer import KafkaSink
-from streams.contract.records import Incident, encode
+from streams.ops.local_broker import ensure_topics, topic_plan
 from tests.alerts.test_end_to_end import night_ts
 from tests.helpers import isolated_config, serving
 
@@ -144,7 +145,7 @@ def test_the_console_in_a_real_browser(console_setup):
                 async with KafkaSink(cfg.bootstrap_servers, "test") as sink:
                     deadline = time.monotonic() + 30
                     while True:
-                        await sink.send(cfg.topic("alerts"), incident["id"], encode(Incident.from_store(incident)))
+                        await sink.send(cfg.topic("alerts"), incident["id"], encode(Incident.of(published(incident))))
                         try:
                             await expect(rows).to_have_count(3, timeout=3000)
                             break

@@ -12,9 +12,11 @@ import aiohttp
 import pytest
 
 from alerts.store import AlertStore
-from streams.ops.local_broker import ensure_topics, topic_plan
 from streams.config import load_config
-from streams.contract.records import FrameMeta, Incident, decode
+from streams.contract.decoding import decode
+from streams.contract.frames import FrameMeta
+from streams.contract.records import Incident
+from streams.ops.local_broker import ensure_topics, topic_plan
 from tests.helpers import WorkerProcess, isolated_config, serving, wait_for
 from tests.streams.test_worker import produce, read_all
 

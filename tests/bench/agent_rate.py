@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from streams.ops.local_broker import LocalKafkaBroker, ensure_topics, free_port, topic_plan
 from streams.config import LocalBrokerSettings, load_config
 from streams.kafka.producer import KafkaSink
+from streams.ops.local_broker import LocalKafkaBroker, ensure_topics, free_port, topic_plan
 from tests.helpers import WorkerProcess, counter, wait_for
 
 

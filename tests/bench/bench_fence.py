@@ -10,8 +10,9 @@ import statistics
 import time
 from pathlib import Path
 
-from detectors.fence import FenceRules, Ping, ZoneIndex, new_device_state, new_zone_state, observe_ping, \
-    observe_presence
+from detectors.fence import (
+    FenceRules, Ping, ZoneIndex, new_device_state, new_zone_state, observe_ping, observe_presence,
+)
 from detectors.timeofday import LocalClock
 from streams.config import load_config
 from streams.contract.partitioning import partition_for

@@ -16,10 +16,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from alerts.store import AlertStore, audit
-from streams.ops.local_broker import ensure_topics, topic_plan
 from streams.config import load_config
 from streams.contract.partitioning import partition_for
 from streams.kafka.producer import KafkaSink
+from streams.ops.local_broker import ensure_topics, topic_plan
 from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
 from tests.helpers import WorkerProcess, isolated_config, wait_for
 

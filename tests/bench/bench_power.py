@@ -21,13 +21,14 @@ from aiokafka.admin import NewTopic
 
 from detectors.power import MeterSpec, PowerRules, new_state, observe
 from detectors.timeofday import LocalClock
-from streams.ops.local_broker import ensure_topics
-from streams.worker.changelog import encode_entry
 from streams.config import Meter, load_config
 from streams.contract.partitioning import partition_for
 from streams.kafka.producer import KafkaSink
+from streams.ops.local_broker import ensure_topics
+from streams.worker.changelog import encode_entry
 from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
-from tests.bench.power_quality import main as quality_main, print_report
+from tests.bench.power_quality import main as quality_main
+from tests.bench.power_quality import print_report
 from tests.helpers import http_json, isolated_config
 
 T0 = (time.time() // 900) * 900 - 30 * 86400

@@ -29,11 +29,11 @@ from aiokafka import AIOKafkaConsumer
 from detectors.camera import CameraSpec, FrameIn, VisionPipeline
 from detectors.objects import ObjectDetector
 from detectors.tracking import ZoneSpec
-from streams.ops.local_broker import ensure_topics, topic_plan
 from streams.config import load_config
-from streams.kafka.producer import KafkaSink
-from streams.contract.records import FrameMeta
+from streams.contract.frames import FrameMeta
 from streams.contract.partitioning import partition_for
+from streams.kafka.producer import KafkaSink
+from streams.ops.local_broker import ensure_topics, topic_plan
 from tests.bench.agent_rate import agent_rate, bench_broker
 from tests.helpers import REPO, WorkerProcess, isolated_config
 

@@ -4,6 +4,7 @@ and false signals per 1,000 meter-days on clean series. Run: `make bench-power`.
 from __future__ import annotations
 
 import calendar
+import random
 import statistics
 import time
 from collections import defaultdict
@@ -11,8 +12,6 @@ from collections import defaultdict
 from detectors.power import Finding, PowerRules, check_silence, new_state, observe
 from detectors.timeofday import LocalClock
 from tests.bench.power_sim import STEP, Anomaly, generate, make_meters
-
-import random
 
 START = calendar.timegm((2026, 5, 1, 0, 0, 0)) - 8 * 3600  # May: irrigation in season
 GRACE_INTERVALS = 4

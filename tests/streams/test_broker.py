@@ -11,9 +11,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from streams.ops.local_broker import LocalKafkaBroker, ensure_topics, free_port, topic_plan
 from streams.config import LocalBrokerSettings, load_config
 from streams.kafka.producer import KafkaSink
+from streams.ops.local_broker import LocalKafkaBroker, ensure_topics, free_port, topic_plan
 from tests.helpers import isolated_config
 
 

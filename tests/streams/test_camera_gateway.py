@@ -9,10 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from streams.edge.camera_gateway import RECONNECTS, CameraStream, ImageFolderReader, VideoReader, encode_jpeg, open_reader
 from streams.config import Camera
+from streams.contract.frames import FrameMeta, check_jpeg
+from streams.edge.camera_gateway import (
+    RECONNECTS, CameraStream, ImageFolderReader, VideoReader, encode_jpeg, open_reader,
+)
 from streams.kafka.producer import KafkaSink
-from streams.contract.records import FrameMeta, check_jpeg
 from tests.helpers import REPO
 from tests.streams.test_worker import read_all
 
@@ -58,6 +60,7 @@ def test_image_folder_and_bad_sources(tmp_path):
 def test_gateway_produces_frames_with_headers(kafka_bootstrap):
     topic = f"gw-{time.time_ns()}"
     from aiokafka.admin import NewTopic
+
     from streams.ops.local_broker import ensure_topics
     asyncio.run(ensure_topics(kafka_bootstrap, [NewTopic(topic, 1, 1)]))
     cam = camera(str(CAR_VIDEO), fps=10, width=384, height=216, jpeg_quality=70)

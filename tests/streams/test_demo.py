@@ -11,8 +11,10 @@ import time
 import pytest
 
 from streams.config import load_config
+from streams.contract.decoding import decode
+from streams.contract.frames import FrameMeta, check_jpeg
+from streams.contract.records import FencePing, MeterReading
 from streams.ops.demo import DemoClock, local_hour, meter_power_kw
-from streams.contract.records import FencePing, FrameMeta, MeterReading, check_jpeg, decode
 from tests.helpers import REPO, isolated_config
 from tests.streams.test_worker import read_all
 

@@ -18,14 +18,15 @@ import pytest
 import yaml
 
 from alerts.store import AlertStore
-from streams.ops.local_broker import ensure_topics, topic_plan
 from streams.config import load_config
-from streams.ops.demo import DemoClock, meter_power_kw, reading_json
+from streams.contract.decoding import decode
+from streams.contract.frames import FrameMeta
 from streams.contract.partitioning import partition_for
+from streams.contract.records import Signal
 from streams.kafka.producer import KafkaSink
-from streams.contract.records import FrameMeta, Signal, decode
+from streams.ops.demo import DemoClock, meter_power_kw, reading_json
+from streams.ops.local_broker import ensure_topics, free_port, topic_plan
 from tests.bench.agent_rate import without_cameras
-from streams.ops.local_broker import free_port
 from tests.helpers import WorkerProcess, isolated_config, wait_for
 from tests.streams.test_worker import read_all
 

@@ -9,9 +9,10 @@ import time
 import aiohttp
 import pytest
 
-from streams.ops.local_broker import ensure_topics, topic_plan
 from streams.config import load_config
-from streams.contract.records import DeadLetter, decode, decode_meter_message
+from streams.contract.decoding import decode, decode_message
+from streams.contract.records import DeadLetter, FencePing, MeterReading
+from streams.ops.local_broker import ensure_topics, topic_plan
 from tests.helpers import WorkerProcess, isolated_config, serving, wait_for
 from tests.streams.test_worker import read_all
 
@@ -74,7 +75,7 @@ def test_rows_are_validated_one_by_one(ingest, kafka_bootstrap):
     assert "set by the server" in reasons[8]
 
     messages = asyncio.run(read_all(kafka_bootstrap, cfg.topic("meter-readings"), expect=2, timeout=15))
-    readings = [r for m in messages for r in decode_meter_message(m.value)[0]]
+    readings = [r for m in messages for r in decode_message(MeterReading, m.value)[0]]
     assert sorted((r.meter_id, r.source_id) for r in readings) == [("M-0001", "utility-qingling"),
                                                                   ("M-0002", "utility-qingling")]
     assert any(r.ts == 1795367700.0 for r in readings)  # 2026-11-23T01:15+08:00
@@ -129,7 +130,7 @@ def test_resent_batch_creates_no_duplicate_readings(ingest, kafka_bootstrap, tmp
 
 def test_openapi_is_served_and_published(ingest):
     cfg, _ = ingest
-    from streams.edge.ingest import openapi
+    from streams.edge.ingest.openapi import openapi
     from tests.helpers import REPO
     published = json.loads((REPO / "streams" / "schemas" / "openapi.json").read_text())
     assert published == json.loads(json.dumps(openapi()))
@@ -171,10 +172,9 @@ def test_fence_pings_are_pseudonymized_before_kafka(ingest, kafka_bootstrap, mon
 
     records = asyncio.run(read_all(kafka_bootstrap, cfg.topic("fence-pings"), expect=3, timeout=15))
     from streams.contract.partitioning import partition_for
-    from streams.contract.records import decode_fence_message
     pings = []
     for r in records:
-        batch = decode_fence_message(r.value)[0]
+        batch = decode_message(FencePing, r.value)[0]
         assert all(partition_for(p.device_pid, 2) == r.partition for p in batch)  # batches stay on their partition
         pings += batch
     phone = pseudonymize(b"county-key", clear)

@@ -9,12 +9,14 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from streams.ops.local_broker import ensure_topics, topic_plan
-from streams.config import load_config
-from streams.contract.partitioning import partition_for
-from streams.kafka.producer import KafkaSink
 from alerts.store import AlertStore
-from streams.contract.records import DeadLetter, FrameMeta, Incident, decode
+from streams.config import load_config
+from streams.contract.decoding import decode
+from streams.contract.frames import FrameMeta
+from streams.contract.partitioning import partition_for
+from streams.contract.records import DeadLetter, Incident
+from streams.kafka.producer import KafkaSink
+from streams.ops.local_broker import ensure_topics, topic_plan
 from tests.helpers import WorkerProcess, counter, isolated_config, wait_for
 
 pytestmark = pytest.mark.broker
@@ -241,8 +243,8 @@ def test_a_backlog_after_a_long_recovery_is_processed_whole(kafka_bootstrap, tmp
     import yaml
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from tests.bench.bench_power import _messages, county_meters, preload_state, warm_states
     from tests.bench.agent_rate import without_cameras
+    from tests.bench.bench_power import _messages, county_meters, preload_state, warm_states
 
     rows = county_meters(400)
     config_dir = without_cameras(isolated_config(tmp_path, "backlog", partitions=4))

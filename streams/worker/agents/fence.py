@@ -9,26 +9,22 @@ both emit ``Signal`` records to ``signals`` keyed by site.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from detectors.fence import (
     Finding, Ping, PresenceEvent, ZoneIndex, nearest_site, new_device_state, new_zone_state, observe_ping,
     observe_presence,
 )
-
+from streams.contract.decoding import decode_message, encode_batch
+from streams.contract.partitioning import check_home
+from streams.contract.records import SCHEMA_VERSION, FencePing, FencePresence, RecordError, Signal
+from streams.contract.topics import FENCE_PINGS
+from streams.metrics import RECORDS_ACCEPTED, RECORDS_IN
 from streams.worker.app import app, config, config_watch
 from streams.worker.dead_letters import keep_valid, refusing
-from streams.metrics import RECORDS_ACCEPTED, RECORDS_IN
-from streams.contract.partitioning import check_home
-from streams.contract.records import (
-    FENCE_PINGS, SCHEMA_VERSION, FencePing, FencePresence, FencePresenceBatch, RecordError, Signal, decode_fence_message,
-    decode_presence_message, encode,
-)
-from streams.worker.tables import device_state, zone_state
 from streams.worker.emit import emit
+from streams.worker.tables import device_state, zone_state
 from streams.worker.topics import fence_pings_topic, fence_presence_topic
-
 
 SOURCE = "fence-agent"
 ZONE_SOURCE = "zone-agent"
@@ -49,19 +45,15 @@ WATCHLIST = load_watchlist()
 
 
 def to_signals(finding: Finding, lon: float | None = None, lat: float | None = None) -> list[Signal]:
+    """One signal per site the finding concerns (the zone's sites nearest the position)."""
     zone = INDEX.zones[finding.zone_id]
-    out = []
-    for site_id in nearest_site(lon, lat, zone.site_ids, SITES):
-        identity = f"fence|{finding.kind}|{finding.zone_id}|{','.join(finding.devices)}|{finding.episode_start}|" \
-                   f"{finding.ts}|{site_id}"
-        out.append(Signal(
-            v=SCHEMA_VERSION, signal_id=hashlib.sha256(identity.encode()).hexdigest()[:24], site_id=site_id,
-            source_kind="fence", source_id=finding.zone_id, kind=finding.kind, ts=finding.ts,
-            strength=finding.strength, summary=finding.summary,
-            details={"device_pids": finding.devices, "episode_start": finding.episode_start, **finding.details},
-            evidence=[f"fence-timeline:{finding.zone_id}:{finding.episode_start:.0f}-{finding.ts:.0f}"],
-        ))
-    return out
+    return [Signal.of(
+        identity=(finding.kind, finding.zone_id, ",".join(finding.devices), finding.episode_start, finding.ts, site_id),
+        site_id=site_id, source_kind="fence", source_id=finding.zone_id, kind=finding.kind, ts=finding.ts,
+        strength=finding.strength, summary=finding.summary,
+        details={"device_pids": finding.devices, "episode_start": finding.episode_start, **finding.details},
+        evidence=[f"fence-timeline:{finding.zone_id}:{finding.episode_start:.0f}-{finding.ts:.0f}"],
+    ) for site_id in nearest_site(lon, lat, zone.site_ids, SITES)]
 
 
 def check_zone(zone_id: str) -> None:
@@ -86,13 +78,14 @@ def check_presence(record: FencePresence) -> None:
         raise RecordError(f"presence of {record.device_pid}: {exc}") from None
 
 
-def by_zone(presences: list[PresenceEvent]) -> dict[str, list[dict]]:
-    """A message's counted visits as FencePresenceBatch items, per zone in order: the zone
-    agent gets one message per zone instead of one per visit."""
-    out: dict[str, list[dict]] = {}
+def by_zone(presences: list[PresenceEvent]) -> dict[str, list[FencePresence]]:
+    """A message's counted visits as FencePresence records, per zone in order: the zone
+    agent gets one batch message per zone instead of one per visit."""
+    out: dict[str, list[FencePresence]] = {}
     for p in presences:
-        out.setdefault(p.zone_id, []).append(dict(device_pid=p.device_pid, device_kind=p.device_kind, since=p.since,
-                                                  ts=p.ts, left=p.left, lon=p.lon, lat=p.lat))
+        out.setdefault(p.zone_id, []).append(FencePresence(
+            v=SCHEMA_VERSION, zone_id=p.zone_id, device_pid=p.device_pid, device_kind=p.device_kind, since=p.since,
+            ts=p.ts, left=p.left, lon=p.lon, lat=p.lat))
     return out
 
 
@@ -101,7 +94,7 @@ async def fence_agent(stream):
     async for event in stream.events():
         RECORDS_IN.labels(topic=FENCE_PINGS.name).inc()
         async with refusing(event, SOURCE):
-            decoded, bad = decode_fence_message(event.value)
+            decoded, bad = decode_message(FencePing, event.value)
             records = await keep_valid(event, SOURCE, "ping", decoded, bad,
                                        lambda r: check_ping(r, event.message.partition))
             presences, signals = [], []
@@ -120,8 +113,8 @@ async def fence_agent(stream):
             await device_state.flush_changelog()
             RECORDS_ACCEPTED.labels(topic=FENCE_PINGS.name).inc(len(records))
             for zone_id, rows in by_zone(presences).items():
-                await fence_presence_topic.send(key=zone_id.encode(), value=encode(FencePresenceBatch(
-                    v=SCHEMA_VERSION, zone_id=zone_id, presences=rows)))
+                await fence_presence_topic.send(key=zone_id.encode(),
+                                                value=encode_batch(FencePresence, {"zone_id": zone_id}, rows))
             await emit(signals)
 
 
@@ -129,7 +122,7 @@ async def fence_agent(stream):
 async def zone_agent(stream):
     async for event in stream.events():
         async with refusing(event, ZONE_SOURCE):
-            decoded, bad = decode_presence_message(event.value)
+            decoded, bad = decode_message(FencePresence, event.value)
             records = await keep_valid(event, ZONE_SOURCE, "presence", decoded, bad, check_presence)
             signals = []
             in_force = config_watch.thresholds  # thresholds.yaml as now; day or night per visit below

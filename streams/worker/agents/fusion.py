@@ -21,12 +21,12 @@ from prometheus_client import Counter, Histogram
 
 from alerts.fusion import FusionRules, at_least
 from alerts.notifier import Notifier, channels_from_config
-from alerts.store import AlertStore
-
+from alerts.store import AlertStore, published
+from streams.contract.decoding import decode
+from streams.contract.records import Incident, Signal
+from streams.logs import ids
 from streams.worker.app import app, config, config_watch
 from streams.worker.dead_letters import refusing
-from streams.logs import ids
-from streams.contract.records import Incident, Signal, decode
 from streams.worker.topics import alerts_topic, signals_raw_topic
 
 log = logging.getLogger("shaftwatch.fusion")
@@ -52,7 +52,7 @@ notifier = Notifier(channels_from_config(config.runtime.notify), in_store, store
 
 
 async def publish(row: dict) -> None:
-    await alerts_topic.send(key=row["id"], value=Incident.from_store(row))
+    await alerts_topic.send(key=row["id"], value=Incident.of(published(row)))
 
 
 async def after_store(stored: list[tuple[object, Signal, dict | None, str]], rules: FusionRules,

@@ -9,22 +9,21 @@ Kafka.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 
 from prometheus_client import Counter
 
 from detectors.power import Finding, MeterSpec, check_silence, feed_time, new_state, observe
-
+from streams.contract.decoding import decode_message
+from streams.contract.partitioning import check_home, partition_for
+from streams.contract.records import MeterReading, RecordError, Signal
+from streams.contract.topics import METER_READINGS
+from streams.metrics import RECORDS_ACCEPTED, RECORDS_IN
 from streams.worker.app import app, config, config_watch
 from streams.worker.dead_letters import keep_valid, refusing
-from streams.metrics import RECORDS_ACCEPTED, RECORDS_IN
-from streams.contract.partitioning import check_home, partition_for
-from streams.contract.records import METER_READINGS, SCHEMA_VERSION, MeterReading, RecordError, Signal, decode_meter_message
-from streams.worker.tables import BaselineBuckets, meter_baselines, meter_state
 from streams.worker.emit import emit
+from streams.worker.tables import BaselineBuckets, meter_baselines, meter_state
 from streams.worker.topics import meter_readings_topic
-
 
 SOURCE = "power-agent"
 READINGS = Counter("shaftwatch_meter_readings_total", "Meter readings by outcome", ["outcome"])
@@ -36,19 +35,10 @@ for _spec in SPECS.values():
 
 
 def to_signal(finding: Finding) -> Signal:
-    """A finding as the contract's Signal; the id is derived from the data, so a replay
-    after a crash produces the same ids and fusion can drop the repeats."""
-    identity = f"power|{finding.meter_id}|{finding.kind}|{finding.episode_start}|{finding.ts}"
-    return Signal(
-        v=SCHEMA_VERSION,
-        signal_id=hashlib.sha256(identity.encode()).hexdigest()[:24],
-        site_id=finding.site_id,
-        source_kind="power",
-        source_id=finding.meter_id,
-        kind=finding.kind,
-        ts=finding.ts,
-        strength=finding.strength,
-        summary=finding.summary,
+    return Signal.of(
+        identity=(finding.meter_id, finding.kind, finding.episode_start, finding.ts),
+        site_id=finding.site_id, source_kind="power", source_id=finding.meter_id, kind=finding.kind, ts=finding.ts,
+        strength=finding.strength, summary=finding.summary,
         details={"expected": finding.expected, "seen": finding.seen, "why": finding.why,
                  "episode_start": finding.episode_start, **finding.details},
         evidence=[f"power-curve:{finding.meter_id}:{finding.episode_start:.0f}-{finding.ts:.0f}"],
@@ -96,7 +86,7 @@ async def power_agent(stream):
     async for event in stream.events():
         RECORDS_IN.labels(topic=METER_READINGS.name).inc()
         async with refusing(event, SOURCE):
-            decoded, bad = decode_meter_message(event.value)
+            decoded, bad = decode_message(MeterReading, event.value)
             readings = await keep_valid(event, SOURCE, "reading", decoded, bad,
                                         lambda r: check_reading(r, event.message.partition))
             READINGS.labels(outcome="rejected").inc(len(decoded) + len(bad) - len(readings))

@@ -9,24 +9,24 @@ one executor thread, and the event loop only awaits it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import Counter, Histogram
 
+from alerts.evidence import EvidenceStore
 from detectors.camera import CameraSpec, FrameIn, VisionFinding, VisionPipeline
 from detectors.objects import ObjectDetector
 from detectors.tracking import ZoneSpec
-
-from streams.worker.app import app, config, config_watch
-from streams.worker.dead_letters import dead_letter, refusing
-from alerts.evidence import EvidenceStore
+from streams.contract.frames import FrameMeta, check_jpeg
+from streams.contract.records import RecordError, Signal
+from streams.contract.topics import FRAMES
 from streams.logs import ids
 from streams.metrics import RECORDS_ACCEPTED, RECORDS_IN
-from streams.contract.records import FRAMES, SCHEMA_VERSION, FrameMeta, RecordError, Signal, check_jpeg
-from streams.worker.tables import camera_activity, touch
+from streams.worker.app import app, config, config_watch
+from streams.worker.dead_letters import dead_letter, refusing
 from streams.worker.emit import emit
+from streams.worker.tables import camera_activity, touch
 from streams.worker.topics import frames_topic
 
 log = logging.getLogger("shaftwatch.vision")
@@ -85,33 +85,32 @@ def accept_frame(headers, value: bytes | None) -> FrameMeta:
 
 
 def run_batch(frames: list[FrameIn]):
-    """On the executor thread: the pipeline, then the snapshots of what it found."""
+    """On the executor thread: the pipeline, then what it found as signals, each with its
+    snapshot saved under the signal's id."""
     pipeline = _Pipeline.get()
     # The thresholds in force: thresholds.yaml as now, by day or night at the batch's newest frame.
     pipeline.use_rules(config_watch.thresholds.at(max(f.captured_at for f in frames)).vision)
     findings, errors, stats = pipeline.process(frames)
     if pipeline.detector is None and stats.gated:
         gated_errors = [(i, f"detector unavailable: {_Pipeline.detector_error}") for i in range(len(frames))]
-        return [], gated_errors, stats, []
-    references = []
+        return [], gated_errors, stats
+    signals = []
     for f in findings:
-        references.append(evidence.save_snapshot(f.camera_id, f.ts, signal_id(f), f.snapshot))
-    return findings, errors, stats, references
+        signal = to_signal(f)
+        signal.evidence = [evidence.save_snapshot(f.camera_id, f.ts, signal.signal_id, f.snapshot)]
+        signals.append(signal)
+    return signals, errors, stats
 
 
-def signal_id(f: VisionFinding) -> str:
-    identity = f"vision|{f.camera_id}|{f.zone}|{','.join(map(str, f.track_ids))}|{f.ts}"
-    return hashlib.sha256(identity.encode()).hexdigest()[:24]
-
-
-def to_signal(f: VisionFinding, reference: str) -> Signal:
-    return Signal(
-        v=SCHEMA_VERSION, signal_id=signal_id(f), site_id=f.site_id, source_kind="vision", source_id=f.camera_id,
+def to_signal(f: VisionFinding) -> Signal:
+    return Signal.of(
+        identity=(f.camera_id, f.zone, ",".join(map(str, f.track_ids)), f.ts),
+        site_id=f.site_id, source_kind="vision", source_id=f.camera_id,
         kind="person_at_shaft" if "person" in f.labels else "vehicle_at_shaft", ts=f.ts, strength=f.strength,
         summary=f.summary,
         details={"zone": f.zone, "labels": f.labels, "track_ids": f.track_ids, "new_track_ids": f.new_track_ids,
                  "dwell_s": round(f.dwell_s, 1), "max_score": f.max_score},
-        evidence=[reference],
+        evidence=[],
     )
 
 
@@ -135,7 +134,7 @@ async def vision_agent(stream):
                 accepted.append((event, meta))
         if not frames:
             continue
-        findings, errors, stats, references = await loop.run_in_executor(_cpu, run_batch, frames)
+        signals, errors, stats = await loop.run_in_executor(_cpu, run_batch, frames)
         for index, reason in errors:
             await dead_letter(accepted[index][0], SOURCE, reason)
         bad = {i for i, _ in errors}
@@ -147,4 +146,4 @@ async def vision_agent(stream):
         FRAMES_GATED.labels(stage="motion_or_tracked").inc(stats.gated)
         for stage in ("gate", "decode", "inference", "track"):
             STAGE_SECONDS.labels(stage=stage).observe(getattr(stats, f"{stage}_ms") / 1000)
-        await emit([to_signal(f, reference) for f, reference in zip(findings, references)])
+        await emit(signals)
