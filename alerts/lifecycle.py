@@ -10,7 +10,6 @@ afterwards opens a new incident that links the old one (alerts.fusion).
 
 from __future__ import annotations
 
-STATES = ("new", "acknowledged", "dispatched", "resolved")
 DISPOSITIONS = ("illegal_mining_confirmed", "false_alarm", "authorized_activity", "other")
 
 _NEXT = {

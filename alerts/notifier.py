@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import aiohttp
 
@@ -45,13 +45,21 @@ def message_for(incident: dict[str, Any], kind: str, console_url: str) -> dict[s
             "opened_at": incident["opened_at"], "text": text[:480]}
 
 
+class DeliveryLog(Protocol):
+    """What the notifier needs of the store: alerts.store.notification_log.NotificationLog."""
+
+    def delivered(self, incident_id: str, kind: str, channel: str) -> bool: ...
+
+    def record(self, incident_id: str, kind: str, channel: str, status: str, attempts: int, response: str) -> None: ...
+
+
 class Notifier:
-    def __init__(self, channels: list[Channel], store_call: Callable, store, console_url: str,
+    def __init__(self, channels: list[Channel], store_call: Callable, deliveries: DeliveryLog, console_url: str,
                  max_attempts: int = 5, backoff_s: float = 0.5, timeout_s: float = 10.0):
-        """``store_call(fn, *args)`` runs a store method off the event loop."""
+        """``store_call(fn, *args)`` runs a (blocking) ``deliveries`` method off the event loop."""
         self.channels = channels
         self.store_call = store_call
-        self.store = store
+        self.deliveries = deliveries
         self.console_url = console_url
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
@@ -62,15 +70,15 @@ class Notifier:
         results = {}
         for channel in self.channels:
             if incident.get("silenced_by") is not None:
-                await self.store_call(self.store.record_notification, incident["id"], kind, channel.name,
+                await self.store_call(self.deliveries.record, incident["id"], kind, channel.name,
                                       "silenced", 0, f"silence {incident['silenced_by']}")
                 results[channel.name] = "silenced"
                 continue
-            if await self.store_call(self.store.notification_done, incident["id"], kind, channel.name):
+            if await self.store_call(self.deliveries.delivered, incident["id"], kind, channel.name):
                 results[channel.name] = "skipped"  # already delivered: never twice
                 continue
             status, attempts, response = await self._deliver(channel, message_for(incident, kind, self.console_url))
-            await self.store_call(self.store.record_notification, incident["id"], kind, channel.name, status,
+            await self.store_call(self.deliveries.record, incident["id"], kind, channel.name, status,
                                   attempts, response)
             results[channel.name] = status
         return results

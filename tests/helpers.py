@@ -88,6 +88,24 @@ async def serving(cfg):
         await runner.cleanup()
 
 
+def all_incidents(store) -> list[dict]:
+    """Every incident in an alert store, oldest first (for tests: the store serves the open list)."""
+    import sqlalchemy as sa
+
+    from alerts.store.schema import incidents
+    with store.engine.connect() as c:
+        return [dict(r._mapping) for r in c.execute(sa.select(incidents).order_by(incidents.c.opened_at))]
+
+
+def count_signals(store) -> int:
+    """How many signals an alert store holds as evidence."""
+    import sqlalchemy as sa
+
+    from alerts.store.schema import incident_signals
+    with store.engine.connect() as c:
+        return c.execute(sa.select(sa.func.count()).select_from(incident_signals)).scalar_one()
+
+
 def counter(worker: WorkerProcess, pattern: str) -> float:
     """The value of one sample on the worker's /metrics page (0 when absent). A metric
     name without labels sums all its samples of that name, labelled or not."""

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from alerts.store import metadata
+from alerts.store.schema import metadata
 
 connection = context.config.attributes.get("connection")
 context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)

@@ -16,8 +16,8 @@ import time
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
-from alerts.api import ConsoleApi, add_api_routes, operator_tokens
-from alerts.console import LiveFeed, incident_event
+from alerts.console.api import ConsoleApi, add_api_routes, operator_tokens
+from alerts.console.live import LiveFeed, incident_event
 from alerts.evidence import EvidenceStore
 from alerts.store import AlertStore, published
 from streams.config import ShaftWatchConfig

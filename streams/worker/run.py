@@ -16,7 +16,7 @@ def prepare_store(config) -> None:
 
     store = AlertStore(config.store_url)
     store.migrate()
-    store.sync_ledger(ledger_rows(config))
+    store.ledger.sync(ledger_rows(config))
 
 
 def ledger_rows(config) -> list[dict]:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from alerts.console import LiveFeed
+from alerts.console.live import LiveFeed
 from alerts.evidence import EvidenceStore
 from alerts.fusion import FusionRules
 from alerts.store import AlertStore, published
@@ -65,7 +65,7 @@ def console_setup(kafka_bootstrap, tmp_path, monkeypatch):
     night = night_ts()
     _, jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 90, np.uint8))
     snapshot = EvidenceStore(cfg.evidence_dir).save_snapshot("CAM-S01-A", night, "person-1", jpeg.tobytes())
-    store.apply_signals([signal("v1", "S01", "vision", 0.9, night, [snapshot]),
+    store.incidents.apply_signals([signal("v1", "S01", "vision", 0.9, night, [snapshot]),
                          signal("p1", "S01", "power", 0.8, night + 60, ["power-curve:M-0001"]),
                          signal("f1", "S01", "fence", 0.7, night + 120, ["fence-timeline:FZ-JS-1:1-2"]),
                          signal("w1", "S02", "power", 0.3, night + 12 * 3600, [])], FusionRules(), LocalClock())
@@ -140,7 +140,7 @@ def test_the_console_in_a_real_browser(console_setup):
                 # without a reload. (Published again if the server's reader of alerts had
                 # not reached the end of the topic yet when the first one went out.)
                 night = night_ts()
-                incident, _ = store.apply_signal(signal("v2", "S03", "vision", 0.95, night + 300, []),
+                incident, _ = store.incidents.apply_signal(signal("v2", "S03", "vision", 0.95, night + 300, []),
                                                  FusionRules(), LocalClock())
                 async with KafkaSink(cfg.bootstrap_servers, "test") as sink:
                     deadline = time.monotonic() + 30

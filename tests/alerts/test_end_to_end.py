@@ -17,7 +17,7 @@ from streams.contract.decoding import decode
 from streams.contract.frames import FrameMeta
 from streams.contract.records import Incident
 from streams.ops.local_broker import ensure_topics, topic_plan
-from tests.helpers import WorkerProcess, isolated_config, serving, wait_for
+from tests.helpers import WorkerProcess, all_incidents, count_signals, isolated_config, serving, wait_for
 from tests.streams.test_worker import produce, read_all
 
 pytestmark = pytest.mark.broker
@@ -76,7 +76,7 @@ def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kaf
         asyncio.run(produce(kafka_bootstrap, cfg.topic("frames"), frames))
 
         def settled():
-            incidents = store.open_incidents()
+            incidents = store.incidents.open_ranked()
             real = [i for i in incidents if i["site_id"] == "S01"]
             # The herder's cell fence protects S07 and S08 and a cell gives no position: both sites hear of it.
             return len(incidents) == 3 and real and set(real[0]["draft"]["strongest"]) == {"vision", "power", "fence"} \
@@ -86,12 +86,12 @@ def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kaf
         assert top["site_id"] == "S01" and {weak["site_id"], weak2["site_id"]} == {"S07", "S08"}
         assert len([i for i in incidents if i["site_id"] == "S01"]) == 1
         assert top["severity"] == "critical" and weak["severity"] in ("info", "low")
-        full = store.incident(top["id"])
+        full = store.incidents.get(top["id"])
         kinds = sorted(f"{s['source_kind']}/{s['kind']}" for s in full["signals"])
         assert kinds == ["fence/crew_in_zone", "fence/zone_entry", "fence/zone_entry", "fence/zone_entry",
                          "power/reconnection", "vision/person_at_shaft"]
         assert all(s["evidence"] for s in full["signals"])
-        before = (store.all_incidents(), store.count_signals())
+        before = (all_incidents(store), count_signals(store))
 
         # Replay the readings and pings (their detectors' state dedups them) and replay the
         # signals themselves, as after a crash of the fusion worker: nothing changes.
@@ -100,7 +100,7 @@ def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kaf
         signals = asyncio.run(read_all(kafka_bootstrap, cfg.topic("signals"), expect=before[1], timeout=10))
         asyncio.run(produce(kafka_bootstrap, cfg.topic("signals"), [(r.key, r.value, None) for r in signals]))
         time.sleep(8)
-        after = (store.all_incidents(), store.count_signals())
+        after = (all_incidents(store), count_signals(store))
         assert [(i["id"], i["score"], i["state"]) for i in after[0]] == \
                [(i["id"], i["score"], i["state"]) for i in before[0]] and after[1] == before[1]
 
@@ -123,7 +123,7 @@ def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kaf
         listed, acked, refused, unauthorized = asyncio.run(act())
         assert [i["id"] for i in listed] == [top["id"], weak["id"], weak2["id"]]
         assert acked["state"] == "acknowledged" and refused == 409 and unauthorized == 401
-        audit = store.incident(top["id"])["audit"]
+        audit = store.incidents.get(top["id"])["audit"]
         assert audit[-1]["actor"] == "值班员 duty-officer" and audit[-1]["action"] == "acknowledge"
         records = asyncio.run(read_all(kafka_bootstrap, cfg.topic("alerts"), expect=100, timeout=8))
         latest = {}

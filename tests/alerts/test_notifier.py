@@ -35,21 +35,21 @@ async def run_scenario(tmp_path, fail_first: int, status_after: int = 200):
     await web.TCPSite(runner, "127.0.0.1", port).start()
     store = AlertStore(f"sqlite:///{tmp_path / 'a.db'}")
     store.migrate()
-    incident, _ = store.apply_signal({"signal_id": "a", "site_id": "S01", "source_kind": "power", "source_id": "M",
+    incident, _ = store.incidents.apply_signal({"signal_id": "a", "site_id": "S01", "source_kind": "power", "source_id": "M",
                                       "kind": "reconnection", "ts": NIGHT, "strength": 0.95, "summary": "s"},
                                      FusionRules(), LocalClock())
 
     async def call(fn, *args):
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
-    notifier = Notifier([Channel("webhook", f"http://127.0.0.1:{port}/hook", token="t0k")], call, store,
+    notifier = Notifier([Channel("webhook", f"http://127.0.0.1:{port}/hook", token="t0k")], call, store.notifications,
                         "http://console", max_attempts=4, backoff_s=0.05)
     try:
         first = await notifier.notify(incident, "opened")
         second = await notifier.notify(incident, "opened")
     finally:
         await runner.cleanup()
-    return received, first, second, store.notifications_for(incident["id"]), incident
+    return received, first, second, store.notifications.of_incident(incident["id"]), incident
 
 
 def test_retries_until_delivered_then_never_again(tmp_path):

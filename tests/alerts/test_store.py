@@ -11,6 +11,7 @@ from alerts.fusion import FusionRules
 from alerts.lifecycle import LifecycleError
 from alerts.store import AlertStore, StoreError
 from detectors.timeofday import LocalClock
+from tests.helpers import all_incidents, count_signals
 
 CLOCK = LocalClock()
 RULES = FusionRules()
@@ -35,7 +36,7 @@ def store(request, tmp_path):
             c.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     s = AlertStore(url)
     s.migrate()
-    s.sync_ledger([{"id": "S01", "name": "one", "township": "t", "lon": 110.0, "lat": 34.0, "status": "sealed",
+    s.ledger.sync([{"id": "S01", "name": "one", "township": "t", "lon": 110.0, "lat": 34.0, "status": "sealed",
                     "sealed_on": "2023-05-12", "responsible": "王建国"},
                    {"id": "S02", "name": "two", "township": "t", "lon": 110.1, "lat": 34.1, "status": "sealed",
                     "sealed_on": None, "responsible": "x"}])
@@ -43,19 +44,19 @@ def store(request, tmp_path):
 
 
 def test_replayed_signals_change_nothing(store):
-    first, change = store.apply_signal(signal("a"), RULES, CLOCK)
-    second, change2 = store.apply_signal(signal("b", kind="fence", strength=0.6, ts=NIGHT + 60), RULES, CLOCK)
+    first, change = store.incidents.apply_signal(signal("a"), RULES, CLOCK)
+    second, change2 = store.incidents.apply_signal(signal("b", kind="fence", strength=0.6, ts=NIGHT + 60), RULES, CLOCK)
     assert (change, change2) == ("opened", "updated") and first["id"] == second["id"]
     for s in (signal("a"), signal("b", kind="fence", strength=0.6, ts=NIGHT + 60)):
-        assert store.apply_signal(s, RULES, CLOCK) == (None, "duplicate")
-    assert len(store.all_incidents()) == 1 and store.count_signals() == 2
-    full = store.incident(first["id"])
+        assert store.incidents.apply_signal(s, RULES, CLOCK) == (None, "duplicate")
+    assert len(all_incidents(store)) == 1 and count_signals(store) == 2
+    full = store.incidents.get(first["id"])
     assert [s["signal_id"] for s in full["signals"]] == ["a", "b"]
     assert [a["action"] for a in full["audit"]] == ["opened", "evidence_added"]
 
 
 def test_a_batch_of_signals_is_one_transaction_in_order(store):
-    results = store.apply_signals([signal("a"), signal("b", kind="fence", ts=NIGHT + 60), signal("a"),
+    results = store.incidents.apply_signals([signal("a"), signal("b", kind="fence", ts=NIGHT + 60), signal("a"),
                                    signal("c", site="S02")], RULES, CLOCK)
     assert [change for _, change in results] == ["opened", "updated", "duplicate", "opened"]
     assert results[0][0]["id"] == results[1][0]["id"] != results[3][0]["id"]
@@ -63,20 +64,20 @@ def test_a_batch_of_signals_is_one_transaction_in_order(store):
     # then stores the batch one signal at a time, so only the bad one is refused).
     broken = {k: v for k, v in signal("e").items() if k != "strength"}
     with pytest.raises(KeyError):
-        store.apply_signals([signal("d", site="S02", ts=NIGHT + 60), broken], RULES, CLOCK)
-    assert store.count_signals() == 3
+        store.incidents.apply_signals([signal("d", site="S02", ts=NIGHT + 60), broken], RULES, CLOCK)
+    assert count_signals(store) == 3
 
 
 def test_a_batch_hands_out_each_incident_as_stored_after_its_signal(store):
     """The batch follows incidents in memory and writes each once: what it hands out per
     signal is what the database held right after that signal, across sites, a resolved
     incident, a silence and a late signal."""
-    first, _ = store.apply_signal(signal("a"), RULES, CLOCK)
-    store.transition(first["id"], "resolve", "patrol-lead", disposition="illegal_mining_confirmed", note="caught")
-    sid = store.add_silence(created_by="x", reason="permit", starts_at=NIGHT, ends_at=NIGHT + 7200, site_id="S02")
+    first, _ = store.incidents.apply_signal(signal("a"), RULES, CLOCK)
+    store.incidents.transition(first["id"], "resolve", "patrol-lead", disposition="illegal_mining_confirmed", note="caught")
+    sid = store.silences.add(created_by="x", reason="permit", starts_at=NIGHT, ends_at=NIGHT + 7200, site_id="S02")
     batch = [signal("b", ts=NIGHT + 600), signal("c", kind="fence", ts=NIGHT + 660), signal("d", site="S02", ts=NIGHT + 30),
              signal("e", kind="vision", ts=NIGHT + 300), signal("b", ts=NIGHT + 600), signal("f", site="S02", ts=NIGHT - 60)]
-    results = store.apply_signals(batch, RULES, CLOCK)
+    results = store.incidents.apply_signals(batch, RULES, CLOCK)
     assert [change for _, change in results] == ["opened", "updated", "opened", "updated", "duplicate", "updated"]
     reopened = results[0][0]
     assert reopened["previous_incident_id"] == first["id"] and reopened["opened_at"] == NIGHT + 600
@@ -86,93 +87,93 @@ def test_a_batch_hands_out_each_incident_as_stored_after_its_signal(store):
     assert [r["draft"]["signal_ids"] for r, _ in results if r] == [["b"], ["b", "c"], ["d"], ["b", "c", "e"], ["d", "f"]]
     # The last hand-out of each incident is exactly the stored row.
     for incident, _ in (results[3], results[5]):
-        stored = store.incident(incident["id"])
+        stored = store.incidents.get(incident["id"])
         assert {k: stored[k] for k in incident} == incident
         assert [a["action"] for a in stored["audit"]] == ["opened"] + ["evidence_added"] * (len(stored["signals"]) - 1)
-    assert store.count_signals() == 6 and len(store.all_incidents()) == 3
+    assert count_signals(store) == 6 and len(all_incidents(store)) == 3
     # The site's confirmed incident, read once for the batch, raised the prior of the new one.
     assert reopened["score"] > results[2][0]["score"]
 
 
 def test_lifecycle_is_audited_and_resolved_is_final(store):
-    inc, _ = store.apply_signal(signal("a"), RULES, CLOCK)
-    store.transition(inc["id"], "acknowledge", "duty-officer")
-    store.transition(inc["id"], "dispatch", "patrol-lead", note="team 2 on the way")
+    inc, _ = store.incidents.apply_signal(signal("a"), RULES, CLOCK)
+    store.incidents.transition(inc["id"], "acknowledge", "duty-officer")
+    store.incidents.transition(inc["id"], "dispatch", "patrol-lead", note="team 2 on the way")
     with pytest.raises(LifecycleError, match="needs a disposition"):
-        store.transition(inc["id"], "resolve", "patrol-lead")
-    done = store.transition(inc["id"], "resolve", "patrol-lead", disposition="illegal_mining_confirmed",
+        store.incidents.transition(inc["id"], "resolve", "patrol-lead")
+    done = store.incidents.transition(inc["id"], "resolve", "patrol-lead", disposition="illegal_mining_confirmed",
                             note="3 arrested, generator seized")
     assert done["state"] == "resolved" and done["disposition"] == "illegal_mining_confirmed"
     with pytest.raises(LifecycleError, match="resolved"):
-        store.transition(inc["id"], "acknowledge", "duty-officer")
-    trail = [(a["actor"], a["action"]) for a in store.incident(inc["id"])["audit"]]
+        store.incidents.transition(inc["id"], "acknowledge", "duty-officer")
+    trail = [(a["actor"], a["action"]) for a in store.incidents.get(inc["id"])["audit"]]
     assert trail == [("system", "opened"), ("duty-officer", "acknowledge"), ("patrol-lead", "dispatch"),
                      ("patrol-lead", "resolve")]
     # New evidence afterwards opens a new incident that links the old one, with a higher prior.
-    new, change = store.apply_signal(signal("c", ts=NIGHT + 120), RULES, CLOCK)
+    new, change = store.incidents.apply_signal(signal("c", ts=NIGHT + 120), RULES, CLOCK)
     assert change == "opened" and new["previous_incident_id"] == inc["id"] and new["score"] > inc["score"]
-    assert [e["kind"] for e in store.site_history("S01")] == ["registered", "incident_confirmed"]
+    assert [e["kind"] for e in store.ledger.history("S01")] == ["registered", "incident_confirmed"]
 
 
 def test_silence_records_but_marks(store):
-    sid = store.add_silence(created_by="县自然资源局 李", reason="licensed backfilling work, permit 2026-114",
+    sid = store.silences.add(created_by="县自然资源局 李", reason="licensed backfilling work, permit 2026-114",
                             starts_at=NIGHT - 3600, ends_at=NIGHT + 3600, site_id="S02")
-    quiet, _ = store.apply_signal(signal("a", site="S02"), RULES, CLOCK)
-    loud, _ = store.apply_signal(signal("b", site="S01"), RULES, CLOCK)
+    quiet, _ = store.incidents.apply_signal(signal("a", site="S02"), RULES, CLOCK)
+    loud, _ = store.incidents.apply_signal(signal("b", site="S01"), RULES, CLOCK)
     assert quiet["silenced_by"] == sid and loud["silenced_by"] is None
-    shown = store.incident(quiet["id"])
+    shown = store.incidents.get(quiet["id"])
     assert shown["silence"]["reason"].startswith("licensed") and shown["silence"]["created_by"] == "县自然资源局 李"
     with pytest.raises(StoreError, match="at least one matcher"):
-        store.add_silence(created_by="x", reason="y", starts_at=0, ends_at=1)
+        store.silences.add(created_by="x", reason="y", starts_at=0, ends_at=1)
 
 
 def test_quiet_incidents_close_and_unacknowledged_ones_escalate(store):
     import time
     rules_at = lambda _ts: RULES  # noqa: E731 - the same rules by day and night
     before = time.time()
-    high, _ = store.apply_signal(signal("a", strength=0.9), RULES, CLOCK)
-    low, _ = store.apply_signal(signal("b", site="S02", strength=0.2), RULES, CLOCK)
-    medium, _ = store.apply_signal(signal("c", site="S03", strength=0.5, source_id="M-0003"), RULES, CLOCK)
+    high, _ = store.incidents.apply_signal(signal("a", strength=0.9), RULES, CLOCK)
+    low, _ = store.incidents.apply_signal(signal("b", site="S02", strength=0.2), RULES, CLOCK)
+    medium, _ = store.incidents.apply_signal(signal("c", site="S03", strength=0.5, source_id="M-0003"), RULES, CLOCK)
     assert high["severity"] in ("high", "critical") and low["severity"] in ("info", "low")
     assert medium["severity"] == "medium"
     # The clock is the wall clock against when evidence was received: the signals' own
     # times (a night in 2026) do not count.
     received = high["received_at"]
     assert before <= received <= time.time()
-    assert store.due_escalations(received + RULES.escalate_after_s - 1, rules_at) == []
-    escalated = store.due_escalations(received + RULES.escalate_after_s + 1, rules_at)
+    assert store.incidents.due_escalations(received + RULES.escalate_after_s - 1, rules_at) == []
+    escalated = store.incidents.due_escalations(received + RULES.escalate_after_s + 1, rules_at)
     assert [i["id"] for i in escalated] == [high["id"]]
-    assert store.due_escalations(received + RULES.escalate_after_s + 100, rules_at) == []  # once
-    assert store.close_quiet(received + RULES.quiet_close_s - 5, rules_at) == []
-    closed = store.close_quiet(received + RULES.quiet_close_s + 5, rules_at)
+    assert store.incidents.due_escalations(received + RULES.escalate_after_s + 100, rules_at) == []  # once
+    assert store.incidents.close_quiet(received + RULES.quiet_close_s - 5, rules_at) == []
+    closed = store.incidents.close_quiet(received + RULES.quiet_close_s + 5, rules_at)
     # The high one waits for a person; the low and the medium one close themselves.
     assert sorted(i["id"] for i in closed) == sorted([low["id"], medium["id"]])
-    assert store.incident(low["id"])["disposition"] == "auto_closed_quiet"
-    assert [i["id"] for i in store.open_incidents()] == [high["id"]]
-    store.transition(high["id"], "acknowledge", "duty-officer")
-    assert store.close_quiet(received + 100 * 86400, rules_at) == []
+    assert store.incidents.get(low["id"])["disposition"] == "auto_closed_quiet"
+    assert [i["id"] for i in store.incidents.open_ranked()] == [high["id"]]
+    store.incidents.transition(high["id"], "acknowledge", "duty-officer")
+    assert store.incidents.close_quiet(received + 100 * 86400, rules_at) == []
 
 
 def test_evidence_for_a_system_closed_incident_reopens_it_with_an_audit_line(store):
     rules_at = lambda _ts: RULES  # noqa: E731
-    first, _ = store.apply_signal(signal("a", site="S02", strength=0.3), RULES, CLOCK)
-    [closed] = store.close_quiet(first["received_at"] + RULES.quiet_close_s + 1, rules_at)
+    first, _ = store.incidents.apply_signal(signal("a", site="S02", strength=0.3), RULES, CLOCK)
+    [closed] = store.incidents.close_quiet(first["received_at"] + RULES.quiet_close_s + 1, rules_at)
     assert closed["state"] == "resolved"
-    again, change = store.apply_signal(signal("b", site="S02", kind="fence", strength=0.9, ts=NIGHT + 1200),
+    again, change = store.incidents.apply_signal(signal("b", site="S02", kind="fence", strength=0.9, ts=NIGHT + 1200),
                                        RULES, CLOCK)
     assert change == "reopened" and again["id"] == first["id"] and again["state"] == "new"
     assert again["disposition"] is None and again["note"] is None
-    full = store.incident(first["id"])
+    full = store.incidents.get(first["id"])
     assert [s["signal_id"] for s in full["signals"]] == ["a", "b"]
     assert [a["action"] for a in full["audit"]] == ["opened", "resolve", "reopened", "evidence_added"]
-    assert len(store.all_incidents()) == 1
+    assert len(all_incidents(store)) == 1
 
 
 def test_a_write_that_lost_a_race_is_redone_on_what_the_winner_stored(store, monkeypatch):
     """Two processes write one incident: the patrol acknowledges it on the server while a
     worker's fusion batch, which read it before, adds evidence. Neither change is lost."""
-    from alerts import store as store_module
-    inc, _ = store.apply_signal(signal("a"), RULES, CLOCK)
+    from alerts.store import incidents as store_module
+    inc, _ = store.incidents.apply_signal(signal("a"), RULES, CLOCK)
     real_read = store_module._FusionBatch.read
     raced = []
 
@@ -180,12 +181,12 @@ def test_a_write_that_lost_a_race_is_redone_on_what_the_winner_stored(store, mon
         batch = real_read(c, signals)
         if not raced:  # between this batch's read and its write, the server acknowledges
             raced.append(True)
-            AlertStore(store.url).transition(inc["id"], "acknowledge", "duty-officer")
+            AlertStore(store.url).incidents.transition(inc["id"], "acknowledge", "duty-officer")
         return batch
 
     monkeypatch.setattr(store_module._FusionBatch, "read", staticmethod(read_then_lose_the_race))
-    after, change = store.apply_signal(signal("b", kind="fence", ts=NIGHT + 60), RULES, CLOCK)
+    after, change = store.incidents.apply_signal(signal("b", kind="fence", ts=NIGHT + 60), RULES, CLOCK)
     assert raced and change == "updated" and after["state"] == "acknowledged"
-    stored = store.incident(inc["id"])
+    stored = store.incidents.get(inc["id"])
     assert stored["state"] == "acknowledged" and [s["signal_id"] for s in stored["signals"]] == ["a", "b"]
     assert stored["version"] == 2  # opened, acknowledged, evidence added: three writes, none lost

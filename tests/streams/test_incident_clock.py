@@ -27,7 +27,7 @@ from streams.kafka.producer import KafkaSink
 from streams.ops.demo import DemoClock, meter_power_kw, reading_json
 from streams.ops.local_broker import ensure_topics, free_port, topic_plan
 from tests.bench.agent_rate import without_cameras
-from tests.helpers import WorkerProcess, isolated_config, wait_for
+from tests.helpers import WorkerProcess, all_incidents, isolated_config, wait_for
 from tests.streams.test_worker import read_all
 
 pytestmark = pytest.mark.broker
@@ -112,10 +112,10 @@ def holder_of(workers: list[WorkerProcess], topic: str, partition: int) -> Worke
 def assert_one_theft_incident(store: AlertStore, cfg, bootstrap: str, phase_two_power_ts: float) -> dict:
     """The theft is one open critical incident with every signal of S01 and no repeats, and
     nothing else was opened (no incident of a silent meter, no second theft incident)."""
-    incidents = store.all_incidents()
+    incidents = all_incidents(store)
     assert len(incidents) == 1, [(i["site_id"], i["state"], i["severity"], i["summary"]) for i in incidents]
     [incident] = incidents
-    full = store.incident(incident["id"])
+    full = store.incidents.get(incident["id"])
     assert (full["site_id"], full["state"], full["severity"]) == ("S01", "new", "critical"), full["audit"]
     assert set(full["draft"]["strongest"]) == {"vision", "power", "fence"}
     stored = [s["signal_id"] for s in full["signals"]]
@@ -159,7 +159,7 @@ def test_a_theft_stays_one_open_critical_incident_through_worker_faults(kafka_bo
         store = AlertStore(cfg.store_url)
 
         def critical():
-            rows = [i for i in store.all_incidents() if i["site_id"] == "S01"]
+            rows = [i for i in all_incidents(store) if i["site_id"] == "S01"]
             return rows and rows[0]["severity"] == "critical" and len(rows[0]["draft"]["strongest"]) == 3 and rows
         wait_for(critical, 120, what="a critical S01 incident with camera, power and fence evidence")
 
@@ -177,8 +177,8 @@ def test_a_theft_stays_one_open_critical_incident_through_worker_faults(kafka_bo
         night.send("fence-pings", night.pings(t0 + 660, t0 + 1200))
         night.send("frames", night.frames(t0 + 300, 100))
         repeat_ts = float(t0 + 4 * INTERVAL)  # the reconnection repeats every 4 intervals
-        wait_for(lambda: any(s["ts"] == repeat_ts for i in store.all_incidents()
-                             for s in store.incident(i["id"])["signals"]), 120,
+        wait_for(lambda: any(s["ts"] == repeat_ts for i in all_incidents(store)
+                             for s in store.incidents.get(i["id"])["signals"]), 120,
                  what="the theft's later power evidence stored")
         time.sleep(5)  # five housekeeping rounds and silence checks on every worker
         assert_one_theft_incident(store, cfg, kafka_bootstrap, repeat_ts)
@@ -206,23 +206,23 @@ def test_yesterdays_batch_in_the_morning_neither_closes_nor_delays(kafka_bootstr
         # Today: S01's cut line draws power from this interval on (the utility's alarm reading).
         night = TheftNight(cfg, kafka_bootstrap, t0=today)
         night.send("meter-readings", night.meters(today, today, meter_ids={"M-0001"}))
-        [theft] = wait_for(lambda: store.all_incidents(), 60, what="today's incident")
+        [theft] = wait_for(lambda: all_incidents(store), 60, what="today's incident")
         assert theft["severity"] == "critical"
 
         # The morning batch: yesterday's readings of every meter, in which S03's cut line
         # drew power from the early hours on.
         yesterday = TheftNight(cfg, kafka_bootstrap, t0=today - 86400 + 4 * INTERVAL, thief_meter="M-0003")
         night.send("meter-readings", yesterday.meters(today - 86400, today - 2 * 3600))
-        old = wait_for(lambda: [i for i in store.all_incidents() if i["site_id"] == "S03"], 60,
+        old = wait_for(lambda: [i for i in all_incidents(store) if i["site_id"] == "S03"], 60,
                        what="yesterday's S03 theft fused")[0]
         assert old["updated_at"] < now - 20 * 3600
 
-        escalated = wait_for(lambda: store.incident(theft["id"])["escalated_at"], 30, what="today's escalation")
-        went_critical = store.incident(theft["id"])["draft"]["severity_at"]["critical"]
+        escalated = wait_for(lambda: store.incidents.get(theft["id"])["escalated_at"], 30, what="today's escalation")
+        went_critical = store.incidents.get(theft["id"])["draft"]["severity_at"]["critical"]
         assert 6 <= escalated - went_critical <= 6 + 10  # on time (housekeeping every second), not a day late
         # Yesterday's incident reached nobody yet either: it escalates on the wall clock too.
-        wait_for(lambda: store.incident(old["id"])["escalated_at"], 30, what="yesterday's incident escalated")
-        assert [i["state"] for i in store.all_incidents()] == ["new", "new"]
+        wait_for(lambda: store.incidents.get(old["id"])["escalated_at"], 30, what="yesterday's incident escalated")
+        assert [i["state"] for i in all_incidents(store)] == ["new", "new"]
     finally:
         worker.stop()
 

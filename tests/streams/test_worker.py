@@ -17,7 +17,7 @@ from streams.contract.partitioning import partition_for
 from streams.contract.records import DeadLetter, Incident
 from streams.kafka.producer import KafkaSink
 from streams.ops.local_broker import ensure_topics, topic_plan
-from tests.helpers import WorkerProcess, counter, isolated_config, wait_for
+from tests.helpers import WorkerProcess, all_incidents, count_signals, counter, isolated_config, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -315,8 +315,8 @@ def test_a_burst_of_signals_publishes_its_incident_once_per_batch(kafka_bootstra
     asyncio.run(produce(kafka_bootstrap, cfg.topic("signals"), burst))  # all waiting before the worker starts
     start()
     store = AlertStore(cfg.store_url)
-    wait_for(lambda: store.count_signals() == 40, 60, what="40 signals stored")
-    [incident] = store.all_incidents()
+    wait_for(lambda: count_signals(store) == 40, 60, what="40 signals stored")
+    [incident] = all_incidents(store)
     # Asking for one record more than there are signals reads everything there is, until the timeout.
     records = [decode(Incident, r.value) for r in asyncio.run(read_all(kafka_bootstrap, cfg.topic("alerts"), 41,
                                                                        timeout=5))]

@@ -46,7 +46,7 @@ async def in_store(fn, *args):
     return await app.loop.run_in_executor(_db, fn, *args)
 
 
-notifier = Notifier(channels_from_config(config.runtime.notify), in_store, store,
+notifier = Notifier(channels_from_config(config.runtime.notify), in_store, store.notifications,
                     config.runtime.notify.console_url, max_attempts=config.runtime.notify.max_attempts,
                     backoff_s=config.runtime.notify.backoff_s)
 
@@ -95,12 +95,12 @@ async def fusion_agent(stream):
         in_force = config_watch.thresholds
         rules, clock = in_force.at(decoded[-1][1].ts).fusion, in_force.clock
         try:
-            results = await in_store(store.apply_signals, [s.asdict() for _, s in decoded], rules, clock)
+            results = await in_store(store.incidents.apply_signals, [s.asdict() for _, s in decoded], rules, clock)
         except Exception:  # noqa: BLE001 - one bad signal spoils the batch: redo them one by one
             log.warning("a batch of signals failed to store; storing them one by one", exc_info=True)
             for event, signal in decoded:
                 async with refusing(event, SOURCE):
-                    incident, change = await in_store(store.apply_signal, signal.asdict(), rules, clock)
+                    incident, change = await in_store(store.incidents.apply_signal, signal.asdict(), rules, clock)
                     await after_store([(event, signal, incident, change)], rules, started)
             continue
         await after_store([(event, signal, *result) for (event, signal), result in zip(decoded, results)], rules,
@@ -116,10 +116,10 @@ def fusion_rules_at(ts: float) -> FusionRules:
 async def housekeeping():
     """Close quiet, untouched incidents; escalate high ones nobody acknowledged."""
     now = time.time()
-    for row in await in_store(store.close_quiet, now, fusion_rules_at):
+    for row in await in_store(store.incidents.close_quiet, now, fusion_rules_at):
         INCIDENT_CHANGES.labels(change="auto_closed").inc()
         await publish(row)
-    for row in await in_store(store.due_escalations, now, fusion_rules_at):
+    for row in await in_store(store.incidents.due_escalations, now, fusion_rules_at):
         INCIDENT_CHANGES.labels(change="escalated").inc()
         await publish(row)
         await notifier.notify(row, "escalated")

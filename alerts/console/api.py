@@ -1,6 +1,6 @@
 """The console's HTTP API: the ranked open list, an incident with its evidence, the actions
 a patrol takes on it, silences and the shaft ledger; the live feed of incident changes,
-evidence files, and the console page itself (alerts/console.py).
+evidence files, and the console page itself (alerts/console/static).
 
 Every request names a person: a bearer token from the operators in shaftwatch.yaml (each
 token read from the environment). Every action is written to the audit trail with that
@@ -20,13 +20,13 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from alerts.auth import bearer_holder
-from alerts.console import HEARTBEAT_S, PAGE_DIR, LiveFeed
+from alerts.console.live import HEARTBEAT_S, LiveFeed
 from alerts.lifecycle import LifecycleError
 from alerts.store import AlertStore, StoreError
 
 Publish = Callable[[dict], Awaitable[None]]
 EvidencePath = Callable[[str], Path | None]  # an evidence reference -> its file, if it is one
-API = web.AppKey("alerts_api", object)
+PAGE_DIR = Path(__file__).with_name("static")
 
 
 class ConsoleApi:
@@ -52,11 +52,11 @@ class ConsoleApi:
 
     async def list_incidents(self, request: web.Request) -> web.Response:
         self.person(request)
-        return web.json_response({"incidents": await self.call(self.store.open_incidents)})
+        return web.json_response({"incidents": await self.call(self.store.incidents.open_ranked)})
 
     async def get_incident(self, request: web.Request) -> web.Response:
         self.person(request)
-        incident = await self.call(self.store.incident, request.match_info["incident_id"])
+        incident = await self.call(self.store.incidents.get, request.match_info["incident_id"])
         if incident is None:
             return web.json_response({"error": "no such incident"}, status=404)
         return web.json_response(incident)
@@ -66,7 +66,7 @@ class ConsoleApi:
         body = await _json(request)
         action = request.match_info["action"]
         try:
-            incident = await self.call(self.store.transition, request.match_info["incident_id"], action, person,
+            incident = await self.call(self.store.incidents.transition, request.match_info["incident_id"], action, person,
                                        body.get("disposition"), body.get("note"))
         except StoreError as exc:
             return web.json_response({"error": str(exc)}, status=404)
@@ -77,7 +77,7 @@ class ConsoleApi:
 
     async def list_silences(self, request: web.Request) -> web.Response:
         self.person(request)
-        return web.json_response({"silences": await self.call(self.store.silences, time.time())})
+        return web.json_response({"silences": await self.call(self.store.silences.active, time.time())})
 
     async def add_silence(self, request: web.Request) -> web.Response:
         person = self.person(request)
@@ -85,7 +85,7 @@ class ConsoleApi:
         starts = float(body.get("starts_at") or time.time())
         ends = float(body["ends_at"]) if body.get("ends_at") else starts + float(body.get("duration_s") or 0)
         try:
-            silence_id = await self.call(self.store.add_silence, created_by=person, reason=str(body.get("reason", "")),
+            silence_id = await self.call(self.store.silences.add, created_by=person, reason=str(body.get("reason", "")),
                                          starts_at=starts, ends_at=ends, site_id=body.get("site_id"),
                                          source_kind=body.get("source_kind"), source_id=body.get("source_id"))
         except StoreError as exc:
@@ -127,7 +127,7 @@ class ConsoleApi:
     async def site(self, request: web.Request) -> web.Response:
         self.person(request)
         return web.json_response({"site_id": request.match_info["site_id"],
-                                  "history": await self.call(self.store.site_history, request.match_info["site_id"])})
+                                  "history": await self.call(self.store.ledger.history, request.match_info["site_id"])})
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
@@ -147,7 +147,6 @@ def operator_tokens(operators) -> dict[str, str]:
 
 
 def add_api_routes(app: web.Application, api: ConsoleApi) -> None:
-    app[API] = api
     app.router.add_get("/api/incidents", api.list_incidents)
     app.router.add_get("/api/incidents/{incident_id}", api.get_incident)
     app.router.add_post("/api/incidents/{incident_id}/{action}", api.act)

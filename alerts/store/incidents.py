@@ -1,128 +1,33 @@
-"""The alert store: incidents, their evidence, the audit trail, silences, notifications,
-and the shaft ledger. SQLAlchemy Core; SQLite file by default, PostgreSQL by URL; the
-schema is created and upgraded by the Alembic migrations in alerts/migrations.
+"""Incidents in the store: fusion of signals into incidents (a micro-batch to a
+transaction), the lifecycle a patrol works through, what the system does by itself
+(quiet-close, escalation), and reading them back.
 
-Every method is synchronous and short: workers and the server call them from an executor
-thread, never on the event loop. Writes are idempotent: a signal already stored (by its
-signal_id) changes nothing, so replaying ``signals`` after a crash duplicates nothing.
-
-Several processes write incidents (the fusion agent of each worker, the leader's
-housekeeping, the console's server). Each incident row carries a ``version``: a write
-applies only to the version it read, and a write that lost the race is redone on what
-the winner stored, so no evidence, lifecycle step or close is silently overwritten.
+Writes are idempotent: a signal already stored (by its signal_id) changes nothing, so
+replaying ``signals`` after a crash duplicates nothing. Several processes write incidents
+(the fusion agent of each worker, the leader's housekeeping, the console's server). Each
+incident row carries a ``version``: a write applies only to the version it read, and a
+write that lost the race is redone on what the winner stored, so no evidence, lifecycle
+step or close is silently overwritten.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from alerts.fusion import (
     AUTO_CLOSED, FusionRules, IncidentDraft, SiteContext, closes_quietly, escalation_due_at, fuse, rank_key,
 )
-from alerts.lifecycle import DISPOSITIONS, LifecycleError, check_transition
+from alerts.lifecycle import check_transition
+from alerts.store.schema import (
+    SYSTEM, StoreError, audit, incident_signals, incidents, silences, site_events, sites, write_audit,
+)
 from detectors.timeofday import LocalClock
 
-metadata = sa.MetaData()
-
-sites = sa.Table(
-    "sites", metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("township", sa.String(100), nullable=False),
-    sa.Column("lon", sa.Float, nullable=False),
-    sa.Column("lat", sa.Float, nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("sealed_on", sa.String(10)),
-    sa.Column("responsible", sa.String(200), nullable=False),
-)
-site_events = sa.Table(
-    "site_events", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("site_id", sa.String(32), sa.ForeignKey("sites.id"), nullable=False, index=True),
-    sa.Column("at", sa.Float, nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("note", sa.Text, nullable=False, server_default=""),
-    sa.Column("actor", sa.String(100), nullable=False),
-)
-incidents = sa.Table(
-    "incidents", metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("site_id", sa.String(32), nullable=False, index=True),
-    sa.Column("state", sa.String(16), nullable=False, index=True),
-    sa.Column("severity", sa.String(16), nullable=False),
-    sa.Column("score", sa.Float, nullable=False),
-    sa.Column("opened_at", sa.Float, nullable=False),
-    sa.Column("updated_at", sa.Float, nullable=False),
-    sa.Column("summary", sa.Text, nullable=False),
-    sa.Column("draft", sa.JSON, nullable=False),
-    sa.Column("disposition", sa.String(32)),
-    sa.Column("note", sa.Text),
-    sa.Column("silenced_by", sa.Integer),
-    sa.Column("escalated_at", sa.Float),
-    sa.Column("previous_incident_id", sa.String(40)),
-    sa.Column("written_at", sa.Float, nullable=False),
-    sa.Column("received_at", sa.Float),  # wall time its newest evidence was stored (set on every row)
-    sa.Column("version", sa.Integer, nullable=False, server_default="0"),  # optimistic concurrency
-)
-incident_signals = sa.Table(
-    "incident_signals", metadata,
-    sa.Column("signal_id", sa.String(40), primary_key=True),
-    sa.Column("incident_id", sa.String(40), sa.ForeignKey("incidents.id"), nullable=False, index=True),
-    sa.Column("source_kind", sa.String(16), nullable=False),
-    sa.Column("source_id", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(64), nullable=False),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("strength", sa.Float, nullable=False),
-    sa.Column("summary", sa.Text, nullable=False),
-    sa.Column("details", sa.JSON, nullable=False),
-    sa.Column("evidence", sa.JSON, nullable=False),
-)
-audit = sa.Table(
-    "audit", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("incident_id", sa.String(40), index=True),
-    sa.Column("at", sa.Float, nullable=False),
-    sa.Column("actor", sa.String(100), nullable=False),
-    sa.Column("action", sa.String(32), nullable=False),
-    sa.Column("detail", sa.JSON, nullable=False),
-)
-silences = sa.Table(
-    "silences", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("site_id", sa.String(32)),
-    sa.Column("source_kind", sa.String(16)),
-    sa.Column("source_id", sa.String(64)),
-    sa.Column("starts_at", sa.Float, nullable=False),
-    sa.Column("ends_at", sa.Float, nullable=False),
-    sa.Column("created_by", sa.String(100), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-)
-notifications = sa.Table(
-    "notifications", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("incident_id", sa.String(40), nullable=False, index=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("channel", sa.String(32), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("at", sa.Float, nullable=False),
-    sa.Column("response", sa.Text, nullable=False, server_default=""),
-    sa.UniqueConstraint("incident_id", "kind", "channel", name="uq_notification_once"),
-)
-
-SYSTEM = "system"
 RulesAt = Callable[[float], FusionRules]  # the fusion rules in force at a source time (day or night)
 ATTEMPTS = 5  # a write that lost a race with another process is redone this often
-
-
-class StoreError(Exception):
-    pass
 
 
 class IncidentChanged(Exception):
@@ -172,71 +77,9 @@ def _update_incident(c, row: dict, **values) -> dict:
     return {**row, **values}
 
 
-def _engine(url: str) -> sa.Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
-            # Several processes write (workers, the server): WAL lets readers go on while one writes.
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True)
-
-
-class AlertStore:
-    def __init__(self, url: str):
-        self.url = url
-        self.engine = _engine(url)
-
-    # ------------------------------------------------------------------ schema
-
-    def migrate(self) -> None:
-        """Create or upgrade the schema to the newest migration (idempotent)."""
-        from alembic import command
-        from alembic.config import Config
-
-        cfg = Config()
-        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with self.engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
-
-    def sync_ledger(self, ledger: list[dict[str, Any]]) -> None:
-        """Sites from configs/ into the ledger (insert new, update changed; history is kept)."""
-        with self.engine.begin() as c:
-            existing = {r.id: r for r in c.execute(sa.select(sites))}
-            for site in ledger:
-                row = existing.get(site["id"])
-                if row is None:
-                    c.execute(sites.insert().values(**site))
-                    c.execute(site_events.insert().values(site_id=site["id"], at=time.time(), kind="registered",
-                                                          note=f"status {site['status']}", actor=SYSTEM))
-                elif dict(row._mapping) != site:
-                    c.execute(sites.update().where(sites.c.id == site["id"]).values(**site))
-                    if row.status != site["status"]:
-                        c.execute(site_events.insert().values(
-                            site_id=site["id"], at=time.time(), kind="status_changed",
-                            note=f"{row.status} -> {site['status']}", actor=SYSTEM))
-
-    def add_site_event(self, site_id: str, kind: str, note: str, actor: str, at: float | None = None) -> None:
-        with self.engine.begin() as c:
-            c.execute(site_events.insert().values(site_id=site_id, at=at or time.time(), kind=kind, note=note,
-                                                  actor=actor))
-
-    def site_history(self, site_id: str) -> list[dict]:
-        with self.engine.connect() as c:
-            rows = c.execute(sa.select(site_events).where(site_events.c.site_id == site_id)
-                             .order_by(site_events.c.at))
-            return [dict(r._mapping) for r in rows]
-
-    # ------------------------------------------------------------------ fusion
+class Incidents:
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
 
     def apply_signal(self, signal: dict[str, Any], rules: FusionRules, clock: LocalClock) -> tuple[dict | None, str]:
         """Fuse one signal into its site's incident and store both, in one transaction.
@@ -278,7 +121,7 @@ class AlertStore:
                     values.update(disposition=disposition, note=note)
                 values["draft"] = dict(row["draft"], state=new_state, disposition=values.get("disposition"))
                 stored = _update_incident(c, row, **values)
-                self._audit(c, incident_id, actor, action, {"from": row["state"], "to": new_state,
+                write_audit(c, incident_id, actor, action, {"from": row["state"], "to": new_state,
                                                              "disposition": disposition, "note": note})
                 if action == "resolve" and disposition == "illegal_mining_confirmed":
                     c.execute(site_events.insert().values(site_id=row["site_id"], at=time.time(),
@@ -304,7 +147,7 @@ class AlertStore:
                     closed.append(_update_incident(
                         c, row, state="resolved", disposition=AUTO_CLOSED, note=note, written_at=time.time(),
                         draft=dict(row["draft"], state="resolved", disposition=AUTO_CLOSED)))
-                    self._audit(c, row["id"], SYSTEM, "resolve", {"from": "new", "to": "resolved",
+                    write_audit(c, row["id"], SYSTEM, "resolve", {"from": "new", "to": "resolved",
                                                                    "disposition": AUTO_CLOSED, "note": note})
             return closed
         return _retried(attempt)
@@ -324,76 +167,12 @@ class AlertStore:
                     if due is None or due > now:
                         continue
                     out.append(_update_incident(c, row, escalated_at=now))
-                    self._audit(c, row["id"], SYSTEM, "escalated", {
+                    write_audit(c, row["id"], SYSTEM, "escalated", {
                         "unacknowledged_for_s": round(now - due + rules.escalate_after_s), "severity": row["severity"]})
             return out
         return _retried(attempt)
 
-    # ------------------------------------------------------------------ silences
-
-    def add_silence(self, *, created_by: str, reason: str, starts_at: float, ends_at: float,
-                    site_id: str | None = None, source_kind: str | None = None, source_id: str | None = None) -> int:
-        if not (site_id or source_kind or source_id):
-            raise StoreError("a silence needs at least one matcher: site_id, source_kind or source_id")
-        if ends_at <= starts_at:
-            raise StoreError("a silence must end after it starts")
-        if not reason.strip() or not created_by.strip():
-            raise StoreError("a silence needs a reason and who set it")
-        with self.engine.begin() as c:
-            result = c.execute(silences.insert().values(
-                site_id=site_id, source_kind=source_kind, source_id=source_id, starts_at=starts_at, ends_at=ends_at,
-                created_by=created_by, reason=reason, created_at=time.time()))
-            silence_id = result.inserted_primary_key[0]
-            self._audit(c, None, created_by, "silence_added", {"silence_id": silence_id, "site_id": site_id,
-                                                              "source_kind": source_kind, "source_id": source_id,
-                                                              "reason": reason, "ends_at": ends_at})
-            return silence_id
-
-    def silences(self, now: float | None = None) -> list[dict]:
-        with self.engine.connect() as c:
-            query = sa.select(silences).order_by(silences.c.starts_at)
-            if now is not None:
-                query = query.where(silences.c.ends_at > now)
-            return [dict(r._mapping) for r in c.execute(query)]
-
-    # ------------------------------------------------------------------ notifications
-
-    def notification_done(self, incident_id: str, kind: str, channel: str) -> bool:
-        with self.engine.connect() as c:
-            return c.execute(sa.select(notifications.c.id).where(
-                notifications.c.incident_id == incident_id, notifications.c.kind == kind,
-                notifications.c.channel == channel, notifications.c.status == "sent")).first() is not None
-
-    def record_notification(self, incident_id: str, kind: str, channel: str, status: str, attempts: int,
-                            response: str) -> None:
-        with self.engine.begin() as c:
-            existing = c.execute(sa.select(notifications.c.id).where(
-                notifications.c.incident_id == incident_id, notifications.c.kind == kind,
-                notifications.c.channel == channel)).first()
-            values = dict(status=status, attempts=attempts, at=time.time(), response=response[:2000])
-            if existing:
-                c.execute(notifications.update().where(notifications.c.id == existing.id).values(**values))
-            else:
-                c.execute(notifications.insert().values(incident_id=incident_id, kind=kind, channel=channel, **values))
-            self._audit(c, incident_id, SYSTEM, f"notify_{status}", {"kind": kind, "channel": channel,
-                                                                     "attempts": attempts})
-
-    def notifications_for(self, incident_id: str) -> list[dict]:
-        with self.engine.connect() as c:
-            return [dict(r._mapping) for r in c.execute(sa.select(notifications).where(
-                notifications.c.incident_id == incident_id))]
-
-    # ------------------------------------------------------------------ reading
-
-    def _audit(self, c, incident_id: str | None, actor: str, action: str, detail: dict) -> None:
-        c.execute(audit.insert().values(incident_id=incident_id, at=time.time(), actor=actor, action=action,
-                                        detail=detail))
-
-    def _incident(self, c, incident_id: str) -> dict:
-        row = c.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
-        return dict(row._mapping)
-
-    def incident(self, incident_id: str) -> dict | None:
+    def get(self, incident_id: str) -> dict | None:
         """One incident with its evidence, audit trail and the silence that holds it, if any."""
         with self.engine.connect() as c:
             row = c.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
@@ -410,19 +189,11 @@ class AlertStore:
                 out["silence"] = dict(s._mapping) if s else None
             return out
 
-    def open_incidents(self) -> list[dict]:
+    def open_ranked(self) -> list[dict]:
         """Not resolved, ranked: score first, then age."""
         with self.engine.connect() as c:
             rows = [dict(r._mapping) for r in c.execute(sa.select(incidents).where(incidents.c.state != "resolved"))]
         return sorted(rows, key=rank_key)
-
-    def all_incidents(self) -> list[dict]:
-        with self.engine.connect() as c:
-            return [dict(r._mapping) for r in c.execute(sa.select(incidents).order_by(incidents.c.opened_at))]
-
-    def count_signals(self) -> int:
-        with self.engine.connect() as c:
-            return c.execute(sa.select(sa.func.count()).select_from(incident_signals)).scalar_one()
 
 
 class _FusionBatch:
@@ -533,6 +304,3 @@ class _FusionBatch:
 
 
 _NEW_INCIDENT = {column.name: None for column in incidents.c}
-
-
-__all__ = ["AlertStore", "StoreError", "LifecycleError", "DISPOSITIONS"]

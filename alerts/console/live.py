@@ -1,23 +1,11 @@
-"""The alert console: one page for the patrol team, and the live feed that pushes every
-incident change to the pages that are open.
-
-The page (``alerts/console/``: plain HTML, CSS and JavaScript, no build step) asks once
-for the operator's token, then shows the ranked open list and, for the incident picked,
-its evidence (camera snapshots, the power and fence signals), its audit trail and the
-actions allowed in its state. It reads the console API (alerts/api.py) and keeps one
-streaming request open on ``/api/live``: the server reads the ``alerts`` topic
-(streams/server.py) and hands each incident change to ``LiveFeed``, which writes it to
-every open page as one JSON line; the page then reloads the list from the store.
-"""
+"""The live feed of incident changes to the open console pages (``GET /api/live``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from pathlib import Path
 from typing import Any, Iterator
 
-PAGE_DIR = Path(__file__).with_name("console")
 HEARTBEAT_S = 15.0  # an idle line every so often, so a dead connection is noticed
 
 

@@ -1,0 +1,54 @@
+"""The alert store: SQLAlchemy Core, a SQLite file by default, PostgreSQL by URL; the
+schema is created and upgraded by the Alembic migrations in alerts/migrations.
+
+One module per concept, each a small class on the same engine:
+
+- ``incidents`` — fusion of signals into incidents, the lifecycle, quiet-close and
+  escalation, reading incidents back;
+- ``silences`` — time-boxed matchers with who set them and why;
+- ``notification_log`` — what was delivered to which channel, so it is never sent twice;
+- ``ledger`` — the shaft ledger (sites) and each site's history;
+- ``schema`` — the tables, the engine, the audit trail.
+
+Every method is synchronous and short: workers and the server call them from an executor
+thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alerts.store.incidents import Incidents, published
+from alerts.store.ledger import Ledger
+from alerts.store.notification_log import NotificationLog
+from alerts.store.schema import StoreError, create_engine
+from alerts.store.silences import Silences
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+
+
+class AlertStore:
+    """The store's parts on one database: ``incidents``, ``silences``, ``notifications``
+    and ``ledger``."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url)
+        self.incidents = Incidents(self.engine)
+        self.silences = Silences(self.engine)
+        self.notifications = NotificationLog(self.engine)
+        self.ledger = Ledger(self.engine)
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest migration (idempotent)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+
+
+__all__ = ["AlertStore", "StoreError", "published"]

@@ -1,0 +1,130 @@
+"""The alert store's tables (SQLAlchemy Core), the engine for a URL, and the audit row
+every change writes. The schema itself is created and upgraded by the Alembic
+migrations in alerts/migrations; these definitions must match them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+metadata = sa.MetaData()
+
+sites = sa.Table(
+    "sites", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("township", sa.String(100), nullable=False),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("sealed_on", sa.String(10)),
+    sa.Column("responsible", sa.String(200), nullable=False),
+)
+site_events = sa.Table(
+    "site_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("site_id", sa.String(32), sa.ForeignKey("sites.id"), nullable=False, index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("actor", sa.String(100), nullable=False),
+)
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("site_id", sa.String(32), nullable=False, index=True),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("opened_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("draft", sa.JSON, nullable=False),
+    sa.Column("disposition", sa.String(32)),
+    sa.Column("note", sa.Text),
+    sa.Column("silenced_by", sa.Integer),
+    sa.Column("escalated_at", sa.Float),
+    sa.Column("previous_incident_id", sa.String(40)),
+    sa.Column("written_at", sa.Float, nullable=False),
+    sa.Column("received_at", sa.Float),  # wall time its newest evidence was stored (set on every row)
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),  # optimistic concurrency
+)
+incident_signals = sa.Table(
+    "incident_signals", metadata,
+    sa.Column("signal_id", sa.String(40), primary_key=True),
+    sa.Column("incident_id", sa.String(40), sa.ForeignKey("incidents.id"), nullable=False, index=True),
+    sa.Column("source_kind", sa.String(16), nullable=False),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("strength", sa.Float, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),
+)
+audit = sa.Table(
+    "audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(40), index=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),
+)
+silences = sa.Table(
+    "silences", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("site_id", sa.String(32)),
+    sa.Column("source_kind", sa.String(16)),
+    sa.Column("source_id", sa.String(64)),
+    sa.Column("starts_at", sa.Float, nullable=False),
+    sa.Column("ends_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+notifications = sa.Table(
+    "notifications", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(40), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("response", sa.Text, nullable=False, server_default=""),
+    sa.UniqueConstraint("incident_id", "kind", "channel", name="uq_notification_once"),
+)
+
+SYSTEM = "system"  # the actor of what the system does by itself
+
+
+class StoreError(Exception):
+    """A request the store refuses (unknown incident, a silence without a matcher, ...)."""
+
+
+def create_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+            # Several processes write (workers, the server): WAL lets readers go on while one writes.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def write_audit(c, incident_id: str | None, actor: str, action: str, detail: dict) -> None:
+    """One line of the audit trail: who did what to which incident (or to the system), when."""
+    c.execute(audit.insert().values(incident_id=incident_id, at=time.time(), actor=actor, action=action,
+                                    detail=detail))
