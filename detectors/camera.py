@@ -112,7 +112,7 @@ class VisionPipeline:
         """-> findings, (index, reason) of frames that could not be used, timings."""
         stats = BatchStats(frames=len(frames))
         errors: list[tuple[int, str]] = []
-        selected: list[tuple[FrameIn, list[Box]]] = []
+        selected: list[tuple[int, FrameIn, list[Box]]] = []  # index in the batch, frame, regions
         t = time.perf_counter()
         for i, frame in enumerate(frames):
             if frame.camera_id not in self.cameras:
@@ -126,7 +126,7 @@ class VisionPipeline:
             tracked = [tuple(int(v) for v in tr.box) for tr in self.trackers[frame.camera_id].tracks.values()
                        if frame.captured_at - tr.last_ts <= self.rules.tracker.max_gap_s]
             if result.motion or tracked:
-                selected.append((frame, result.regions + tracked))
+                selected.append((i, frame, result.regions + tracked))
         stats.gate_ms = (time.perf_counter() - t) * 1000
         stats.gated = len(selected)
         if not selected or self.detector is None:
@@ -134,10 +134,10 @@ class VisionPipeline:
 
         t = time.perf_counter()
         images, regions, usable = [], [], []
-        for frame, frame_regions in selected:
+        for i, frame, frame_regions in selected:
             image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
             if image is None:
-                errors.append((frames.index(frame), "corrupt frame: full decode failed"))
+                errors.append((i, "corrupt frame: full decode failed"))
                 continue
             images.append(image)
             regions.append(frame_regions)

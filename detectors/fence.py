@@ -130,7 +130,7 @@ class ZoneIndex:
 
 
 @dataclass
-class Finding:
+class FenceFinding:
     kind: str  # zone_entry, watchlist_hit, frequent_visitor, crew_in_zone
     zone_id: str
     ts: float
@@ -180,12 +180,12 @@ def _strength(base: float, night: bool, kind: str, rules: FenceRules) -> float:
 
 
 def _day(ts: float, clock: LocalClock) -> int:
-    return int((ts + clock.timezone_offset_h * 3600) // 86400)
+    return clock.day_number(ts)
 
 
 def observe_ping(state: State, ping: Ping, zones_hit: list[str], index: ZoneIndex, rules: FenceRules,
-                 clock: LocalClock, watchlist: frozenset[str] = frozenset()) -> tuple[list[Finding], list[PresenceEvent]]:
-    findings: list[Finding] = []
+                 clock: LocalClock, watchlist: frozenset[str] = frozenset()) -> tuple[list[FenceFinding], list[PresenceEvent]]:
+    findings: list[FenceFinding] = []
     events: list[PresenceEvent] = []
     visits: dict[str, dict] = state["visits"]
     state["kind"] = ping.device_kind
@@ -232,17 +232,17 @@ def observe_ping(state: State, ping: Ping, zones_hit: list[str], index: ZoneInde
 
 
 def _on_counted_visit(state, ping: Ping, zone_id: str, visit: dict, night: bool, rules: FenceRules,
-                      clock: LocalClock, watchlist: frozenset[str]) -> list[Finding]:
+                      clock: LocalClock, watchlist: frozenset[str]) -> list[FenceFinding]:
     out = []
     dwell_min = (visit["last"] - visit["first"]) / 60
     who = "a vehicle terminal" if ping.device_kind == "vehicle_terminal" else "a phone"
     when = "at night" if night else "by day"
-    out.append(Finding("zone_entry", zone_id, ping.ts, _strength(rules.base_strength, night, ping.device_kind, rules),
+    out.append(FenceFinding("zone_entry", zone_id, ping.ts, _strength(rules.base_strength, night, ping.device_kind, rules),
                        f"{who} entered forbidden zone {zone_id} {when} and stayed {dwell_min:.0f} min",
                        [ping.device_pid], visit["first"], {"night": night, "dwell_s": visit["last"] - visit["first"],
                                                            "device_kind": ping.device_kind}))
     if ping.device_pid in watchlist:
-        out.append(Finding("watchlist_hit", zone_id, ping.ts, rules.watchlist_strength,
+        out.append(FenceFinding("watchlist_hit", zone_id, ping.ts, rules.watchlist_strength,
                            f"a watchlisted {'vehicle' if ping.device_kind == 'vehicle_terminal' else 'person'} "
                            f"is in forbidden zone {zone_id} {when}", [ping.device_pid], visit["first"],
                            {"night": night, "device_kind": ping.device_kind}))
@@ -252,7 +252,7 @@ def _on_counted_visit(state, ping: Ping, zone_id: str, visit: dict, night: bool,
         days.append(today)
         days[:] = [d for d in days if d > today - rules.visitor_window_days]
         if len(days) >= rules.visitor_min_days:
-            out.append(Finding("frequent_visitor", zone_id, ping.ts,
+            out.append(FenceFinding("frequent_visitor", zone_id, ping.ts,
                                _strength(0.3 + 0.1 * (len(days) - rules.visitor_min_days), night, ping.device_kind, rules),
                                f"{who} came into zone {zone_id} on {len(days)} days in the last "
                                f"{rules.visitor_window_days} days", [ping.device_pid], min(days) * 86400.0,
@@ -260,7 +260,7 @@ def _on_counted_visit(state, ping: Ping, zone_id: str, visit: dict, night: bool,
     return out
 
 
-def observe_presence(state: State, event: PresenceEvent, rules: FenceRules, clock: LocalClock) -> list[Finding]:
+def observe_presence(state: State, event: PresenceEvent, rules: FenceRules, clock: LocalClock) -> list[FenceFinding]:
     """Who is in a zone now; a crew when enough distinct devices are present at once."""
     present: dict[str, dict] = state["present"]
     if event.left:
@@ -288,7 +288,7 @@ def observe_presence(state: State, event: PresenceEvent, rules: FenceRules, cloc
     positions = [v["pos"] for v in present.values() if v.get("pos")]
     centre = [sum(p[0] for p in positions) / len(positions), sum(p[1] for p in positions) / len(positions)] \
         if positions else None
-    return [Finding("crew_in_zone", event.zone_id, event.ts, round(strength, 3),
+    return [FenceFinding("crew_in_zone", event.zone_id, event.ts, round(strength, 3),
                     f"{n} devices together in forbidden zone {event.zone_id} {'at night' if night else 'by day'}"
                     f" ({vehicles} vehicle terminal(s)); the first came {longest:.0f} min ago",
                     sorted(present), start, {"devices": n, "vehicles": vehicles, "night": night, "centre": centre})]

@@ -7,7 +7,7 @@ that is JSON-serializable, so a Faust table can hold it and recover it from a ch
     state = new_state()
     findings = observe(spec, rules, state, ts, power_kw, energy_kwh, register_kwh)
 
-Each ``Finding`` says what was expected, what was seen and why it is unexplained, in
+Each ``PowerFinding`` says what was expected, what was seen and why it is unexplained, in
 words a patrol member can read. The rules:
 
 - ``reconnection``: a line the utility cut (expected zero) draws above the noise floor;
@@ -84,7 +84,7 @@ class MeterSpec:
 
 
 @dataclass
-class Finding:
+class PowerFinding:
     kind: str
     meter_id: str
     site_id: str
@@ -204,7 +204,7 @@ def _kw(power_kw: float | None, energy_kwh: float | None, interval_s: int) -> fl
 
 def observe(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, ts: float,
             power_kw: float | None = None, energy_kwh: float | None = None,
-            register_kwh: float | None = None) -> list[Finding] | None:
+            register_kwh: float | None = None) -> list[PowerFinding] | None:
     """Take one reading into the state; return what it makes unexplained (often nothing).
 
     Returns None when the reading was not used: the same interval again (a re-sent batch:
@@ -219,7 +219,7 @@ def observe(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State,
     if not _first_time(state, ts, spec.interval_s, max(16, int(rules.late_limit_s // spec.interval_s) + 2)):
         return None
     kw = _kw(power_kw, energy_kwh, spec.interval_s)
-    findings: list[Finding] = []
+    findings: list[PowerFinding] = []
     expected = baseline(state, ts, rules, clock)
 
     if last is None or ts > last:
@@ -236,15 +236,15 @@ def observe(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State,
 
 
 def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, ts: float, kw: float,
-                    expected: tuple[float, float] | None) -> list[Finding]:
-    out: list[Finding] = []
+                    expected: tuple[float, float] | None) -> list[PowerFinding]:
+    out: list[PowerFinding] = []
     local = clock.local(ts)
     hour, month = local.tm_hour, local.tm_mon
     night = clock.is_night(ts)
     interval = spec.interval_s
 
     def finding(kind: str, run: dict, strength: float, expected_words: str, seen: str, why: str, **details):
-        out.append(Finding(kind, spec.meter_id, spec.site_id, ts, round(min(1.0, max(0.0, strength)), 3),
+        out.append(PowerFinding(kind, spec.meter_id, spec.site_id, ts, round(min(1.0, max(0.0, strength)), 3),
                            expected_words, seen, why, run["start"],
                            {"kw": kw, "intervals": run["count"], **details}))
 
@@ -304,9 +304,9 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
 
 def _register_rules(spec: MeterSpec, rules: PowerRules, state: State, ts: float, kw: float,
                     energy_kwh: float | None, register_kwh: float | None,
-                    expected: tuple[float, float] | None) -> list[Finding]:
+                    expected: tuple[float, float] | None) -> list[PowerFinding]:
     """Zero then jump: energy shows up on the register that the readings never reported."""
-    out: list[Finding] = []
+    out: list[PowerFinding] = []
     should_draw = expected is not None and expected[0] > rules.noise_floor_kw * 2
     reported = energy_kwh if energy_kwh is not None else kw * spec.interval_s / 3600
     was_zero = state["runs"].get("zeros_while_live")
@@ -330,7 +330,7 @@ def _register_rules(spec: MeterSpec, rules: PowerRules, state: State, ts: float,
             counted = register_kwh - was_zero["register_before"]
             unreported = counted - was_zero["reported_kwh"] - reported
             if unreported > max(1.0, 0.1 * spec.rated_kw * spec.interval_s / 3600):
-                out.append(Finding(
+                out.append(PowerFinding(
                     "register_jump_after_zeros", spec.meter_id, spec.site_id, ts, 0.7,
                     "the register to move only by the energy reported",
                     f"{unreported:.1f} kWh more after {was_zero['count']} zero readings",
@@ -349,7 +349,7 @@ def feed_time(states: list[State]) -> float | None:
     return statistics.median(newest) if newest else None
 
 
-def check_silence(spec: MeterSpec, rules: PowerRules, state: State, now: float) -> Finding | None:
+def check_silence(spec: MeterSpec, rules: PowerRules, state: State, now: float) -> PowerFinding | None:
     """Called by a timer with the source time the meter's feed has reached (``feed_time``):
     a live meter that stopped reporting, once per silence."""
     last = state.get("last_ts")
@@ -360,7 +360,7 @@ def check_silence(spec: MeterSpec, rules: PowerRules, state: State, now: float) 
     state["silent_since"] = last
     missing = int((now - last) // spec.interval_s)
     # Stamped at the moment silence began to count, so the same silence is the same finding.
-    return Finding("meter_silent", spec.meter_id, spec.site_id, last + rules.silence_intervals * spec.interval_s, 0.35,
+    return PowerFinding("meter_silent", spec.meter_id, spec.site_id, last + rules.silence_intervals * spec.interval_s, 0.35,
                    f"a reading every {spec.interval_s // 60} minutes", f"nothing for {missing} intervals",
                    f"Meter {spec.meter_id} was live and went silent: a fault, or tampering.", last,
                    {"last_ts": last})

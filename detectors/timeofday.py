@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import time
 from dataclasses import dataclass
 
@@ -17,6 +18,23 @@ class LocalClock:
 
     def hour(self, ts: float) -> int:
         return self.local(ts).tm_hour
+
+    def hour_of_day(self, ts: float) -> float:
+        """Local time of day in hours, with the fraction (01:30 is 1.5)."""
+        return ((ts + self.timezone_offset_h * 3600) % 86400) / 3600
+
+    def day_number(self, ts: float) -> int:
+        """The local calendar day, as a count of days: equal for two times of the same local day."""
+        return int((ts + self.timezone_offset_h * 3600) // 86400)
+
+    def epoch(self, year: int, month: int, day: int, hour: float = 0.0) -> float:
+        """UTC epoch seconds of a local date and hour."""
+        return calendar.timegm((year, month, day, 0, 0, 0)) + (hour - self.timezone_offset_h) * 3600
+
+    def last(self, local_hour: float, before: float) -> float:
+        """The latest time, not after ``before``, whose local time of day is ``local_hour``."""
+        shift = local_hour * 3600 - (before + self.timezone_offset_h * 3600) % 86400
+        return before + shift - (86400 if shift > 0 else 0)
 
     def is_night(self, ts: float) -> bool:
         hour = self.hour(ts)

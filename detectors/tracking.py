@@ -37,7 +37,7 @@ class ZoneSpec:
     name: str
     polygon: list[Point]  # normalized
     objects: tuple[str, ...]
-    min_frames: int = 2
+    min_frames: int = 3  # consecutive frames in the zone before a track counts (Frigate's inertia)
     loiter_s: float = 0.0
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from streams.config import LocalBrokerSettings
-from streams.ops.local_broker import LocalKafkaBroker, free_port
+from streams.ops.local_broker import LocalKafkaBroker
+from tests.helpers import free_port
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import shutil
-import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,10 +15,25 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from aiokafka import AIOKafkaConsumer
 
-from streams.ops.local_broker import free_port
+from detectors.timeofday import LocalClock
+from streams.kafka.producer import KafkaSink
+from streams.ops.processes import stop_process
 
 REPO = Path(__file__).resolve().parent.parent
+# Made by others, beside the checkout (../shared): the offline detector and real footage.
+SHARED = REPO.parent / "shared"
+MODEL = SHARED / "models" / "nanodet-m-coco-416.onnx"
+PEOPLE = SHARED / "data" / "intel_sample_videos" / "one-by-one-person-detection.mp4"
+CARS = SHARED / "data" / "intel_sample_videos" / "car-detection.mp4"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def make_config_dir(target: Path, **runtime_overrides) -> Path:
@@ -156,11 +171,63 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        return stop_process(self.proc, timeout) if self.proc is not None else 0
+
+
+# --------------------------------------------------------------------------- Kafka
+
+
+def meter_reading(meter_id: str, ts: float, kwh: float = 1.0) -> bytes:
+    return json.dumps({"v": 1, "source_id": "utility-test", "meter_id": meter_id, "ts": ts,
+                       "energy_kwh": kwh}).encode()
+
+
+async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list | None]]) -> None:
+    async with KafkaSink(bootstrap, "test") as sink:
+        for key, value, headers in records:
+            await sink.send(topic, key, value, headers=headers)
+
+
+async def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 30.0) -> list:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    out = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(out) < expect and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                out += records
+    finally:
+        await consumer.stop()
+    return out
+
+
+# --------------------------------------------------------------------------- data
+
+
+def jpegs(path: Path, indexes: list[int]) -> list[bytes]:
+    """Frames of a video, by index, as JPEG bytes."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    out = []
+    for i in indexes:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, i)
+        ok, frame = cap.read()
+        assert ok, i
+        out.append(cv2.imencode(".jpg", frame)[1].tobytes())
+    return out
+
+
+def night_ts() -> float:
+    """02:00 local time (UTC+8) on the last night, interval-aligned."""
+    t = LocalClock().last(2.0, time.time())
+    return t - 86400 if t > time.time() - 3 * 3600 else t
+
+
+def without_cameras(config_dir: Path) -> Path:
+    """A worker for meters, fences or signals only: with no camera configured the vision
+    agent does not load the object detector, whose seconds of start-up CPU would
+    otherwise be counted against the agent being measured."""
+    (config_dir / "cameras.yaml").write_text("cameras: []\n")
+    return config_dir

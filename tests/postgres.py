@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.ops.local_broker import free_port
+from tests.helpers import free_port
 
 
 def _binary(name: str) -> str | None:

@@ -6,7 +6,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from detectors.objects import LABELS
+from detectors.tracking import ZoneSpec
 from streams.config.base import Section, unique_ids
+
+Label = Literal[LABELS]  # what the detector reports
 
 Point = tuple[float, float]
 
@@ -25,11 +29,9 @@ class Zone(Section):
 
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     polygon: list[Point]
-    objects: list[Literal["person", "car", "truck", "bus", "motorcycle", "bicycle"]] = [
-        "person", "car", "truck", "bus", "motorcycle", "bicycle",
-    ]
-    min_frames: int = Field(3, ge=1)
-    loiter_s: float = Field(0.0, ge=0)
+    objects: list[Label] = list(LABELS)
+    min_frames: int = Field(ZoneSpec.min_frames, ge=1)
+    loiter_s: float = Field(ZoneSpec.loiter_s, ge=0)
 
     @field_validator("polygon")
     @classmethod

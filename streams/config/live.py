@@ -1,6 +1,6 @@
 """Changed configs, picked up by a running worker without a restart.
 
-The worker looks at configs/ every ``runtime.config_reload_s`` seconds (streams.timers).
+The worker looks at configs/ every ``runtime.config_reload_s`` seconds (streams.worker.timers).
 A change is loaded and validated whole, as at start; a config with a problem is refused
 (logged with file, line and key, counted, shown on /health) and the running one stays in
 force: a bad edit never takes down good detection. A valid ``thresholds.yaml`` is applied
@@ -21,7 +21,7 @@ from streams.config import SECTION_FILES, ConfigError, ShaftWatchConfig, Thresho
 from streams.logs import ids
 
 log = logging.getLogger("shaftwatch.config")
-RELOADS = Counter("shaftwatch_config_reloads_total", "Config changes seen by a running worker", ["result"])
+CONFIG_RELOADS_TOTAL = Counter("shaftwatch_config_reloads_total", "Config changes seen by a running worker", ["result"])
 
 
 def _signature(directory: Path) -> tuple:
@@ -71,7 +71,7 @@ class ConfigWatch:
             new = load_config(self.directory)
         except ConfigError as exc:
             self.refused = [str(p) for p in exc.problems]
-            RELOADS.labels(result="refused").inc()
+            CONFIG_RELOADS_TOTAL.labels(result="refused").inc()
             log.error("config change refused; the running config stays in force",
                       extra=ids(problems=self.refused))
             return "refused"
@@ -84,13 +84,13 @@ class ConfigWatch:
         # Compared with what runs, which keeps its other files: a change waits until a restart.
         self.restart_needed = [SECTION_FILES[name][0] for name in changed if name != "thresholds"]
         if self.restart_needed:
-            RELOADS.labels(result="restart_needed").inc()
+            CONFIG_RELOADS_TOTAL.labels(result="restart_needed").inc()
             log.warning("config files changed that apply only after a restart",
                         extra=ids(files=self.restart_needed))
             return "restart_needed"
         if not changed:
             return None  # saved again, same content
-        RELOADS.labels(result="applied").inc()
+        CONFIG_RELOADS_TOTAL.labels(result="applied").inc()
         return "applied"
 
     def status(self) -> dict:

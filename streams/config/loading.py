@@ -63,7 +63,7 @@ class ShaftWatchConfig(Section):
         return os.environ.get("KAFKA_BOOTSTRAP") or self.runtime.kafka.bootstrap
 
     def topic(self, name: str) -> str:
-        """The name of a design topic (streams.records) on this cluster."""
+        """The name of a design topic (streams.contract.topics) on this cluster."""
         return self.runtime.app.topics.prefix + name
 
     @property

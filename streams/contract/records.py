@@ -96,7 +96,7 @@ class MeterReading(Contract):
 class MeterReadingBatch(Contract):
     """Many readings in one message, for throughput. Each item is a MeterReading without
     ``v`` and ``source_id`` (the batch's apply). Producers put only meters of one partition
-    in a batch (streams.ingest does), so per-meter state stays on its partition."""
+    in a batch (streams.edge.ingest does), so per-meter state stays on its partition."""
 
     v: int
     source_id: str
@@ -136,7 +136,7 @@ class FencePing(Contract):
 
 class FencePingBatch(Contract):
     """Many pings in one message. Each item is a FencePing without ``v`` and ``source_id``;
-    producers put only devices of one partition in a batch (streams.ingest does)."""
+    producers put only devices of one partition in a batch (streams.edge.ingest does)."""
 
     v: int
     source_id: str

@@ -27,8 +27,8 @@ from streams.logs import ids
 
 log = logging.getLogger("shaftwatch.camera_gateway")
 
-RECONNECTS = Counter("shaftwatch_camera_reconnects_total", "Times a camera stream was reopened", ["camera_id"])
-FRAMES_SKIPPED = Counter("shaftwatch_camera_frames_skipped_total",
+CAMERA_RECONNECTS_TOTAL = Counter("shaftwatch_camera_reconnects_total", "Times a camera stream was reopened", ["camera_id"])
+CAMERA_FRAMES_SKIPPED_TOTAL = Counter("shaftwatch_camera_frames_skipped_total",
                          "Frames not sent because the previous ones were still in flight", ["camera_id"])
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -126,7 +126,7 @@ class CameraStream:
             try:
                 return await asyncio.to_thread(self.open_source)
             except OSError as exc:
-                RECONNECTS.labels(camera_id=self.camera.id).inc()
+                CAMERA_RECONNECTS_TOTAL.labels(camera_id=self.camera.id).inc()
                 log.warning("camera source unavailable", extra=ids(camera_id=self.camera.id, error=str(exc),
                                                                     retry_in_s=backoff))
                 try:
@@ -146,14 +146,14 @@ class CameraStream:
             frame = await asyncio.to_thread(reader.read)
             if frame is None:
                 reader.close()
-                RECONNECTS.labels(camera_id=cam.id).inc()
+                CAMERA_RECONNECTS_TOTAL.labels(camera_id=cam.id).inc()
                 log.warning("camera stream lost; reopening", extra=ids(camera_id=cam.id))
                 reader = await self._open(stop)
                 continue
             captured_at = self.clock()
             in_flight = [f for f in in_flight if not f.done()]
             if len(in_flight) >= MAX_IN_FLIGHT:
-                FRAMES_SKIPPED.labels(camera_id=cam.id).inc()
+                CAMERA_FRAMES_SKIPPED_TOTAL.labels(camera_id=cam.id).inc()
             else:
                 jpeg = await asyncio.to_thread(encode_jpeg, frame, cam.width, cam.height, cam.jpeg_quality)
                 self.seq += 1

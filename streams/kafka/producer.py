@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
 
 from streams.logs import ids
-from streams.metrics import PRODUCE_ERRORS, PRODUCER_RENEWALS, RECORDS_PRODUCED
+from streams.metrics import PRODUCE_ERRORS_TOTAL, PRODUCER_RENEWALS_TOTAL, RECORDS_PRODUCED_TOTAL
 
 log = logging.getLogger("shaftwatch.producer")
 
@@ -50,7 +50,7 @@ class KafkaSink:
         self._finished = False
         with contextlib.suppress(Exception):
             await old.stop()
-        PRODUCER_RENEWALS.labels(producer=self.name).inc()
+        PRODUCER_RENEWALS_TOTAL.labels(producer=self.name).inc()
         log.warning("producer replaced after a fatal error", extra=ids(producer=self.name))
 
     async def stop(self) -> None:
@@ -74,22 +74,22 @@ class KafkaSink:
                                                partition=partition)
             if wait:
                 metadata = await future
-                RECORDS_PRODUCED.labels(topic=topic, producer=self.name).inc()
+                RECORDS_PRODUCED_TOTAL.labels(topic=topic, producer=self.name).inc()
                 return metadata
             future.add_done_callback(lambda f: self._count(topic, f))
             return future
         except Exception as exc:
             self._finished = self._finished or isinstance(exc, FATAL)
-            PRODUCE_ERRORS.labels(topic=topic, producer=self.name).inc()
+            PRODUCE_ERRORS_TOTAL.labels(topic=topic, producer=self.name).inc()
             raise
 
     def _count(self, topic: str, future) -> None:
         if future.cancelled() or future.exception() is not None:
             self._finished = self._finished or isinstance(future.exception(), FATAL)
-            PRODUCE_ERRORS.labels(topic=topic, producer=self.name).inc()
+            PRODUCE_ERRORS_TOTAL.labels(topic=topic, producer=self.name).inc()
             log.error("produce failed", extra=ids(topic=topic, producer=self.name))
         else:
-            RECORDS_PRODUCED.labels(topic=topic, producer=self.name).inc()
+            RECORDS_PRODUCED_TOTAL.labels(topic=topic, producer=self.name).inc()
 
     async def partitions_for(self, topic: str) -> set[int]:
         return await self._producer.partitions_for(topic)

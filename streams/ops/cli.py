@@ -2,7 +2,7 @@
 
     shaftwatch run                 everything on one machine (local broker, worker, server, demo feeds)
     shaftwatch worker              one Faust worker (add more to share the partitions)
-    shaftwatch server              the HTTP server: health, metrics (console and ingest APIs later)
+    shaftwatch server              the HTTP server: health, metrics, ingest APIs, alert console
     shaftwatch broker              only the local Kafka broker, in the foreground
     shaftwatch topics              create the topics on the configured cluster
     shaftwatch gateway             camera gateway: configured cameras -> frames
@@ -20,13 +20,13 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
 
 from streams.config import ConfigError, config_dir_from_env, config_json_schema, load_config
 from streams.logs import setup_logging
+from streams.ops.processes import stop_on_signals
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 
@@ -101,7 +101,7 @@ def cmd_server(args) -> int:
 def cmd_topics(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
-    from streams.ops.local_broker import ensure_topics, topic_plan
+    from streams.kafka.admin import ensure_topics, topic_plan
 
     created = asyncio.run(ensure_topics(cfg.bootstrap_servers, topic_plan(cfg)))
     print(f"created: {', '.join(created) or 'none (all exist)'}")
@@ -111,14 +111,14 @@ def cmd_topics(args) -> int:
 def cmd_broker(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
-    from streams.ops.local_broker import LocalKafkaBroker, ensure_topics, fetch_jars, topic_plan
+    from streams.kafka.admin import ensure_topics, topic_plan
+    from streams.ops.local_broker import LocalKafkaBroker, fetch_jars
 
     if args.fetch_only:
         print(f"Kafka jars in {fetch_jars(cfg.runtime.kafka.local)}")
         return 0
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop_on_signals(stop)
     with LocalKafkaBroker(cfg.runtime.kafka.local, cfg.data_dir / "kafka") as broker:
         asyncio.run(ensure_topics(broker.bootstrap, topic_plan(cfg)))
         print(f"Kafka is up on {broker.bootstrap}; Ctrl-C stops it", flush=True)
@@ -171,9 +171,7 @@ def cmd_gateway(args) -> int:
 
     async def main() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(stop)
         await run_gateway(streams, cfg.bootstrap_servers, stop)
 
     asyncio.run(_with_ops("camera-gateway", cfg, args.ops_port, main()))
@@ -214,8 +212,14 @@ def cmd_model(args) -> int:
 def cmd_run(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
+    from streams.ops.rehearsal import prepare_rehearsal
     from streams.ops.supervisor import run_all
 
+    if args.theft_site:
+        if cfg.site(args.theft_site) is None:
+            print(f"shaftwatch: unknown site {args.theft_site!r} (not in sites.yaml)", file=sys.stderr)
+            return 2
+        cfg = prepare_rehearsal(cfg)
     return run_all(cfg, theft_site=args.theft_site, theft_after_s=args.theft_after, with_demo=not args.no_demo)
 
 
@@ -237,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="one Faust worker").set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("server", help="the HTTP server: health and metrics")
+    p = sub.add_parser("server", help="the HTTP server: health, metrics, ingest APIs, alert console")
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=cmd_server)
 

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import math
 import random
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from detectors.geometry import bounding_box, point_in_polygon
+from detectors.timeofday import LocalClock
 from streams.config import Camera, FenceZone, Meter, ShaftWatchConfig
 from streams.contract.decoding import encode
 from streams.contract.records import SCHEMA_VERSION, FencePing, MeterReading
@@ -35,6 +35,7 @@ from streams.edge.camera_gateway import CameraStream, FrameReader, VideoReader, 
 from streams.edge.pseudonyms import load_key, pseudonymize
 from streams.kafka.producer import KafkaSink
 from streams.logs import ids
+from streams.ops.processes import stop_on_signals
 
 log = logging.getLogger("shaftwatch.demo")
 
@@ -52,20 +53,11 @@ class DemoClock:
         return time.time() + self.offset_s
 
     @classmethod
-    def night(cls, tz_offset_h: float, local_hour: float = 1.5) -> DemoClock:
-        """A clock that reads ``local_hour`` (local time) right now, on the last such night."""
+    def night(cls, clock: LocalClock, local_hour: float = 1.5) -> DemoClock:
+        """A clock that reads ``local_hour`` (local time) right now, on the last such night
+        (always the past: sources never report from the future)."""
         now = time.time()
-        local = now + tz_offset_h * 3600
-        since_midnight = local % 86400
-        target = local_hour * 3600
-        shift = target - since_midnight
-        if shift > 0:
-            shift -= 86400  # always the past: sources never report from the future
-        return cls(offset_s=shift)
-
-
-def local_hour(ts: float, tz_offset_h: float) -> float:
-    return ((ts + tz_offset_h * 3600) % 86400) / 3600
+        return cls(offset_s=clock.last(local_hour, now) - now)
 
 
 # --------------------------------------------------------------------------- theft script
@@ -91,12 +83,13 @@ async def _until(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
-def _stop_on_signals(stop: asyncio.Event, duration_s: float | None) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+def _stop_event(duration_s: float | None) -> asyncio.Event:
+    """Set by Ctrl-C or SIGTERM, or after ``duration_s`` seconds."""
+    stop = asyncio.Event()
+    stop_on_signals(stop)
     if duration_s is not None:
-        loop.call_later(duration_s, stop.set)
+        asyncio.get_running_loop().call_later(duration_s, stop.set)
+    return stop
 
 
 # --------------------------------------------------------------------------- cameras
@@ -148,9 +141,8 @@ class DemoCameraReader:
 
 async def run_camera_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s: float = 60.0,
                             duration_s: float | None = None, clock: DemoClock | None = None) -> int:
-    stop = asyncio.Event()
-    _stop_on_signals(stop, duration_s)
-    clock = clock or (DemoClock.night(cfg.thresholds.timezone_offset_h) if theft_site else DemoClock())
+    stop = _stop_event(duration_s)
+    clock = clock or (DemoClock.night(cfg.thresholds.clock()) if theft_site else DemoClock())
     footage = cfg.footage_dir
     if not footage.is_dir():
         log.warning("demo footage not found: cameras show a synthetic static scene and no theft footage",
@@ -174,11 +166,11 @@ async def run_camera_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None
 # --------------------------------------------------------------------------- meters
 
 
-def meter_power_kw(meter: Meter, ts: float, tz_offset_h: float, rng: random.Random) -> float:
+def meter_power_kw(meter: Meter, ts: float, clock: LocalClock, rng: random.Random) -> float:
     """Average power of one meter over the interval ending at ts, in a quiet county."""
-    hour = local_hour(ts, tz_offset_h)
-    month = time.gmtime(ts + tz_offset_h * 3600).tm_mon
-    weekday = time.gmtime(ts + tz_offset_h * 3600).tm_wday
+    hour = clock.hour_of_day(ts)
+    local = clock.local(ts)
+    month, weekday = local.tm_mon, local.tm_wday
     if meter.expected_zero:
         return 0.0  # the line is cut: the meter reads nothing
     if meter.kind == "irrigation":
@@ -190,8 +182,8 @@ def meter_power_kw(meter: Meter, ts: float, tz_offset_h: float, rng: random.Rand
     if meter.kind == "village":
         daily = 0.18 + 0.12 * math.sin((hour - 7) / 24 * 2 * math.pi) + (0.22 if 18 <= hour < 22 else 0.0)
         return round(meter.rated_kw * daily * rng.uniform(0.9, 1.1), 2)
-    # workshop: day shift on weekdays
-    working = weekday < 6 and 8 <= hour < 18
+    # workshop: day shift on working days (Monday to Friday)
+    working = weekday < 5 and 8 <= hour < 18
     return round(meter.rated_kw * (rng.uniform(0.45, 0.7) if working else rng.uniform(0.02, 0.06)), 2)
 
 
@@ -209,10 +201,9 @@ def reading_json(meter: Meter, ts: float, kw: float, register: float, source_id:
 
 async def run_meter_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s: float = 60.0,
                            duration_s: float | None = None, clock: DemoClock | None = None) -> int:
-    stop = asyncio.Event()
-    _stop_on_signals(stop, duration_s)
-    clock = clock or (DemoClock.night(cfg.thresholds.timezone_offset_h) if theft_site else DemoClock())
-    tz = cfg.thresholds.timezone_offset_h
+    stop = _stop_event(duration_s)
+    clock = clock or (DemoClock.night(cfg.thresholds.clock()) if theft_site else DemoClock())
+    local_clock = cfg.thresholds.clock()
     rng = random.Random(cfg.runtime.demo.seed)
     theft = TheftScript.after(theft_site, theft_after_s)
     meters = cfg.meters.meters
@@ -220,7 +211,7 @@ async def run_meter_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None,
     registers = {m.id: rng.uniform(1000, 50000) if not m.expected_zero else 12345.0 for m in meters}
 
     def reading(meter: Meter, ts: float, stolen: bool) -> bytes:
-        kw = theft_power_kw(rng) if stolen else meter_power_kw(meter, ts, tz, rng)
+        kw = theft_power_kw(rng) if stolen else meter_power_kw(meter, ts, local_clock, rng)
         registers[meter.id] += kw * meter.interval_s / 3600
         return reading_json(meter, ts, kw, registers[meter.id], source_id)
 
@@ -294,9 +285,8 @@ def ping_json(pid: str, kind: str, ts: float, zone: FenceZone, rng: random.Rando
 
 async def run_fence_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s: float = 60.0,
                            duration_s: float | None = None, clock: DemoClock | None = None) -> int:
-    stop = asyncio.Event()
-    _stop_on_signals(stop, duration_s)
-    clock = clock or (DemoClock.night(cfg.thresholds.timezone_offset_h) if theft_site else DemoClock())
+    stop = _stop_event(duration_s)
+    clock = clock or (DemoClock.night(cfg.thresholds.clock()) if theft_site else DemoClock())
     rng = random.Random(cfg.runtime.demo.seed + 1)
     key = load_key(cfg.runtime.pseudonym_key_env)
     theft = TheftScript.after(theft_site, theft_after_s)

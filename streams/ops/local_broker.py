@@ -14,17 +14,16 @@ import base64
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-from streams.config import LocalBrokerSettings, ShaftWatchConfig
-from streams.contract.topics import FRAMES, TOPICS
+from streams.config import LocalBrokerSettings
+from streams.kafka.admin import metadata_ok
+from streams.logs import ids
+from streams.ops.processes import stop_process
 
 log = logging.getLogger("shaftwatch.broker")
 
@@ -85,7 +84,7 @@ def fetch_jars(settings: LocalBrokerSettings) -> Path:
         raise BrokerError("java is not installed; the local Kafka broker needs JDK 17")
     target.mkdir(parents=True, exist_ok=True)
     (target / "pom.xml").write_text(_POM.format(scala=settings.scala_version, kafka=settings.kafka_version))
-    log.info("fetching Apache Kafka %s from Maven Central into %s", settings.kafka_version, libs)
+    log.info("fetching Apache Kafka from Maven Central", extra=ids(kafka_version=settings.kafka_version, libs=str(libs)))
     proc = subprocess.run(
         ["mvn", "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
         cwd=target, capture_output=True, text=True,
@@ -105,12 +104,6 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LocalKafkaBroker:
@@ -178,7 +171,7 @@ class LocalKafkaBroker:
         )
         if proc.returncode != 0:
             raise BrokerError(f"formatting Kafka storage in {self.data_dir} failed:\n{proc.stdout}{proc.stderr}")
-        log.info("formatted Kafka storage in %s (cluster %s)", self.data_dir, cluster_id)
+        log.info("formatted Kafka storage", extra=ids(data_dir=str(self.data_dir), cluster_id=cluster_id))
 
     def start(self) -> None:
         s = self.settings
@@ -201,7 +194,7 @@ class LocalKafkaBroker:
         )
         log_file.close()
         (self.data_dir / "broker.pid").write_text(str(self.proc.pid))
-        log.info("started Kafka %s pid=%s on %s", s.kafka_version, self.proc.pid, self.bootstrap)
+        log.info("started Kafka", extra=ids(kafka_version=s.kafka_version, pid=self.proc.pid, bootstrap=self.bootstrap))
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + self.settings.start_timeout_s
@@ -210,10 +203,10 @@ class LocalKafkaBroker:
                 raise BrokerError(f"Kafka exited with {self.proc.returncode}; see {self.log_path}")
             if port_open(self.settings.host, self.settings.port):
                 try:
-                    asyncio.run(_metadata_ok(self.bootstrap))
+                    asyncio.run(metadata_ok(self.bootstrap))
                     return
                 except Exception as exc:  # noqa: BLE001 - not ready yet, any reason
-                    log.debug("broker not ready yet: %s", exc)
+                    log.debug("broker not ready yet", extra=ids(error=repr(exc)))
             time.sleep(0.3)
         raise BrokerError(f"Kafka did not answer within {self.settings.start_timeout_s}s; see {self.log_path}")
 
@@ -221,15 +214,8 @@ class LocalKafkaBroker:
         """Controlled shutdown (SIGTERM), then SIGKILL if it does not finish in time."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("Kafka pid=%s did not stop in %ss; killing it", self.proc.pid, timeout)
-                self.proc.kill()
-                self.proc.wait()
-        log.info("stopped Kafka pid=%s", self.proc.pid)
+        stop_process(self.proc, timeout)
+        log.info("stopped Kafka", extra=ids(pid=self.proc.pid, rc=self.proc.returncode))
         self.proc = None
         (self.data_dir / "broker.pid").unlink(missing_ok=True)
 
@@ -244,56 +230,3 @@ class LocalKafkaBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-async def _metadata_ok(bootstrap: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
-    await admin.start()
-    try:
-        await admin.list_topics()
-    finally:
-        await admin.close()
-
-
-# --------------------------------------------------------------------------- topics
-
-
-def topic_plan(cfg: ShaftWatchConfig) -> list[NewTopic]:
-    """Every topic of the design with its partitions, replication and config."""
-    t = cfg.runtime.app.topics
-    retention_ms = str(t.retention_hours * 3600 * 1000)
-    topics = []
-    for spec in TOPICS:
-        configs = {"cleanup.policy": "compact"} if spec.compacted else {"retention.ms": retention_ms}
-        # Frames are big and only useful while fresh: keep them an hour.
-        if spec is FRAMES:
-            configs["retention.ms"] = str(3600 * 1000)
-            configs["max.message.bytes"] = str(8 * 1024 * 1024)
-        topics.append(NewTopic(cfg.topic(spec.name), t.partitions, t.replication, topic_configs=configs))
-    return topics
-
-
-async def ensure_topics(bootstrap: str, topics: list[NewTopic]) -> list[str]:
-    """Create the missing topics; return the names created. Existing ones are kept as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics if t.name not in existing]
-        if missing:
-            response = await admin.create_topics(missing)
-            for name, code, message in _topic_errors(response):
-                if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS (a racing worker made it)
-                    raise BrokerError(f"could not create topic {name}: error {code} {message}")
-        return [t.name for t in missing]
-    finally:
-        await admin.close()
-
-
-def _topic_errors(response) -> list[tuple[str, int, str]]:
-    out = []
-    for item in response.topic_errors:
-        name, code = item[0], item[1]
-        message = item[2] if len(item) > 2 else ""
-        out.append((name, code, message))
-    return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 
 from aiohttp import web
@@ -25,10 +24,11 @@ from streams.contract.decoding import decode, encode
 from streams.contract.records import Incident, RecordError
 from streams.contract.topics import ALERTS
 from streams.edge.ingest.service import add_ingest_routes
+from streams.kafka.admin import metadata_ok
 from streams.kafka.producer import KafkaSink
 from streams.logs import ids
 from streams.metrics import CONTENT_TYPE_LATEST, generate_latest
-from streams.ops.local_broker import _metadata_ok
+from streams.ops.processes import stop_on_signals
 
 log = logging.getLogger("shaftwatch.server")
 
@@ -91,7 +91,7 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
 
     async def health(request: web.Request) -> web.Response:
         try:
-            await asyncio.wait_for(_metadata_ok(cfg.bootstrap_servers), 5.0)
+            await asyncio.wait_for(metadata_ok(cfg.bootstrap_servers), 5.0)
             kafka = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means: not healthy
             kafka = f"unreachable: {exc!r}"
@@ -139,9 +139,7 @@ async def serve(cfg: ShaftWatchConfig, port: int | None = None) -> None:
     await site.start()
     log.info("http server listening", extra=ids(host=cfg.runtime.http.host, port=port))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop_on_signals(stop)
     await stop.wait()
     await runner.cleanup()
     log.info("http server stopped")

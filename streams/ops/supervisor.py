@@ -13,7 +13,6 @@ import asyncio
 import logging
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -21,8 +20,10 @@ import time
 from dataclasses import dataclass, field
 
 from streams.config import ShaftWatchConfig
+from streams.kafka.admin import ensure_topics, topic_plan
 from streams.logs import ids
-from streams.ops.local_broker import LocalKafkaBroker, ensure_topics, topic_plan
+from streams.ops.local_broker import LocalKafkaBroker
+from streams.ops.processes import stop_on_signals, terminate, wait_or_kill
 
 log = logging.getLogger("shaftwatch.supervisor")
 
@@ -44,20 +45,11 @@ class Child:
                                      start_new_session=True, stdin=subprocess.DEVNULL)
         log.info("started", extra=ids(child=self.name, pid=self.proc.pid))
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-
     def wait_stopped(self, deadline: float) -> None:
         if self.proc is None:
             return
-        try:
-            self.proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.warning("did not stop in time; killing", extra=ids(child=self.name, pid=self.proc.pid))
-            self.proc.kill()
-            self.proc.wait()
+        if not wait_or_kill(self.proc, deadline):
+            log.warning("did not stop in time; killed", extra=ids(child=self.name, pid=self.proc.pid))
         log.info("stopped", extra=ids(child=self.name, pid=self.proc.pid, rc=self.proc.returncode))
 
 
@@ -78,8 +70,7 @@ def plan_children(cfg: ShaftWatchConfig, theft_site: str | None, theft_after_s: 
 def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s: float = 60.0,
             with_demo: bool = True) -> int:
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop_on_signals(stop)
 
     broker = None
     env = dict(os.environ, SHAFTWATCH_CONFIG_DIR=cfg.config_dir)
@@ -122,7 +113,7 @@ def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s:
     finally:
         log.info("stopping", extra=ids(children=[c.name for c in children]))
         for child in reversed(children):
-            child.stop()
+            terminate(child.proc)
         deadline = time.monotonic() + GRACE_S
         for child in reversed(children):
             child.wait_stopped(deadline)
@@ -153,4 +144,6 @@ def banner(cfg: ShaftWatchConfig, bootstrap: str, theft_site: str | None, theft_
                      f"http://{cfg.runtime.http.host}:{cfg.runtime.http.port}/api/incidents")
     if theft_site:
         lines.append(f"  demo theft     at site {theft_site} in {theft_after_s:.0f} s (night-time demo clock)")
+        lines.append(f"  rehearsal      a fresh state of its own in {cfg.data_dir} (configs copied there; "
+                     "the last 3 rehearsals are kept)")
     return "\n".join(lines) + "\n"

@@ -2,9 +2,9 @@
 
 Importing this module loads and validates ``configs/`` (or ``SHAFTWATCH_CONFIG_DIR``); an
 invalid config raises ConfigError naming file, line and key, before anything starts.
-Topics live in ``streams.topics``, tables in ``streams.tables``, agents in
-``streams.agents``, timers in ``streams.timers``, web pages in ``streams.views``;
-``streams.worker`` runs them.
+Topics live in ``streams.worker.topics``, tables in ``streams.worker.tables``, agents in
+``streams.worker.agents``, timers in ``streams.worker.timers``, web pages in
+``streams.worker.views``; ``streams.worker.run`` runs them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def create_app(cfg: ShaftWatchConfig) -> faust.App:
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication,
         # Our topics are created by ShaftWatch at start-up with their exact settings
-        # (streams.broker.ensure_topics); Faust declares only its own internal topics
+        # (streams.kafka.admin.ensure_topics); Faust declares only its own internal topics
         # (table changelogs, the assignor's leader topic).
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
@@ -44,7 +44,7 @@ def create_app(cfg: ShaftWatchConfig) -> faust.App:
         # replays at full speed, so no standby replicas are needed by default.
         table_standby_replicas=0,
         # State tables write a whole message's changed keys as one batch per partition
-        # (streams.changelog); with aiokafka's 16 kB default a batch held two meters'
+        # (streams.worker.changelog); with aiokafka's 16 kB default a batch held two meters'
         # state, and each further batch waited for the one before it to leave.
         producer_max_batch_size=512 * 1024,
     )
@@ -53,5 +53,7 @@ def create_app(cfg: ShaftWatchConfig) -> faust.App:
 faust_fixes.apply()
 config: ShaftWatchConfig = load_config()
 app: faust.App = create_app(config)
-# The thresholds in force, reloaded from thresholds.yaml while the worker runs (streams.timers).
+# Every topic and table of the app has this many partitions (the config's one setting).
+PARTITIONS: int = config.runtime.app.topics.partitions
+# The thresholds in force, reloaded from thresholds.yaml while the worker runs (streams.worker.timers).
 config_watch = ConfigWatch(config)

@@ -25,6 +25,8 @@ from typing import Any
 import faust
 from faust.serializers import codecs
 
+from streams.logs import ids
+
 log = logging.getLogger("shaftwatch.changelog")
 
 # Detector state is written for every record, so its codec is on the hot path: restricted
@@ -92,4 +94,4 @@ class BatchedChangelogTable(faust.Table):
     def _on_batch_delivered(self, fut) -> None:
         if not fut.cancelled() and fut.exception() is not None:
             self._failure = fut.exception()
-            log.error("changelog batch for table %s failed: %r", self.name, self._failure)
+            log.error("changelog batch failed", extra=ids(table=self.name, error=repr(self._failure)))

@@ -10,10 +10,10 @@ from prometheus_client import Counter
 from streams.contract.decoding import encode
 from streams.contract.records import Signal
 from streams.logs import ids
-from streams.worker.topics import signals_raw_topic
+from streams.worker.topics import signals_topic
 
 log = logging.getLogger("shaftwatch.signals")
-SIGNALS = Counter("shaftwatch_signals_total", "Signals emitted", ["source_kind", "kind"])
+SIGNALS_TOTAL = Counter("shaftwatch_signals_total", "Signals emitted", ["source_kind", "kind"])
 
 
 async def emit(signals: list[Signal]) -> None:
@@ -21,8 +21,8 @@ async def emit(signals: list[Signal]) -> None:
     # reads; one declared topic for both sides.
     logging_signals = log.isEnabledFor(logging.INFO)
     for signal in signals:
-        await signals_raw_topic.send(key=signal.site_id.encode(), value=encode(signal))
-        SIGNALS.labels(source_kind=signal.source_kind, kind=signal.kind).inc()
+        await signals_topic.send(key=signal.site_id.encode(), value=encode(signal))
+        SIGNALS_TOTAL.labels(source_kind=signal.source_kind, kind=signal.kind).inc()
         if logging_signals:
             log.info("signal", extra=ids(site_id=signal.site_id, source_kind=signal.source_kind,
                                          source_id=signal.source_id, kind=signal.kind, signal_id=signal.signal_id,

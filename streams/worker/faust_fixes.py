@@ -54,6 +54,6 @@ async def _on_recovery_completed(self: Recovery, generation_id: int = 0) -> None
 
 def apply() -> None:
     if not faust.__version__.startswith(_PINNED + "."):
-        raise RuntimeError(f"streams.faust_fixes was written for faust-streaming {_PINNED}.x, found "
+        raise RuntimeError(f"streams.worker.faust_fixes was written for faust-streaming {_PINNED}.x, found "
                            f"{faust.__version__}: check whether faust-streaming/faust#596 is fixed, then update it")
     Recovery.on_recovery_completed = _on_recovery_completed

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import faust
 
-from streams.ops.local_broker import ensure_topics, topic_plan
+from streams.kafka.admin import ensure_topics, topic_plan
 
 
 def prepare_store(config) -> None:

@@ -11,23 +11,21 @@ Detector state survives a restart exactly: the worker rebuilds it from the chang
 from __future__ import annotations
 
 from detectors.power import BUCKETS
-from streams.worker.app import app, config
+from streams.worker.app import PARTITIONS, app
 from streams.worker.changelog import BatchedChangelogTable
-
-_partitions = config.runtime.app.topics.partitions
 
 
 def _state_table(name: str, help: str):
     # app.Table would register the table (and make its changelog topic and store with the
     # JSON codec) before our codec is set; build it, then register it. Agents writing
-    # these call flush_changelog() once per message (streams.changelog).
-    table = BatchedChangelogTable(app, name=name, default=None, beacon=app.tables.beacon, partitions=_partitions, help=help)
+    # these call flush_changelog() once per message (streams.worker.changelog).
+    table = BatchedChangelogTable(app, name=name, default=None, beacon=app.tables.beacon, partitions=PARTITIONS, help=help)
     return app.tables.add(table)
 
 
 # Written by the vision agent from micro-batches that can span partitions: the changelog
 # partition comes from the key (camera id), as the frames topic itself is partitioned.
-camera_activity = app.Table("camera-activity", default=None, partitions=_partitions, use_partitioner=True,
+camera_activity = app.Table("camera-activity", default=None, partitions=PARTITIONS, use_partitioner=True,
                             help="camera id -> {count, first_ts, last_ts, last_seq}")
 meter_state = _state_table("meter-state",
                            help="meter id -> detectors.power state without its baseline (runs, last reading)")

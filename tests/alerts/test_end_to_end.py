@@ -16,18 +16,12 @@ from streams.config import load_config
 from streams.contract.decoding import decode
 from streams.contract.frames import FrameMeta
 from streams.contract.records import Incident
-from streams.ops.local_broker import ensure_topics, topic_plan
-from tests.helpers import WorkerProcess, all_incidents, count_signals, isolated_config, serving, wait_for
-from tests.streams.test_worker import produce, read_all
+from streams.kafka.admin import ensure_topics, topic_plan
+from tests.helpers import (
+    WorkerProcess, all_incidents, count_signals, isolated_config, night_ts, produce, read_all, serving, wait_for,
+)
 
 pytestmark = pytest.mark.broker
-
-
-def night_ts() -> float:
-    """02:00 local time (UTC+8) on the last night, interval-aligned."""
-    t = time.time()
-    t -= (t + 8 * 3600) % 86400 - 2 * 3600
-    return t - 86400 if t > time.time() - 3 * 3600 else t
 
 
 def feed(cfg) -> tuple[list, list]:
@@ -53,7 +47,7 @@ def feed(cfg) -> tuple[list, list]:
 
 def camera_frames(t0: float) -> list:
     """Real footage as camera CAM-S01-A at S01: the empty scene, then a person walks in."""
-    from tests.detectors.test_vision import PEOPLE, jpegs
+    from tests.helpers import PEOPLE, jpegs
     frames = jpegs(PEOPLE, [0] * 3 + list(range(240, 320, 10)))
     return [(b"CAM-S01-A", jpeg, FrameMeta("CAM-S01-A", "S01", t0 + k, k + 1).headers())
             for k, jpeg in enumerate(frames)]

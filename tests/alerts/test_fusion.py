@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
 
 import pytest
@@ -11,7 +10,7 @@ from alerts.fusion import AUTO_CLOSED, FusionRules, SiteContext, closes_quietly,
 from detectors.timeofday import LocalClock
 
 CLOCK = LocalClock()
-NIGHT = calendar.timegm((2026, 11, 23, 2, 0, 0)) - 8 * 3600  # 02:00 local
+NIGHT = CLOCK.epoch(2026, 11, 23, 2)  # 02:00 local
 DAY = NIGHT + 12 * 3600
 SEALED = SiteContext("sealed")
 RECEIVED = 1_800_000_000.0  # wall time the evidence is stored: unrelated to the sources' clocks

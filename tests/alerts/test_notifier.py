@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import calendar
 
 from aiohttp import web
 
@@ -11,9 +10,9 @@ from alerts.fusion import FusionRules
 from alerts.notifier import Channel, Notifier
 from alerts.store import AlertStore
 from detectors.timeofday import LocalClock
-from streams.ops.local_broker import free_port
+from tests.helpers import free_port
 
-NIGHT = calendar.timegm((2026, 11, 23, 2, 0, 0)) - 8 * 3600
+NIGHT = LocalClock().epoch(2026, 11, 23, 2)
 
 
 async def run_scenario(tmp_path, fail_first: int, status_after: int = 200):

@@ -106,7 +106,6 @@ def main() -> None:
                 run_dir = Path(tmp) / f"{tag}{run}"
                 config_dir = without_cameras(isolated_config(run_dir, f"bench-fence-{tag}", partitions=4, log_level="warning"))
                 results[tag].append(agent_rate(broker.bootstrap, config_dir, "fence-pings", messages, n,
-                                               'shaftwatch_records_accepted_total{topic="fence-pings"}',
                                                run_dir / "worker.log", check=fusion_backlog(tag)))
     for tag, label in (("batched", "batched (500 pings/message)"), ("single", "one ping per message:      ")):
         rates = results[tag]

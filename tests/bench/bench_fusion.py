@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alerts.store import AlertStore, audit
 from streams.config import load_config
 from streams.contract.partitioning import partition_for
+from streams.kafka.admin import ensure_topics, topic_plan
 from streams.kafka.producer import KafkaSink
-from streams.ops.local_broker import ensure_topics, topic_plan
 from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
 from tests.helpers import WorkerProcess, isolated_config, wait_for
 
@@ -86,7 +86,7 @@ def main() -> None:
             run_dir = Path(tmp) / f"rate{run}"
             config_dir = without_cameras(isolated_config(run_dir, "bench-fusion", partitions=4, log_level="warning"))
             rates.append(agent_rate(broker.bootstrap, config_dir, "signals", list(messages(n, random.Random(run))),
-                                    n, "shaftwatch_signal_to_store_seconds_count", run_dir / "worker.log"))
+                                    n, run_dir / "worker.log"))
         latencies = latency_run(broker.bootstrap, Path(tmp) / "latency", 200 if args.quick else 600, rate=50)
     q = statistics.quantiles(latencies, n=100)
     print("== fusion on the real broker, SQLite store, one worker ==")

@@ -23,8 +23,8 @@ from detectors.power import MeterSpec, PowerRules, new_state, observe
 from detectors.timeofday import LocalClock
 from streams.config import Meter, load_config
 from streams.contract.partitioning import partition_for
+from streams.kafka.admin import ensure_topics
 from streams.kafka.producer import KafkaSink
-from streams.ops.local_broker import ensure_topics
 from streams.worker.changelog import encode_entry
 from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
 from tests.bench.power_quality import main as quality_main
@@ -160,8 +160,7 @@ def bench_agent(bootstrap: str, workdir: Path, rows: list[dict], warm: dict[str,
 
     messages = list(_messages(rows, intervals, batched, 4, random.Random(2)))
     return agent_rate(bootstrap, config_dir, "meter-readings", messages, len(rows) * intervals,
-                      'shaftwatch_meter_readings_total{outcome="accepted"}', run_dir / "worker.log",
-                      check=recovered_warm_state)
+                      run_dir / "worker.log", check=recovered_warm_state)
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ from detectors.tracking import ZoneSpec
 from streams.config import load_config
 from streams.contract.frames import FrameMeta
 from streams.contract.partitioning import partition_for
+from streams.kafka.admin import ensure_topics, topic_plan
 from streams.kafka.producer import KafkaSink
-from streams.ops.local_broker import ensure_topics, topic_plan
 from tests.bench.agent_rate import agent_rate, bench_broker
 from tests.helpers import REPO, WorkerProcess, isolated_config
 
@@ -239,7 +239,7 @@ def agent_throughput(quick: bool) -> float:
                 meta = FrameMeta(f.camera_id, "S01", time.time() - 60, f.seq)
                 messages.append((f.camera_id, f.jpeg, partition_for(f.camera_id, 4), meta.headers()))
         return agent_rate(broker.bootstrap, config_dir, "frames", messages, len(messages),
-                          'shaftwatch_frames_total{stage="in"}', run_dir / "worker.log", ready_topic="frames")
+                          run_dir / "worker.log", ready_topic="frames")
 
 
 def main() -> None:

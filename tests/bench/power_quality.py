@@ -3,24 +3,23 @@ and false signals per 1,000 meter-days on clean series. Run: `make bench-power`.
 
 from __future__ import annotations
 
-import calendar
 import random
 import statistics
 import time
 from collections import defaultdict
 
-from detectors.power import Finding, PowerRules, check_silence, new_state, observe
+from detectors.power import PowerFinding, PowerRules, check_silence, new_state, observe
 from detectors.timeofday import LocalClock
-from tests.bench.power_sim import STEP, Anomaly, generate, make_meters
+from tests.sim.power import STEP, Anomaly, generate, make_meters
 
-START = calendar.timegm((2026, 5, 1, 0, 0, 0)) - 8 * 3600  # May: irrigation in season
+START = LocalClock().epoch(2026, 5, 1)  # May: irrigation in season
 GRACE_INTERVALS = 4
 
 
-def run_rules(series, rules: PowerRules, clock: LocalClock) -> list[Finding]:
+def run_rules(series, rules: PowerRules, clock: LocalClock) -> list[PowerFinding]:
     """Time-major, as the agent sees a county: every meter's interval, then the hourly silence check."""
     states = {s.spec.meter_id: new_state() for s in series}
-    findings: list[Finding] = []
+    findings: list[PowerFinding] = []
     n = len(series[0].readings)
     for i in range(n):
         for s in series:
@@ -39,12 +38,12 @@ def run_rules(series, rules: PowerRules, clock: LocalClock) -> list[Finding]:
     return findings
 
 
-def score(findings: list[Finding], labels: list[Anomaly]) -> dict:
+def score(findings: list[PowerFinding], labels: list[Anomaly]) -> dict:
     by_meter = defaultdict(list)
     for a in labels:
         by_meter[a.meter_id].append(a)
 
-    def label_for(f: Finding) -> Anomaly | None:
+    def label_for(f: PowerFinding) -> Anomaly | None:
         for a in by_meter.get(f.meter_id, []):
             if a.start <= f.ts <= a.end + GRACE_INTERVALS * STEP:
                 return a

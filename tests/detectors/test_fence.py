@@ -10,7 +10,7 @@ from detectors.fence import (
     FenceRules, Ping, Zone, ZoneIndex, nearest_site, new_device_state, new_zone_state, observe_ping, observe_presence,
 )
 from detectors.timeofday import LocalClock
-from tests.detectors.fence_sim import ZONE, crew, local, passers, returning_vehicle
+from tests.sim.fence import ZONE, crew, local, passers, returning_vehicle
 
 RULES = FenceRules()
 CLOCK = LocalClock()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import random
 
 import pytest
@@ -12,12 +11,11 @@ from detectors.timeofday import LocalClock
 
 RULES = PowerRules()
 CLOCK = LocalClock()
-TZ = CLOCK.timezone_offset_h
 STEP = 900
 
 
 def local_ts(year, month, day, hour, minute=0) -> float:
-    return calendar.timegm((year, month, day, hour, minute, 0)) - TZ * 3600
+    return CLOCK.epoch(year, month, day, hour + minute / 60)
 
 
 CUT = MeterSpec("M-0001", "S01", "mine_supply", True, 250)
@@ -27,7 +25,7 @@ PUMP = MeterSpec("M-0009", "S01", "irrigation", False, 22, irrigation_months=(4,
 
 
 def village_kw(ts: float, rng: random.Random) -> float:
-    hour = ((ts + TZ * 3600) % 86400) // 3600
+    hour = CLOCK.hour(ts)
     return (10.0 if hour < 6 or hour >= 22 else 25.0) * rng.uniform(0.95, 1.05)
 
 
@@ -177,5 +175,5 @@ def test_clean_demo_county_month_is_quiet():
     findings = []
     for m in cfg.meters.meters:
         state = new_state()
-        findings += feed(m.spec(), state, start, 96 * 30, lambda ts: meter_power_kw(m, ts, TZ, rng))
+        findings += feed(m.spec(), state, start, 96 * 30, lambda ts: meter_power_kw(m, ts, CLOCK, rng))
     assert findings == [], [(f.kind, f.meter_id, f.seen) for f in findings[:5]]

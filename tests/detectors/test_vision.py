@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,28 +12,13 @@ from detectors.camera import CameraSpec, FrameIn, VisionPipeline
 from detectors.motion import MotionGate, MotionRules
 from detectors.objects import ObjectDetector, plan_crops
 from detectors.tracking import ZoneSpec
-from tests.helpers import REPO
+from tests.helpers import CARS, MODEL, PEOPLE, jpegs
 
-SHARED = REPO.parent / "shared"
-MODEL = SHARED / "models" / "nanodet-m-coco-416.onnx"
-PEOPLE = SHARED / "data" / "intel_sample_videos" / "one-by-one-person-detection.mp4"
-CARS = SHARED / "data" / "intel_sample_videos" / "car-detection.mp4"
 pytestmark = pytest.mark.skipif(not (MODEL.exists() and PEOPLE.exists() and CARS.exists()),
                                 reason="the offline model or the real footage of ../shared is missing")
 T0 = 1795000000.0
 SHAFT = ZoneSpec("shaft_mouth", [(0.05, 0.3), (0.95, 0.3), (0.95, 1.0), (0.05, 1.0)], ("person",), 2)
 ROAD = ZoneSpec("haul_road", [(0, 0.05), (1, 0.05), (1, 1), (0, 1)], ("person", "car", "truck", "bus"), 2)
-
-
-def jpegs(path: Path, indexes: list[int]) -> list[bytes]:
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    for i in indexes:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, i)
-        ok, frame = cap.read()
-        assert ok, i
-        out.append(cv2.imencode(".jpg", frame)[1].tobytes())
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +83,29 @@ def test_corrupt_frames_are_reported_not_raised(detector):
     _, errors, _ = pipeline.process([FrameIn("CAM-P", T0, 1, good[:200]), FrameIn("CAM-X", T0, 1, good)])
     reasons = dict(errors)
     assert "corrupt frame" in reasons[0] and "unknown camera 'CAM-X'" in reasons[1]
+
+
+def test_a_frame_that_fails_its_full_decode_is_reported_at_its_own_index(detector, monkeypatch):
+    """The same frame twice in a batch (a camera gateway re-sending it): when its full
+    decode fails, each copy is reported at its own index, so each is dead-lettered once and
+    neither is counted as accepted. (Frames are compared by value: looking a frame up by
+    equality found the first copy twice.)"""
+    import detectors.camera as camera_module
+    pipeline = VisionPipeline([CameraSpec("CAM-P", "S01", [SHAFT])], detector)
+    *empty, person = jpegs(PEOPLE, [0, 0, 0, 300])
+    run(pipeline, "CAM-P", empty)  # the gate learns the empty room
+    full_decode = cv2.imdecode
+
+    def failing_full_decode(buffer, flags):
+        if flags == cv2.IMREAD_COLOR and buffer.tobytes() == person:
+            return None
+        return full_decode(buffer, flags)
+
+    monkeypatch.setattr(camera_module.cv2, "imdecode", failing_full_decode)
+    again = FrameIn("CAM-P", T0 + 10, 10, person)
+    _, errors, stats = pipeline.process([again, again])
+    assert stats.gated == 2  # both passed the gate (motion), then failed their full decode
+    assert [i for i, _ in errors] == [0, 1] and all("full decode failed" in reason for _, reason in errors)
 
 
 def test_crops_are_native_resolution_and_tiled():

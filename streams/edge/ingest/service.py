@@ -85,11 +85,11 @@ class IngestService:
             raise IngestError(403, f"source {source.id} may push {source.feed}, not {feed.name}")
         return source
 
-    def check_meter(self, record: MeterReading) -> None:
+    def check_known_meter(self, record: MeterReading) -> None:
         if record.meter_id not in self.known_meters:
             raise RecordError(f"unknown meter {record.meter_id!r} (not in the county's meter list)")
 
-    def check_ping(self, record: FencePing) -> None:
+    def check_known_zone(self, record: FencePing) -> None:
         if record.zone_id is not None and record.zone_id not in self.known_zones:
             raise RecordError(f"unknown fence zone {record.zone_id!r}")
 
@@ -167,15 +167,15 @@ def add_ingest_routes(app: web.Application, cfg: ShaftWatchConfig, sink: Callabl
 
     async def meters(request: web.Request) -> web.Response:
         service = request.app[INGEST]
-        return await service.handle(request, METERS, service.check_meter)
+        return await service.handle(request, METERS, service.check_known_meter)
 
     async def pings(request: web.Request) -> web.Response:
         service = request.app[INGEST]
-        return await service.handle(request, FENCES, service.check_ping, service.pseudonymize_row)
+        return await service.handle(request, FENCES, service.check_known_zone, service.pseudonymize_row)
 
     async def camara(request: web.Request) -> web.Response:
         service = request.app[INGEST]
-        return await service.handle(request, FENCES, service.check_ping, service.pseudonymize_row,
+        return await service.handle(request, FENCES, service.check_known_zone, service.pseudonymize_row,
                                     parse=parse_camara_events)
 
     async def spec(request: web.Request) -> web.Response:

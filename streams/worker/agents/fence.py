@@ -12,17 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from detectors.fence import (
-    Finding, Ping, PresenceEvent, ZoneIndex, nearest_site, new_device_state, new_zone_state, observe_ping,
+    FenceFinding, Ping, PresenceEvent, ZoneIndex, nearest_site, new_device_state, new_zone_state, observe_ping,
     observe_presence,
 )
-from streams.contract.decoding import decode_message, encode_batch
+from streams.contract.decoding import encode_batch
 from streams.contract.partitioning import check_home
 from streams.contract.records import SCHEMA_VERSION, FencePing, FencePresence, RecordError, Signal
-from streams.contract.topics import FENCE_PINGS
-from streams.metrics import RECORDS_ACCEPTED, RECORDS_IN
-from streams.worker.app import app, config, config_watch
-from streams.worker.dead_letters import keep_valid, refusing
+from streams.worker.app import PARTITIONS, app, config, config_watch
 from streams.worker.emit import emit
+from streams.worker.intake import accepted_rows, count_accepted, refusing
 from streams.worker.tables import device_state, zone_state
 from streams.worker.topics import fence_pings_topic, fence_presence_topic
 
@@ -30,7 +28,6 @@ SOURCE = "fence-agent"
 ZONE_SOURCE = "zone-agent"
 INDEX = ZoneIndex([z.zone() for z in config.fences.zones])
 SITES = {s.id: (s.lon, s.lat) for s in config.sites.sites}
-PARTITIONS = config.runtime.app.topics.partitions
 
 
 def load_watchlist() -> frozenset[str]:
@@ -44,7 +41,7 @@ def load_watchlist() -> frozenset[str]:
 WATCHLIST = load_watchlist()
 
 
-def to_signals(finding: Finding, lon: float | None = None, lat: float | None = None) -> list[Signal]:
+def to_signals(finding: FenceFinding, lon: float | None = None, lat: float | None = None) -> list[Signal]:
     """One signal per site the finding concerns (the zone's sites nearest the position)."""
     zone = INDEX.zones[finding.zone_id]
     return [Signal.of(
@@ -92,11 +89,9 @@ def by_zone(presences: list[PresenceEvent]) -> dict[str, list[FencePresence]]:
 @app.agent(fence_pings_topic, name="fence-agent")
 async def fence_agent(stream):
     async for event in stream.events():
-        RECORDS_IN.labels(topic=FENCE_PINGS.name).inc()
         async with refusing(event, SOURCE):
-            decoded, bad = decode_message(FencePing, event.value)
-            records = await keep_valid(event, SOURCE, "ping", decoded, bad,
-                                       lambda r: check_ping(r, event.message.partition))
+            records = await accepted_rows(event, SOURCE, "ping", FencePing,
+                                          lambda r: check_ping(r, event.message.partition))
             presences, signals = [], []
             in_force = config_watch.thresholds  # thresholds.yaml as now; day or night per ping below
             for record in records:
@@ -111,19 +106,18 @@ async def fence_agent(stream):
                 for finding in findings:
                     signals += to_signals(finding, record.lon, record.lat)
             await device_state.flush_changelog()
-            RECORDS_ACCEPTED.labels(topic=FENCE_PINGS.name).inc(len(records))
             for zone_id, rows in by_zone(presences).items():
                 await fence_presence_topic.send(key=zone_id.encode(),
                                                 value=encode_batch(FencePresence, {"zone_id": zone_id}, rows))
             await emit(signals)
+            count_accepted(event, len(records))
 
 
 @app.agent(fence_presence_topic, name="zone-agent")
 async def zone_agent(stream):
     async for event in stream.events():
         async with refusing(event, ZONE_SOURCE):
-            decoded, bad = decode_message(FencePresence, event.value)
-            records = await keep_valid(event, ZONE_SOURCE, "presence", decoded, bad, check_presence)
+            records = await accepted_rows(event, ZONE_SOURCE, "presence", FencePresence, check_presence)
             signals = []
             in_force = config_watch.thresholds  # thresholds.yaml as now; day or night per visit below
             for p in records:
@@ -136,3 +130,4 @@ async def zone_agent(stream):
                     signals += to_signals(finding, *(finding.details.get("centre") or (None, None)))
             await zone_state.flush_changelog()
             await emit(signals)
+            count_accepted(event, len(records))

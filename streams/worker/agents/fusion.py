@@ -26,16 +26,16 @@ from streams.contract.decoding import decode
 from streams.contract.records import Incident, Signal
 from streams.logs import ids
 from streams.worker.app import app, config, config_watch
-from streams.worker.dead_letters import refusing
-from streams.worker.topics import alerts_topic, signals_raw_topic
+from streams.worker.intake import count_accepted, count_in, refusing
+from streams.worker.topics import alerts_topic, signals_topic
 
 log = logging.getLogger("shaftwatch.fusion")
 
 SOURCE = "fusion-agent"
 BATCH = 64
 BATCH_WAIT_S = 0.02
-INCIDENT_CHANGES = Counter("shaftwatch_incident_changes_total", "Incident changes by fusion", ["change"])
-SIGNAL_TO_STORE = Histogram("shaftwatch_signal_to_store_seconds", "From a signal read to its incident stored",
+INCIDENT_CHANGES_TOTAL = Counter("shaftwatch_incident_changes_total", "Incident changes by fusion", ["change"])
+SIGNAL_TO_STORE_SECONDS = Histogram("shaftwatch_signal_to_store_seconds", "From a signal read to its incident stored",
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
 store = AlertStore(config.store_url)
@@ -63,8 +63,9 @@ async def after_store(stored: list[tuple[object, Signal, dict | None, str]], rul
     what counts, and a notification is sent once per incident and kind anyway)."""
     last: dict[str, tuple[object, dict]] = {}
     for event, signal, incident, change in stored:
-        SIGNAL_TO_STORE.observe(time.perf_counter() - started)
-        INCIDENT_CHANGES.labels(change=change).inc()
+        SIGNAL_TO_STORE_SECONDS.observe(time.perf_counter() - started)
+        INCIDENT_CHANGES_TOTAL.labels(change=change).inc()
+        count_accepted(event)
         if incident is None:
             continue  # the same evidence again (a replay): nothing changes
         log.info("incident " + change, extra=ids(incident_id=incident["id"], site_id=incident["site_id"],
@@ -79,7 +80,7 @@ async def after_store(stored: list[tuple[object, Signal, dict | None, str]], rul
                 await notifier.notify(incident, "opened")
 
 
-@app.agent(signals_raw_topic, name="fusion-agent")
+@app.agent(signals_topic, name="fusion-agent")
 async def fusion_agent(stream):
     # Signals come in bursts (a fence sweep, a meter interval): a micro-batch is stored in
     # one transaction. Waiting at most BATCH_WAIT_S for it keeps a lone signal quick.
@@ -87,6 +88,7 @@ async def fusion_agent(stream):
         started = time.perf_counter()
         decoded = []
         for event in events:
+            count_in(event)
             async with refusing(event, SOURCE):
                 decoded.append((event, decode(Signal, event.value)))
         if not decoded:
@@ -117,9 +119,9 @@ async def housekeeping():
     """Close quiet, untouched incidents; escalate high ones nobody acknowledged."""
     now = time.time()
     for row in await in_store(store.incidents.close_quiet, now, fusion_rules_at):
-        INCIDENT_CHANGES.labels(change="auto_closed").inc()
+        INCIDENT_CHANGES_TOTAL.labels(change="auto_closed").inc()
         await publish(row)
     for row in await in_store(store.incidents.due_escalations, now, fusion_rules_at):
-        INCIDENT_CHANGES.labels(change="escalated").inc()
+        INCIDENT_CHANGES_TOTAL.labels(change="escalated").inc()
         await publish(row)
         await notifier.notify(row, "escalated")

@@ -13,28 +13,26 @@ from collections import defaultdict
 
 from prometheus_client import Counter
 
-from detectors.power import Finding, MeterSpec, check_silence, feed_time, new_state, observe
-from streams.contract.decoding import decode_message
+from detectors.power import PowerFinding, MeterSpec, check_silence, feed_time, new_state, observe
 from streams.contract.partitioning import check_home, partition_for
 from streams.contract.records import MeterReading, RecordError, Signal
-from streams.contract.topics import METER_READINGS
-from streams.metrics import RECORDS_ACCEPTED, RECORDS_IN
-from streams.worker.app import app, config, config_watch
-from streams.worker.dead_letters import keep_valid, refusing
+from streams.worker.app import PARTITIONS, app, config, config_watch
 from streams.worker.emit import emit
+from streams.worker.intake import accepted_rows, count_accepted, refusing
 from streams.worker.tables import BaselineBuckets, meter_baselines, meter_state
 from streams.worker.topics import meter_readings_topic
 
 SOURCE = "power-agent"
-READINGS = Counter("shaftwatch_meter_readings_total", "Meter readings by outcome", ["outcome"])
+METER_READINGS_TOTAL = Counter("shaftwatch_meter_readings_total", "What the rules made of accepted readings: "
+                               "accepted, or duplicate_or_late (a re-sent interval, or beyond the late limit)",
+                               ["outcome"])
 SPECS: dict[str, MeterSpec] = {m.id: m.spec() for m in config.meters.meters}
-PARTITIONS = config.runtime.app.topics.partitions
 SPECS_BY_PARTITION: dict[int, list[MeterSpec]] = defaultdict(list)
 for _spec in SPECS.values():
     SPECS_BY_PARTITION[partition_for(_spec.meter_id, PARTITIONS)].append(_spec)
 
 
-def to_signal(finding: Finding) -> Signal:
+def to_signal(finding: PowerFinding) -> Signal:
     return Signal.of(
         identity=(finding.meter_id, finding.kind, finding.episode_start, finding.ts),
         site_id=finding.site_id, source_kind="power", source_id=finding.meter_id, kind=finding.kind, ts=finding.ts,
@@ -67,10 +65,10 @@ def apply_readings(readings: list[MeterReading], states: dict[str, dict]) -> lis
         findings = observe(spec, in_force.at(reading.ts).power, in_force.clock, state, reading.ts, reading.power_kw,
                            reading.energy_kwh, reading.register_kwh)
         if findings is None:
-            READINGS.labels(outcome="duplicate_or_late").inc()
+            METER_READINGS_TOTAL.labels(outcome="duplicate_or_late").inc()
             continue
         state["count"] = state.get("count", 0) + 1
-        READINGS.labels(outcome="accepted").inc()
+        METER_READINGS_TOTAL.labels(outcome="accepted").inc()
         signals += [to_signal(f) for f in findings]
     return signals
 
@@ -84,12 +82,9 @@ def check_reading(reading: MeterReading, partition: int) -> None:
 @app.agent(meter_readings_topic, name="power-agent")
 async def power_agent(stream):
     async for event in stream.events():
-        RECORDS_IN.labels(topic=METER_READINGS.name).inc()
         async with refusing(event, SOURCE):
-            decoded, bad = decode_message(MeterReading, event.value)
-            readings = await keep_valid(event, SOURCE, "reading", decoded, bad,
-                                        lambda r: check_reading(r, event.message.partition))
-            READINGS.labels(outcome="rejected").inc(len(decoded) + len(bad) - len(readings))
+            readings = await accepted_rows(event, SOURCE, "reading", MeterReading,
+                                           lambda r: check_reading(r, event.message.partition))
             if readings:
                 stream_time.advance(event.message.partition, max(r.ts for r in readings))
             # Read each meter's state once per message and write it back once: one
@@ -101,8 +96,8 @@ async def power_agent(stream):
                 store_state(meter_id, state)
             await meter_state.flush_changelog()
             await meter_baselines.flush_changelog()
-            RECORDS_ACCEPTED.labels(topic=METER_READINGS.name).inc()
             await emit(signals)
+            count_accepted(event, len(readings))
 
 
 class PartitionStreamTime:

@@ -20,12 +20,10 @@ from detectors.objects import ObjectDetector
 from detectors.tracking import ZoneSpec
 from streams.contract.frames import FrameMeta, check_jpeg
 from streams.contract.records import RecordError, Signal
-from streams.contract.topics import FRAMES
 from streams.logs import ids
-from streams.metrics import RECORDS_ACCEPTED, RECORDS_IN
 from streams.worker.app import app, config, config_watch
-from streams.worker.dead_letters import dead_letter, refusing
 from streams.worker.emit import emit
+from streams.worker.intake import count_accepted, count_in, dead_letter, refusing
 from streams.worker.tables import camera_activity, touch
 from streams.worker.topics import frames_topic
 
@@ -33,8 +31,8 @@ log = logging.getLogger("shaftwatch.vision")
 
 SOURCE = "vision-agent"
 BATCH = 16
-FRAMES_GATED = Counter("shaftwatch_frames_total", "Frames by what the pipeline did with them", ["stage"])
-STAGE_SECONDS = Histogram("shaftwatch_vision_stage_seconds", "Time per batch in each vision stage", ["stage"],
+FRAMES_TOTAL = Counter("shaftwatch_frames_total", "Frames by what the pipeline did with them", ["stage"])
+VISION_STAGE_SECONDS = Histogram("shaftwatch_vision_stage_seconds", "Time per batch in each vision stage", ["stage"],
                           buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 _camera_sites = {c.id: c.site_id for c in config.cameras.cameras}
 _cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision")
@@ -127,7 +125,7 @@ async def vision_agent(stream):
     async for events in stream.take_events(BATCH, within=0.25):
         accepted, frames = [], []
         for event in events:
-            RECORDS_IN.labels(topic=FRAMES.name).inc()
+            count_in(event)
             async with refusing(event, SOURCE):
                 meta = accept_frame(event.message.headers or [], event.value)
                 frames.append(FrameIn(meta.camera_id, meta.captured_at, meta.seq, event.value))
@@ -140,10 +138,10 @@ async def vision_agent(stream):
         bad = {i for i, _ in errors}
         for i, (event, meta) in enumerate(accepted):
             if i not in bad:
-                RECORDS_ACCEPTED.labels(topic=FRAMES.name).inc()
+                count_accepted(event)
                 touch(camera_activity, meta.camera_id, meta.captured_at, last_seq=meta.seq)
-        FRAMES_GATED.labels(stage="in").inc(stats.frames)
-        FRAMES_GATED.labels(stage="motion_or_tracked").inc(stats.gated)
+        FRAMES_TOTAL.labels(stage="in").inc(stats.frames)
+        FRAMES_TOTAL.labels(stage="motion_or_tracked").inc(stats.gated)
         for stage in ("gate", "decode", "inference", "track"):
-            STAGE_SECONDS.labels(stage=stage).observe(getattr(stats, f"{stage}_ms") / 1000)
+            VISION_STAGE_SECONDS.labels(stage=stage).observe(getattr(stats, f"{stage}_ms") / 1000)
         await emit(signals)

@@ -12,11 +12,10 @@ import pytest
 from streams.config import Camera
 from streams.contract.frames import FrameMeta, check_jpeg
 from streams.edge.camera_gateway import (
-    RECONNECTS, CameraStream, ImageFolderReader, VideoReader, encode_jpeg, open_reader,
+    CAMERA_RECONNECTS_TOTAL, CameraStream, ImageFolderReader, VideoReader, encode_jpeg, open_reader,
 )
 from streams.kafka.producer import KafkaSink
-from tests.helpers import REPO
-from tests.streams.test_worker import read_all
+from tests.helpers import REPO, read_all
 
 FOOTAGE = REPO.parent / "shared" / "data" / "intel_sample_videos"
 CAR_VIDEO = FOOTAGE / "car-detection.mp4"
@@ -61,7 +60,7 @@ def test_gateway_produces_frames_with_headers(kafka_bootstrap):
     topic = f"gw-{time.time_ns()}"
     from aiokafka.admin import NewTopic
 
-    from streams.ops.local_broker import ensure_topics
+    from streams.kafka.admin import ensure_topics
     asyncio.run(ensure_topics(kafka_bootstrap, [NewTopic(topic, 1, 1)]))
     cam = camera(str(CAR_VIDEO), fps=10, width=384, height=216, jpeg_quality=70)
     stream = CameraStream(cam, lambda: open_reader(cam.source, cam.fps), topic=topic)
@@ -89,7 +88,7 @@ def test_lost_source_is_retried_with_backoff_and_counted():
         raise OSError("connection refused")
 
     stream = CameraStream(cam, broken, max_backoff_s=0.2)
-    before = RECONNECTS.labels(camera_id="CAM-T")._value.get()
+    before = CAMERA_RECONNECTS_TOTAL.labels(camera_id="CAM-T")._value.get()
 
     async def run():
         stop = asyncio.Event()
@@ -97,5 +96,5 @@ def test_lost_source_is_retried_with_backoff_and_counted():
         await stream.run(sink=None, stop=stop)
 
     asyncio.run(run())
-    assert RECONNECTS.labels(camera_id="CAM-T")._value.get() - before >= 3
+    assert CAMERA_RECONNECTS_TOTAL.labels(camera_id="CAM-T")._value.get() - before >= 3
     assert stream.sent == 0

@@ -22,10 +22,9 @@ from detectors.timeofday import LocalClock
 from streams.config import load_config
 from streams.contract.decoding import encode
 from streams.contract.records import Incident
+from streams.kafka.admin import ensure_topics, topic_plan
 from streams.kafka.producer import KafkaSink
-from streams.ops.local_broker import ensure_topics, topic_plan
-from tests.alerts.test_end_to_end import night_ts
-from tests.helpers import isolated_config, serving
+from tests.helpers import isolated_config, night_ts, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "duty-token"

@@ -8,38 +8,13 @@ import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.admin import NewTopic
 
-from streams.config import LocalBrokerSettings, load_config
+from streams.config import LocalBrokerSettings
+from streams.kafka.admin import ensure_topics
 from streams.kafka.producer import KafkaSink
-from streams.ops.local_broker import LocalKafkaBroker, ensure_topics, free_port, topic_plan
-from tests.helpers import isolated_config
-
-
-def test_topics_are_created_as_designed(kafka_bootstrap, tmp_path):
-    cfg = load_config(isolated_config(tmp_path, "topics", partitions=3))
-    plan = topic_plan(cfg)
-    created = asyncio.run(ensure_topics(kafka_bootstrap, plan))
-    assert sorted(created) == sorted(cfg.topic(n) for n in
-                                     ["frames", "meter-readings", "fence-pings", "fence-presence", "signals", "alerts",
-                                      "dead-letters"])
-    assert asyncio.run(ensure_topics(kafka_bootstrap, plan)) == []  # idempotent
-
-    async def describe():
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            meta = await admin.describe_topics([cfg.topic("signals"), cfg.topic("alerts")])
-            configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, cfg.topic("alerts"))])
-            return meta, configs
-        finally:
-            await admin.close()
-
-    meta, configs = asyncio.run(describe())
-    assert all(len(t["partitions"]) == 3 for t in meta)
-    entries = {e[0]: e[1] for e in configs[0].resources[0][4]}
-    assert entries["cleanup.policy"] == "compact"
+from streams.ops.local_broker import LocalKafkaBroker
+from tests.helpers import free_port
 
 
 @pytest.mark.parametrize("how", ["terminate", "kill"])

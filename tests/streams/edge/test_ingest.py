@@ -12,9 +12,8 @@ import pytest
 from streams.config import load_config
 from streams.contract.decoding import decode, decode_message
 from streams.contract.records import DeadLetter, FencePing, MeterReading
-from streams.ops.local_broker import ensure_topics, topic_plan
-from tests.helpers import WorkerProcess, isolated_config, serving, wait_for
-from tests.streams.test_worker import read_all
+from streams.kafka.admin import ensure_topics, topic_plan
+from tests.helpers import WorkerProcess, isolated_config, read_all, serving, wait_for
 
 pytestmark = pytest.mark.broker
 TOKEN = "utility-secret-for-tests"

@@ -23,12 +23,12 @@ from streams.contract.decoding import decode
 from streams.contract.frames import FrameMeta
 from streams.contract.partitioning import partition_for
 from streams.contract.records import Signal
+from streams.kafka.admin import ensure_topics, topic_plan
 from streams.kafka.producer import KafkaSink
 from streams.ops.demo import DemoClock, meter_power_kw, reading_json
-from streams.ops.local_broker import ensure_topics, free_port, topic_plan
-from tests.bench.agent_rate import without_cameras
-from tests.helpers import WorkerProcess, all_incidents, isolated_config, wait_for
-from tests.streams.test_worker import read_all
+from tests.helpers import (
+    WorkerProcess, all_incidents, free_port, isolated_config, read_all, wait_for, without_cameras,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -51,7 +51,7 @@ class TheftNight:
         self.cfg = cfg
         self.bootstrap = bootstrap
         if t0 is None:
-            now = DemoClock.night(cfg.thresholds.timezone_offset_h).now()
+            now = DemoClock.night(cfg.thresholds.clock()).now()
             t0 = now - now % INTERVAL
         self.t0 = t0
         self.thief_meter = thief_meter
@@ -69,7 +69,7 @@ class TheftNight:
                 if meter_ids is not None and meter.id not in meter_ids:
                     continue
                 stolen = meter.id == self.thief_meter and ts >= self.t0
-                kw = 30.0 if stolen else meter_power_kw(meter, ts, self.cfg.thresholds.timezone_offset_h, self.rng)
+                kw = 30.0 if stolen else meter_power_kw(meter, ts, self.cfg.thresholds.clock(), self.rng)
                 self.registers[meter.id] += kw * INTERVAL / 3600
                 yield meter.id.encode(), reading_json(meter, float(ts), kw, self.registers[meter.id], "utility"), None
 
@@ -85,7 +85,7 @@ class TheftNight:
 
     def frames(self, first: float, seq0: int):
         """CAM-S01-A: the empty shaft mouth, then people walking in (real footage)."""
-        from tests.detectors.test_vision import PEOPLE, jpegs
+        from tests.helpers import PEOPLE, jpegs
         if not PEOPLE.exists():
             pytest.skip(f"real footage not found at {PEOPLE}")
         for k, jpeg in enumerate(jpegs(PEOPLE, [0] * 3 + list(range(240, 320, 10)))):
@@ -107,6 +107,12 @@ def holder_of(workers: list[WorkerProcess], topic: str, partition: int) -> Worke
                 return worker
         return None
     return wait_for(find, 60, what=f"the worker holding {topic}:{partition}")
+
+
+def every_signal_stored(store: AlertStore, cfg, bootstrap: str) -> bool:
+    emitted = {s.signal_id for s in signals_on_kafka(cfg, bootstrap) if s.site_id == "S01"}
+    stored = {s["signal_id"] for i in all_incidents(store) for s in store.incidents.get(i["id"])["signals"]}
+    return emitted <= stored
 
 
 def assert_one_theft_incident(store: AlertStore, cfg, bootstrap: str, phase_two_power_ts: float) -> dict:
@@ -180,6 +186,8 @@ def test_a_theft_stays_one_open_critical_incident_through_worker_faults(kafka_bo
         wait_for(lambda: any(s["ts"] == repeat_ts for i in all_incidents(store)
                              for s in store.incidents.get(i["id"])["signals"]), 120,
                  what="the theft's later power evidence stored")
+        wait_for(lambda: every_signal_stored(store, cfg, kafka_bootstrap), 120,
+                 what="every S01 signal on Kafka stored (the frames of the second half take longest)")
         time.sleep(5)  # five housekeeping rounds and silence checks on every worker
         assert_one_theft_incident(store, cfg, kafka_bootstrap, repeat_ts)
     finally:

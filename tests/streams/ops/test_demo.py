@@ -6,7 +6,6 @@ import asyncio
 import random
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -14,38 +13,38 @@ from streams.config import load_config
 from streams.contract.decoding import decode
 from streams.contract.frames import FrameMeta, check_jpeg
 from streams.contract.records import FencePing, MeterReading
-from streams.ops.demo import DemoClock, local_hour, meter_power_kw
-from tests.helpers import REPO, isolated_config
-from tests.streams.test_worker import read_all
+from streams.ops.demo import DemoClock, meter_power_kw
+from tests.helpers import REPO, isolated_config, read_all
 
 CFG = load_config(REPO / "configs")
 TZ = CFG.thresholds.timezone_offset_h
+CLOCK = CFG.thresholds.clock()
 
 
 def at_local(year, month, day, hour) -> float:
-    return time.mktime((year, month, day, hour, 0, 0, 0, 0, 0)) - time.timezone - TZ * 3600
+    return CLOCK.epoch(year, month, day, hour)
 
 
 def test_cut_off_mine_lines_read_zero():
     rng = random.Random(1)
     for meter in (m for m in CFG.meters.meters if m.expected_zero):
-        assert meter_power_kw(meter, at_local(2026, 7, 1, 2), TZ, rng) == 0.0
+        assert meter_power_kw(meter, at_local(2026, 7, 1, 2), CLOCK, rng) == 0.0
 
 
 def test_irrigation_follows_season_and_hours():
     rng = random.Random(1)
     pump = next(m for m in CFG.meters.meters if m.kind == "irrigation" and 7 in m.irrigation.months
                 and 12 not in m.irrigation.months)
-    summer_noon = [meter_power_kw(pump, at_local(2026, 7, d, 12), TZ, rng) for d in range(1, 29)]
-    winter_noon = [meter_power_kw(pump, at_local(2026, 12, d, 12), TZ, rng) for d in range(1, 29)]
-    summer_night = [meter_power_kw(pump, at_local(2026, 7, d, 2), TZ, rng) for d in range(1, 29)]
+    summer_noon = [meter_power_kw(pump, at_local(2026, 7, d, 12), CLOCK, rng) for d in range(1, 29)]
+    winter_noon = [meter_power_kw(pump, at_local(2026, 12, d, 12), CLOCK, rng) for d in range(1, 29)]
+    summer_night = [meter_power_kw(pump, at_local(2026, 7, d, 2), CLOCK, rng) for d in range(1, 29)]
     assert max(winter_noon) < 0.1 and max(summer_night) < 0.1
     assert sum(kw > pump.irrigation.pump_kw * 0.8 for kw in summer_noon) >= 8
 
 
 def test_night_clock_reads_half_past_one_local():
-    clock = DemoClock.night(TZ)
-    assert abs(local_hour(clock.now(), TZ) - 1.5) < 0.01
+    clock = DemoClock.night(CLOCK)
+    assert abs(CLOCK.hour_of_day(clock.now()) - 1.5) < 0.01
     assert clock.offset_s <= 0
 
 
@@ -85,4 +84,4 @@ def test_feeders_produce_valid_records_even_without_footage(kafka_bootstrap, tmp
     crew = {p.device_pid for p in pings if p.event in ("enter", "present")}
     assert len(crew) >= 5 and all(pid.startswith("p1:") for pid in crew)
     # night-time: the demo clock puts the theft at about 01:30 local
-    assert all(0.9 < local_hour(p.ts, TZ) < 2.0 for p in pings)
+    assert all(0.9 < CLOCK.hour_of_day(p.ts) < 2.0 for p in pings)

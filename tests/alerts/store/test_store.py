@@ -3,8 +3,6 @@ auto-close, escalation and the ledger."""
 
 from __future__ import annotations
 
-import calendar
-
 import pytest
 
 from alerts.fusion import FusionRules
@@ -15,7 +13,7 @@ from tests.helpers import all_incidents, count_signals
 
 CLOCK = LocalClock()
 RULES = FusionRules()
-NIGHT = calendar.timegm((2026, 11, 23, 2, 0, 0)) - 8 * 3600
+NIGHT = CLOCK.epoch(2026, 11, 23, 2)
 
 
 def signal(sid, site="S01", kind="power", strength=0.8, ts=NIGHT, source_id="M-0001"):

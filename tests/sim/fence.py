@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import calendar
 import random
 
 from detectors.fence import Ping
+from detectors.timeofday import LocalClock
 
 ZONE = ((110.405, 34.424), (110.437, 34.424), (110.437, 34.446), (110.405, 34.446))
 ROAD_LAT = 34.435  # a village road crosses the zone from west to east
 
 
 def local(day: int, hour: float) -> float:
-    return calendar.timegm((2026, 11, day, 0, 0, 0)) - 8 * 3600 + hour * 3600
+    return LocalClock().epoch(2026, 11, day, hour)
 
 
 def passers(rng: random.Random, days: int, per_day: int) -> list[Ping]:

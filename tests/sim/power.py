@@ -13,9 +13,10 @@ import random
 from dataclasses import dataclass, field
 
 from detectors.power import MeterSpec
+from detectors.timeofday import LocalClock
 
 STEP = 900
-TZ_H = 8.0
+CLOCK = LocalClock()  # the demo county's: UTC+8
 
 
 @dataclass
@@ -33,17 +34,15 @@ class Series:
 
 
 def _hour(ts: float) -> float:
-    return ((ts + TZ_H * 3600) % 86400) / 3600
+    return CLOCK.hour_of_day(ts)
 
 
 def _month(ts: float) -> int:
-    import time
-    return time.gmtime(ts + TZ_H * 3600).tm_mon
+    return CLOCK.local(ts).tm_mon
 
 
 def _weekday(ts: float) -> int:
-    import time
-    return time.gmtime(ts + TZ_H * 3600).tm_wday
+    return CLOCK.local(ts).tm_wday
 
 
 def make_meters(n: int, rng: random.Random) -> list[MeterSpec]:

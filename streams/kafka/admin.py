@@ -1,0 +1,64 @@
+"""Topic administration: the topics of the design with their settings, created where they
+are missing; and the one question every health check asks Kafka."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.config import ShaftWatchConfig
+from streams.contract.topics import FRAMES, TOPICS
+
+
+class TopicError(RuntimeError):
+    pass
+
+
+async def metadata_ok(bootstrap: str) -> None:
+    """Returns when Kafka answers a metadata request; raises otherwise."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    await admin.start()
+    try:
+        await admin.list_topics()
+    finally:
+        await admin.close()
+
+
+def topic_plan(cfg: ShaftWatchConfig) -> list[NewTopic]:
+    """Every topic of the design with its partitions, replication and config."""
+    t = cfg.runtime.app.topics
+    retention_ms = str(t.retention_hours * 3600 * 1000)
+    topics = []
+    for spec in TOPICS:
+        configs = {"cleanup.policy": "compact"} if spec.compacted else {"retention.ms": retention_ms}
+        # Frames are big and only useful while fresh: keep them an hour.
+        if spec is FRAMES:
+            configs["retention.ms"] = str(3600 * 1000)
+            configs["max.message.bytes"] = str(8 * 1024 * 1024)
+        topics.append(NewTopic(cfg.topic(spec.name), t.partitions, t.replication, topic_configs=configs))
+    return topics
+
+
+async def ensure_topics(bootstrap: str, topics: list[NewTopic]) -> list[str]:
+    """Create the missing topics; return the names created. Existing ones are kept as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        if missing:
+            response = await admin.create_topics(missing)
+            for name, code, message in _topic_errors(response):
+                if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS (a racing worker made it)
+                    raise TopicError(f"could not create topic {name}: error {code} {message}")
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+def _topic_errors(response) -> list[tuple[str, int, str]]:
+    out = []
+    for item in response.topic_errors:
+        name, code = item[0], item[1]
+        message = item[2] if len(item) > 2 else ""
+        out.append((name, code, message))
+    return out

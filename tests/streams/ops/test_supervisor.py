@@ -1,0 +1,100 @@
+"""`shaftwatch run` (what `make run` calls): its own broker, worker, server and demo feeds,
+all stopped by Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from streams.ops.local_broker import port_open
+from tests.helpers import REPO, free_port, http_json, isolated_config, wait_for
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def theft_incident(server_url: str, token: str):
+    """The S01 incident once it is critical with camera, power and fence evidence, else None."""
+    request = urllib.request.Request(f"{server_url}/api/incidents", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        incidents = json.loads(response.read())["incidents"]
+    for incident in incidents:
+        if incident["site_id"] == "S01" and incident["severity"] == "critical" and \
+                set(incident["draft"]["strongest"]) == {"vision", "power", "fence"}:
+            return incident
+    return None
+
+
+def test_run_starts_everything_stages_the_theft_every_time_and_ctrl_c_stops_everything(tmp_path):
+    """Two theft rehearsals in a row (as `make run THEFT=S01` twice the same day): each one
+    shows one critical S01 incident with its three sources, on a fresh state of its own."""
+    kafka_port, controller_port = free_port(), free_port()
+    config_dir = isolated_config(tmp_path, "run", kafka={"bootstrap": None, "local": {
+        "port": kafka_port, "controller_port": controller_port}}, demo={"meter_history_days": 1})
+    settings = yaml.safe_load((config_dir / "shaftwatch.yaml").read_text())
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "SHAFTWATCH_DATA_DIR")}
+    env.update(SHAFTWATCH_CONFIG_DIR=str(config_dir), SHAFTWATCH_PSEUDONYM_KEY="test-key",
+               SHAFTWATCH_TOKEN_DUTY="duty-token")
+    worker_url = f"http://127.0.0.1:{settings['app']['worker_web_port']}"
+    server_url = f"http://127.0.0.1:{settings['http']['port']}"
+    rehearsals = tmp_path / "data" / "rehearsals"
+    seen = []
+    for attempt in range(2):
+        log = open(tmp_path / f"run-{attempt}.log", "wb")
+        run = subprocess.Popen([sys.executable, "-m", "streams.ops.cli", "run", "--theft-site", "S01",
+                                "--theft-after", "2"], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        children: set[int] = set()
+        try:
+            health = wait_for(lambda: http_json(f"{server_url}/health"), 120, what="server health")
+            assert health["kafka"] == "ok"
+            children = children_of(run.pid)
+            assert len(children) >= 5  # worker, server, three feeders (the broker is one more)
+            if attempt == 0:
+                cameras = wait_for(lambda: (c := http_json(f"{worker_url}/feeds/cameras")) and
+                                   all(c.get(cam, {}).get("count", 0) >= 3 for cam in ("CAM-S01-A", "CAM-J1")) and c,
+                                   120, what="frames from the demo cameras")
+                assert set(cameras) == {"CAM-S01-A", "CAM-S03-A", "CAM-S04-A", "CAM-J1"}
+                # A day of history from every one of the 40 meters (sent interval by interval).
+                wait_for(lambda: (m := http_json(f"{worker_url}/feeds/meters")) and len(m) == 40 and
+                         all(v["count"] >= 96 for v in m.values()), 120, what="a day of readings from all 40 meters")
+                assert port_open("127.0.0.1", kafka_port)
+                feeder_health = http_json(f"http://127.0.0.1:{settings['http']['feeder_ops_port']}/health")
+                assert feeder_health["component"] == "demo-meters"
+            incident = wait_for(lambda: theft_incident(server_url, "duty-token"), 180,
+                                what=f"rehearsal {attempt + 1}: a critical S01 incident with its three sources")
+            seen.append(incident["id"])
+            children |= children_of(run.pid)
+        finally:
+            run.send_signal(signal.SIGINT)
+            rc = run.wait(90)
+            log.close()
+        assert rc == 0, (tmp_path / f"run-{attempt}.log").read_text()[-3000:]
+        assert not any(alive(pid) for pid in children), "a child outlived `shaftwatch run`"
+        assert not port_open("127.0.0.1", kafka_port), "the local broker is still listening"
+    states = sorted(p for p in rehearsals.iterdir() if p.is_dir())
+    assert len(states) == 2 and not any((p / "kafka" / "broker.pid").exists() for p in states)
+    assert len(seen) == 2
