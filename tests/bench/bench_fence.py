@@ -16,8 +16,8 @@ from detectors.fence import (
 from detectors.timeofday import LocalClock
 from streams.config import load_config
 from streams.contract.partitioning import partition_for
-from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
-from tests.helpers import REPO, counter, isolated_config, wait_for
+from tests.bench.agent_rate import agent_rate, bench_broker
+from tests.helpers import REPO, counter, isolated_config, wait_for, without_cameras
 
 SIGNALS_RAISED = "shaftwatch_signals_total"
 INCIDENT_CHANGES = "shaftwatch_incident_changes_total"  # one per signal fusion stored (duplicates too)

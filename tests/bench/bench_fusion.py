@@ -15,13 +15,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from alerts.store import AlertStore, audit
+from alerts.store import AlertStore
+from alerts.store.schema import audit
 from streams.config import load_config
 from streams.contract.partitioning import partition_for
 from streams.kafka.admin import ensure_topics, topic_plan
 from streams.kafka.producer import KafkaSink
-from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
-from tests.helpers import WorkerProcess, isolated_config, wait_for
+from tests.bench.agent_rate import agent_rate, bench_broker
+from tests.helpers import WorkerProcess, isolated_config, wait_for, without_cameras
 
 SITES = [f"S0{i}" for i in range(1, 9)]
 

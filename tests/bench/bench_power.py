@@ -26,10 +26,10 @@ from streams.contract.partitioning import partition_for
 from streams.kafka.admin import ensure_topics
 from streams.kafka.producer import KafkaSink
 from streams.worker.changelog import encode_entry
-from tests.bench.agent_rate import agent_rate, bench_broker, without_cameras
+from tests.bench.agent_rate import agent_rate, bench_broker
 from tests.bench.power_quality import main as quality_main
 from tests.bench.power_quality import print_report
-from tests.helpers import http_json, isolated_config
+from tests.helpers import http_json, isolated_config, without_cameras
 
 T0 = (time.time() // 900) * 900 - 30 * 86400
 
