@@ -59,61 +59,58 @@ class Null(Shape):
         return {"type": "null"}
 
 
-class Boolean(Shape):
+class _Plain(Shape):
+    """A JSON scalar type: fits, or says what it expected."""
+
+    expected: str  # in words
+    json_type: str
+
+    def problem(self, name, value):
+        return None if self.fits(value) else f"{name}: expected {self.expected}, got {value!r}"
+
+    def json(self):
+        return {"type": self.json_type}
+
+
+def _parsed_or_kept(parse):
+    """A from_text that parses the cell, or keeps the text for the contract to refuse."""
+    def from_text(self, text):
+        try:
+            return parse(text)
+        except ValueError:
+            return text
+    return from_text
+
+
+class Boolean(_Plain):
+    expected, json_type = "true or false", "boolean"
+
     def __init__(self) -> None:
         self.fits = lambda v: v is True or v is False
 
-    def problem(self, name, value):
-        return None if self.fits(value) else f"{name}: expected true or false, got {value!r}"
 
-    def json(self):
-        return {"type": "boolean"}
+class Integer(_Plain):
+    expected, json_type = "an integer", "integer"
+    from_text = _parsed_or_kept(int)
 
-
-class Integer(Shape):
     def __init__(self) -> None:
         self.fits = lambda v: type(v) is int
 
-    def problem(self, name, value):
-        return None if self.fits(value) else f"{name}: expected an integer, got {value!r}"
 
-    def json(self):
-        return {"type": "integer"}
+class Number(_Plain):
+    expected, json_type = "a number", "number"
+    from_text = _parsed_or_kept(float)
 
-    def from_text(self, text):
-        try:
-            return int(text)
-        except ValueError:
-            return text
-
-
-class Number(Shape):
     def __init__(self) -> None:
         isfinite = math.isfinite
         self.fits = lambda v: (type(v) is float and isfinite(v)) or type(v) is int
 
-    def problem(self, name, value):
-        return None if self.fits(value) else f"{name}: expected a number, got {value!r}"
 
-    def json(self):
-        return {"type": "number"}
+class Text(_Plain):
+    expected, json_type = "a string", "string"
 
-    def from_text(self, text):
-        try:
-            return float(text)
-        except ValueError:
-            return text
-
-
-class Text(Shape):
     def __init__(self) -> None:
         self.fits = lambda v: type(v) is str
-
-    def problem(self, name, value):
-        return None if self.fits(value) else f"{name}: expected a string, got {value!r}"
-
-    def json(self):
-        return {"type": "string"}
 
 
 class OneOf(Shape):
@@ -131,6 +128,11 @@ class OneOf(Shape):
         return {"enum": list(self.allowed)}
 
 
+def _first_problem(shape: Shape, named_items) -> str | None:
+    """The first of (name, item) pairs that ``shape`` refuses, in words; None if it takes all."""
+    return next((problem for name, item in named_items if (problem := shape.problem(name, item))), None)
+
+
 class ListOf(Shape):
     def __init__(self, item: Shape) -> None:
         self.item = item
@@ -140,11 +142,7 @@ class ListOf(Shape):
     def problem(self, name, value):
         if not isinstance(value, list):
             return f"{name}: expected a list, got {value!r}"
-        for i, item in enumerate(value):
-            problem = self.item.problem(f"{name}[{i}]", item)
-            if problem:
-                return problem
-        return None
+        return _first_problem(self.item, ((f"{name}[{i}]", item) for i, item in enumerate(value)))
 
     def json(self):
         return {"type": "array", "items": self.item.json()}
@@ -161,11 +159,7 @@ class MapOf(Shape):
     def problem(self, name, value):
         if not isinstance(value, dict):
             return f"{name}: expected an object, got {value!r}"
-        for key, item in value.items():
-            problem = self.value.problem(f"{name}.{key}", item)
-            if problem:
-                return problem
-        return None
+        return _first_problem(self.value, ((f"{name}.{key}", item) for key, item in value.items()))
 
     def json(self):
         return {"type": "object", "additionalProperties": self.value.json()}
