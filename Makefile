@@ -13,7 +13,7 @@ export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/$(DATA_DIR)/ultralytics
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup kafka postgres chromium run test test-fast bench-power bench-fence bench-fusion bench-vision bench config-check schemas clean
+.PHONY: help setup kafka postgres chromium vtest run test test-fast bench-power bench-fence bench-fusion bench-vision bench config-check schemas clean
 
 help:
 	@echo "make run     the whole system on this machine (local Kafka, worker, server, demo feeds)"
@@ -57,11 +57,20 @@ chromium:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium could not be installed here: the browser test will be skipped"
 
-test: setup postgres chromium
+# The vision tests build crowded scenes from real people cut out of real footage: the project's
+# own (../shared/data) and OpenCV's sample street video vtest.avi (Debian's opencv-doc, BSD).
+# Installed as root when missing; without it the crowds use the project's footage only.
+VTEST := /usr/share/doc/opencv-doc/examples/data/vtest.avi
+vtest:
+	@test -f $(VTEST) || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opencv-doc >/dev/null; } || \
+	  echo "opencv-doc could not be installed here: the crowd tests use ../shared/data footage only"
+
+test: setup postgres chromium vtest
 	mkdir -p $(YOLO_CONFIG_DIR)
 	$(BIN)/python -m pytest
 
-test-fast: setup
+test-fast: setup vtest
 	$(BIN)/python -m pytest -m "not broker"
 
 # Benchmarks print figures; they are not tests. BENCH_ARGS=--quick for a smoke run.
@@ -74,7 +83,7 @@ bench-fence: setup
 bench-fusion: setup
 	$(BIN)/python -m tests.bench.bench_fusion $(BENCH_ARGS)
 
-bench-vision: setup
+bench-vision: setup vtest
 	$(BIN)/python -m tests.bench.bench_vision $(BENCH_ARGS)
 
 bench: bench-vision bench-power bench-fence bench-fusion
