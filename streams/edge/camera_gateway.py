@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Callable, Protocol
@@ -69,11 +70,20 @@ class VideoReader:
         self.capture.release()
 
 
+def natural_key(path: Path) -> tuple:
+    """Sort key that reads the numbers in a name as numbers: frame2 before frame10, as a
+    camera or an NVR export numbers its pictures (name order put 1, 10, 11 ... before 2)."""
+    parts = re.split(r"(\d+)", path.name.lower())
+    return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts if p)
+
+
 class ImageFolderReader:
-    """A folder of still images, in name order, looping."""
+    """A folder of still images in capture order, looping. Capture order is the order of the
+    numbers in their names (natural sort: 2.jpg before 10.jpg, cam_20240101_0900 before
+    cam_20240101_1000), which survives copying, where file times often do not."""
 
     def __init__(self, folder: Path):
-        self.paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
         if not self.paths:
             raise OSError(f"no images in {folder}")
         self.index = 0

@@ -54,6 +54,17 @@ def test_image_folder_and_bad_sources(tmp_path):
     assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (32, 64, 3)
 
 
+def test_image_folder_is_served_in_capture_order(tmp_path):
+    """Pictures numbered by a camera or an NVR export come out in capture order (2 before
+    10, not name order's 1, 10, 100, 11, 2 ...), whatever order the folder lists them in."""
+    taken = [1, 2, 3, 9, 10, 11, 20, 99, 100]
+    for n in reversed(taken):  # written newest first, so file times and listing order say nothing
+        cv2.imwrite(str(tmp_path / f"cam01_{n}.png"), np.full((8, 8, 3), n * 2, np.uint8))
+    reader = open_reader(str(tmp_path), fps=1)
+    assert [int(reader.read()[0, 0, 0]) // 2 for _ in taken] == taken
+    assert int(reader.read()[0, 0, 0]) // 2 == 1  # and round again
+
+
 @needs_footage
 @pytest.mark.broker
 def test_gateway_produces_frames_with_headers(kafka_bootstrap):
