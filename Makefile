@@ -13,7 +13,7 @@ export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/$(DATA_DIR)/ultralytics
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup kafka postgres chromium vtest run test test-fast bench-power bench-fence bench-fusion bench-vision bench config-check schemas clean
+.PHONY: help setup kafka postgres chromium fonts vtest run test test-fast bench-power bench-fence bench-fusion bench-vision bench config-check schemas clean
 
 help:
 	@echo "make run     the whole system on this machine (local Kafka, worker, server, demo feeds)"
@@ -57,6 +57,12 @@ chromium:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium could not be installed here: the browser test will be skipped"
 
+# The console is Chinese first: its screenshots need CJK glyphs (Debian's fonts-noto-cjk).
+fonts:
+	@fc-list :lang=zh 2>/dev/null | grep -q . || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null; } || \
+	  echo "fonts-noto-cjk could not be installed here: console screenshots will show boxes for Chinese"
+
 # The vision tests build crowded scenes from real people cut out of real footage: the project's
 # own (../shared/data) and OpenCV's sample street video vtest.avi (Debian's opencv-doc, BSD).
 # Installed as root when missing; without it the crowds use the project's footage only.
@@ -66,7 +72,7 @@ vtest:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opencv-doc >/dev/null; } || \
 	  echo "opencv-doc could not be installed here: the crowd tests use ../shared/data footage only"
 
-test: setup postgres chromium vtest
+test: setup postgres chromium fonts vtest
 	mkdir -p $(YOLO_CONFIG_DIR)
 	$(BIN)/python -m pytest
 

@@ -197,6 +197,35 @@ def summarize(draft: IncidentDraft) -> str:
     return f"{draft.site_id}: {corroboration}, {when}; {', '.join(draft.kinds)}"
 
 
+VEHICLES = ("car", "truck", "bus", "motorcycle")
+
+
+def seen(signals: list[dict[str, Any]]) -> dict[str, Any]:
+    """What an incident's evidence saw, for a patrol to read at a glance: the most people and
+    vehicles one camera finding showed, the most power an unexplained line drew (and which
+    meter), and the most devices in the fence zone at once."""
+    out: dict[str, Any] = {"persons": 0, "vehicles": 0, "power_kw": None, "meter_id": None, "devices": 0,
+                           "power_kinds": [], "fence_kinds": []}
+    for s in signals:
+        details = s.get("details") or {}
+        if s["source_kind"] == "vision":
+            labels = details.get("labels") or {}
+            out["persons"] = max(out["persons"], int(labels.get("person", 0)))
+            out["vehicles"] = max(out["vehicles"], sum(int(labels.get(v, 0)) for v in VEHICLES))
+        elif s["source_kind"] == "power":
+            kw = details.get("kw")
+            if isinstance(kw, (int, float)) and (out["power_kw"] is None or kw > out["power_kw"]):
+                out["power_kw"], out["meter_id"] = round(float(kw), 1), s["source_id"]
+            if s["kind"] not in out["power_kinds"]:
+                out["power_kinds"].append(s["kind"])
+        elif s["source_kind"] == "fence":
+            devices = details.get("devices") or len(details.get("device_pids") or [])
+            out["devices"] = max(out["devices"], int(devices))
+            if s["kind"] not in out["fence_kinds"]:
+                out["fence_kinds"].append(s["kind"])
+    return out
+
+
 def highest_severity(draft: IncidentDraft) -> str:
     """The highest severity the incident ever reached (its score never falls, but the
     thresholds may be changed while it is open)."""

@@ -8,6 +8,7 @@ One module per concept, each a small class on the same engine:
 - ``silences`` — time-boxed matchers with who set them and why;
 - ``notification_log`` — what was delivered to which channel, so it is never sent twice;
 - ``ledger`` — the shaft ledger (sites) and each site's history;
+- ``accounts`` — people's accounts, sessions and login throttling;
 - ``schema`` — the tables, the engine, the audit trail.
 
 Every method is synchronous and short: workers and the server call them from an executor
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alerts.store.accounts import Accounts
 from alerts.store.incidents import Incidents, published
 from alerts.store.ledger import Ledger
 from alerts.store.notification_log import NotificationLog
@@ -28,8 +30,8 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 class AlertStore:
-    """The store's parts on one database: ``incidents``, ``silences``, ``notifications``
-    and ``ledger``."""
+    """The store's parts on one database: ``incidents``, ``silences``, ``notifications``,
+    ``ledger`` and ``accounts``."""
 
     def __init__(self, url: str):
         self.url = url
@@ -38,6 +40,7 @@ class AlertStore:
         self.silences = Silences(self.engine)
         self.notifications = NotificationLog(self.engine)
         self.ledger = Ledger(self.engine)
+        self.accounts = Accounts(self.engine)
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest migration (idempotent)."""

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from alerts.fusion import (
-    AUTO_CLOSED, FusionRules, IncidentDraft, SiteContext, closes_quietly, escalation_due_at, fuse, rank_key,
+    AUTO_CLOSED, FusionRules, IncidentDraft, SiteContext, closes_quietly, escalation_due_at, fuse, rank_key, seen,
 )
 from alerts.lifecycle import check_transition
 from alerts.store.schema import (
@@ -26,6 +26,7 @@ from alerts.store.schema import (
 )
 from detectors.timeofday import LocalClock
 
+OPEN_STATES = ("new", "acknowledged", "dispatched")
 RulesAt = Callable[[float], FusionRules]  # the fusion rules in force at a source time (day or night)
 ATTEMPTS = 5  # a write that lost a race with another process is redone this often
 
@@ -182,6 +183,9 @@ class Incidents:
             out["signals"] = [dict(r._mapping) for r in c.execute(
                 sa.select(incident_signals).where(incident_signals.c.incident_id == incident_id)
                 .order_by(incident_signals.c.ts))]
+            site = c.execute(sa.select(sites.c.name, sites.c.township).where(sites.c.id == row.site_id)).first()
+            out["site_name"], out["township"] = (site.name, site.township) if site else (None, None)
+            out["seen"] = seen(out["signals"])
             out["audit"] = [dict(r._mapping) for r in c.execute(
                 sa.select(audit).where(audit.c.incident_id == incident_id).order_by(audit.c.id))]
             if row.silenced_by is not None:
@@ -189,10 +193,31 @@ class Incidents:
                 out["silence"] = dict(s._mapping) if s else None
             return out
 
-    def open_ranked(self) -> list[dict]:
-        """Not resolved, ranked: score first, then age."""
+    def ranked(self, states: tuple[str, ...] = OPEN_STATES, severities: tuple[str, ...] = (),
+               townships: tuple[str, ...] = ()) -> list[dict]:
+        """Incidents in ``states`` (open ones by default), optionally of some severities or
+        townships, ranked: score first, then age. Each row also says its site's name and
+        township, when its first evidence was received, and what its evidence saw (``seen``)."""
+        query = (sa.select(incidents, sites.c.name.label("site_name"), sites.c.township)
+                 .select_from(incidents.outerjoin(sites, sites.c.id == incidents.c.site_id))
+                 .where(incidents.c.state.in_(states)))
+        if severities:
+            query = query.where(incidents.c.severity.in_(severities))
+        if townships:
+            query = query.where(sites.c.township.in_(townships))
         with self.engine.connect() as c:
-            rows = [dict(r._mapping) for r in c.execute(sa.select(incidents).where(incidents.c.state != "resolved"))]
+            rows = [dict(r._mapping) for r in c.execute(query)]
+            evidence: dict[str, list[dict]] = {row["id"]: [] for row in rows}
+            if rows:
+                for s in c.execute(sa.select(incident_signals.c.incident_id, incident_signals.c.source_kind,
+                                             incident_signals.c.source_id, incident_signals.c.kind,
+                                             incident_signals.c.details)
+                                   .where(incident_signals.c.incident_id.in_(list(evidence)))):
+                    evidence[s.incident_id].append(dict(s._mapping))
+        for row in rows:
+            row["seen"] = seen(evidence[row["id"]])
+            row["first_received_at"] = min((row["draft"].get("severity_at") or {}).values(),
+                                           default=row["received_at"])
         return sorted(rows, key=rank_key)
 
 

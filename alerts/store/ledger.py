@@ -32,6 +32,10 @@ class Ledger:
                             site_id=site["id"], at=time.time(), kind="status_changed",
                             note=f"{row.status} -> {site['status']}", actor=SYSTEM))
 
+    def sites(self) -> list[dict]:
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(sa.select(sites).order_by(sites.c.id))]
+
     def history(self, site_id: str) -> list[dict]:
         with self.engine.connect() as c:
             rows = c.execute(sa.select(site_events).where(site_events.c.site_id == site_id)

@@ -98,6 +98,33 @@ notifications = sa.Table(
     sa.Column("response", sa.Text, nullable=False, server_default=""),
     sa.UniqueConstraint("incident_id", "kind", "channel", name="uq_notification_once"),
 )
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("disabled_at", sa.Float),
+)
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # sha256 of the cookie's token: a stolen table opens nothing
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+login_attempts = sa.Table(
+    "login_attempts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, index=True),
+    sa.Column("remote", sa.String(64), nullable=False, server_default=""),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+    sa.Column("ok", sa.Boolean, nullable=False),
+)
 
 SYSTEM = "system"  # the actor of what the system does by itself
 

@@ -85,11 +85,29 @@ class NotifySettings(Section):
     channels: list[NotifyChannel] = []
 
 
-class Operator(Section):
-    """A person who may act on incidents; the token comes from the environment variable named."""
+Role = Literal["patrol", "ops", "admin"]  # alerts.auth.ROLES: each can do what the one before can
+
+
+class ApiClient(Section):
+    """A machine client of the console API (a hotline system, a dashboard): its token comes
+    from the environment variable named, never from a file. People sign in with accounts."""
 
     name: str = Field(min_length=1)
     token_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    role: Role = "patrol"
+
+
+class ConsoleSettings(Section):
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)  # a sign-in lasts this long
+    secure_cookies: bool = False  # true behind HTTPS: the session cookie is then never sent in clear
+    # An XYZ tile server for the map's background, e.g. a county's own; none: shafts on a plain grid.
+    map_tile_url: str | None = Field(None, pattern=r"^https?://.*\{z\}.*\{x\}.*\{y\}")
+
+
+class DemoUser(Section):
+    username: str = Field(pattern=r"^[a-z][a-z0-9._-]{1,63}$")
+    role: Role
+    display_name: str = ""
 
 
 class DemoSettings(Section):
@@ -97,6 +115,13 @@ class DemoSettings(Section):
     meter_history_days: int = Field(7, ge=0, le=60)
     fence_passers_per_hour: float = Field(6.0, ge=0)
     seed: int = 7
+    # `shaftwatch run` with demo feeds gives these accounts a one-time password for the run.
+    users: list[DemoUser] = [
+        DemoUser(username="duty", role="patrol", display_name="值班员 duty officer"),
+        DemoUser(username="patrol-lead", role="patrol", display_name="巡逻队长 patrol lead"),
+        DemoUser(username="ops", role="ops", display_name="运维 ops"),
+        DemoUser(username="admin", role="admin", display_name="管理员 admin"),
+    ]
 
 
 class RuntimeSettings(Section):
@@ -117,5 +142,6 @@ class RuntimeSettings(Section):
     http: HttpSettings = HttpSettings()
     ingest: IngestSettings = IngestSettings()
     notify: NotifySettings = NotifySettings()
-    operators: list[Operator] = []
+    console: ConsoleSettings = ConsoleSettings()
+    api_clients: list[ApiClient] = []
     demo: DemoSettings = DemoSettings()

@@ -3,11 +3,12 @@
     shaftwatch run                 everything on one machine (local broker, worker, server, demo feeds)
     shaftwatch worker              one Faust worker (add more to share the partitions)
     shaftwatch server              the HTTP server: health, metrics, ingest APIs, alert console
-    shaftwatch broker              only the local Kafka broker, in the foreground
+    shaftwatch broker [--nodes 3]  only the local Kafka broker (or a local cluster), in the foreground
     shaftwatch topics              create the topics on the configured cluster
     shaftwatch gateway             camera gateway: configured cameras -> frames
     shaftwatch demo cameras|meters|fences   one demo feed
     shaftwatch config check        validate configs/ and say what is wrong
+    shaftwatch users add|list|password|disable   people's accounts for the console
     shaftwatch watchlist hash      clear ids (stdin) -> pseudonyms, for a watchlist file
     shaftwatch model fetch|check   provision detector weights for an air-gapped site
     shaftwatch schemas [--check]   write (or check) the published JSON Schemas
@@ -112,16 +113,27 @@ def cmd_broker(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
     from streams.kafka.admin import ensure_topics, topic_plan
-    from streams.ops.local_broker import LocalKafkaBroker, fetch_jars
+    from streams.ops.local_broker import LocalKafkaBroker, LocalKafkaCluster, fetch_jars
 
     if args.fetch_only:
         print(f"Kafka jars in {fetch_jars(cfg.runtime.kafka.local)}")
         return 0
     stop = threading.Event()
     stop_on_signals(stop)
-    with LocalKafkaBroker(cfg.runtime.kafka.local, cfg.data_dir / "kafka") as broker:
-        asyncio.run(ensure_topics(broker.bootstrap, topic_plan(cfg)))
-        print(f"Kafka is up on {broker.bootstrap}; Ctrl-C stops it", flush=True)
+    if args.nodes > 1:
+        # A cluster on this machine: topics replicated as in a county (min(3, nodes) copies).
+        kafka = LocalKafkaCluster(cfg.runtime.kafka.local, cfg.data_dir / f"kafka-{args.nodes}-nodes", args.nodes)
+        replication = kafka.replication
+    else:
+        kafka = LocalKafkaBroker(cfg.runtime.kafka.local, cfg.data_dir / "kafka")
+        replication = None
+    with kafka:
+        asyncio.run(ensure_topics(kafka.bootstrap, topic_plan(cfg, replication=replication)))
+        print(f"Kafka is up on {kafka.bootstrap}; Ctrl-C stops it", flush=True)
+        if args.nodes > 1:
+            print(f"  {args.nodes} nodes, topics replicated {replication} times, min.insync.replicas "
+                  f"{kafka.min_insync_replicas}; for workers: KAFKA_BOOTSTRAP={kafka.bootstrap} and "
+                  f"app.topics.replication: {replication} in shaftwatch.yaml", flush=True)
         stop.wait()
     return 0
 
@@ -175,6 +187,37 @@ def cmd_gateway(args) -> int:
         await run_gateway(streams, cfg.bootstrap_servers, stop)
 
     asyncio.run(_with_ops("camera-gateway", cfg, args.ops_port, main()))
+    return 0
+
+
+def cmd_users(args) -> int:
+    """People's accounts for the console. A new user, or a reset, gets a one-time password
+    printed once; there is never a default password."""
+    cfg = _config_or_exit(args)
+    from alerts.store import AlertStore, StoreError
+    from alerts.store.accounts import one_time_password
+
+    store = AlertStore(cfg.store_url)
+    store.migrate()
+    by = f"shaftwatch users ({os.environ.get('USER') or 'console'})"
+    try:
+        if args.users_command == "list":
+            for user in store.accounts.all():
+                state = "disabled" if user["disabled_at"] else "active"
+                print(f"{user['username']:<20} {user['role']:<7} {state:<9} {user['display_name']}")
+        elif args.users_command == "disable":
+            store.accounts.disable(args.username, by)
+            print(f"{args.username} disabled; their sessions ended")
+        else:
+            password = one_time_password()
+            if args.users_command == "add":
+                store.accounts.add(args.username, args.role, password, by, args.display_name or "")
+            else:
+                store.accounts.set_password(args.username, password, by)
+            print(f"{args.username}: one-time password {password}  (hand it over; it is not shown again)")
+    except StoreError as exc:
+        print(f"shaftwatch: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -247,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("broker", help="only the local Kafka broker, in the foreground")
     p.add_argument("--fetch-only", action="store_true", help="fetch the Kafka jars from Maven Central and exit")
+    p.add_argument("--nodes", type=int, default=1, choices=range(1, 6), metavar="N",
+                   help="KRaft nodes on this machine (1..5; 3 is a county's cluster: replication 3, min ISR 2)")
     p.set_defaults(func=cmd_broker)
     sub.add_parser("topics", help="create the topics on the configured cluster").set_defaults(func=cmd_topics)
 
@@ -274,6 +319,20 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--name", help="standard ultralytics weights to download, e.g. yolo11n.pt (needs a network)")
     f.set_defaults(func=cmd_model)
     msub.add_parser("check", help="load the configured model and run it once").set_defaults(func=cmd_model)
+
+    p = sub.add_parser("users", help="people's accounts for the console")
+    usub = p.add_subparsers(dest="users_command", required=True)
+    u = usub.add_parser("add", help="a new user with a one-time password")
+    u.add_argument("username")
+    u.add_argument("--role", required=True, choices=["patrol", "ops", "admin"])
+    u.add_argument("--display-name")
+    u.set_defaults(func=cmd_users)
+    usub.add_parser("list", help="every user, role and state").set_defaults(func=cmd_users)
+    for name, help_text in (("password", "a new one-time password (ends the user's sessions)"),
+                            ("disable", "no more sign-ins (ends the user's sessions)")):
+        u = usub.add_parser(name, help=help_text)
+        u.add_argument("username")
+        u.set_defaults(func=cmd_users)
 
     p = sub.add_parser("watchlist", help="watchlist tools")
     wsub = p.add_subparsers(dest="watchlist_command", required=True)

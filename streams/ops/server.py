@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
-from alerts.console.api import ConsoleApi, add_api_routes, operator_tokens
+from alerts.console.api import ConsoleApi, ConsoleSettings, add_api_routes, client_tokens
 from alerts.console.live import LiveFeed, incident_event
 from alerts.evidence import EvidenceStore
 from alerts.store import AlertStore, published
@@ -57,6 +58,21 @@ async def follow_alerts(cfg: ShaftWatchConfig, live: LiveFeed) -> None:
             await asyncio.sleep(2.0)
         finally:
             await consumer.stop()
+
+
+def console_settings(cfg: ShaftWatchConfig) -> ConsoleSettings:
+    """What the console needs of the config; ops may read the thresholds, cameras, meters
+    and fence zones in force (never a secret: only the names of variables holding them)."""
+    console = cfg.runtime.console
+    return ConsoleSettings(
+        county=cfg.sites.county, townships=tuple(cfg.sites.townships),
+        timezone_offset_h=cfg.thresholds.timezone_offset_h, session_ttl_s=console.session_hours * 3600,
+        secure_cookies=console.secure_cookies, map_tile_url=console.map_tile_url,
+        config_view={"config_dir": cfg.config_dir, "thresholds": cfg.thresholds.model_dump(mode="json"),
+                     "cameras": [{"id": c.id, "site_id": c.site_id, "zones": [z.name for z in c.zones]}
+                                 for c in cfg.cameras.cameras],
+                     "meters": [{"id": m.id, "site_id": m.site_id, "kind": m.kind} for m in cfg.meters.meters],
+                     "fence_zones": [{"id": z.id, "name": z.name, "site_ids": z.site_ids} for z in cfg.fences.zones]})
 
 
 def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
@@ -106,7 +122,8 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
     app.router.add_get("/metrics", metrics)
     add_ingest_routes(app, cfg, lambda: app[SINK])
     evidence = EvidenceStore(cfg.evidence_dir)
-    add_api_routes(app, ConsoleApi(store, operator_tokens(cfg.runtime.operators), publish, live, evidence.path_of))
+    add_api_routes(app, ConsoleApi(store, client_tokens(cfg.runtime.api_clients, os.environ), publish, live,
+                                   evidence.path_of, console_settings(cfg)))
     return app
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
+from alerts.store import AlertStore
+from alerts.store.accounts import one_time_password
 from streams.config import ShaftWatchConfig
 from streams.kafka.admin import ensure_topics, topic_plan
 from streams.logs import ids
@@ -84,12 +85,9 @@ def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s:
             raise
         env["KAFKA_BOOTSTRAP"] = broker.bootstrap
     bootstrap = env.get("KAFKA_BOOTSTRAP") or cfg.bootstrap_servers
-    # On one machine, an operator without a token in the environment gets a fresh one for
-    # this run (printed below), so the console API can be tried; none is ever written down.
-    demo_tokens = {}
-    for operator in cfg.runtime.operators:
-        if not env.get(operator.token_env):
-            env[operator.token_env] = demo_tokens[operator.name] = secrets.token_urlsafe(12)
+    # The demo county's people get a one-time password for this run (printed below), so the
+    # console can be tried at once; none is ever written down.
+    demo_passwords = demo_accounts(cfg) if with_demo else {}
     children: list[Child] = []
     try:
         created = asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
@@ -97,7 +95,7 @@ def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s:
         children = plan_children(cfg, theft_site, theft_after_s, with_demo)
         for child in children:
             child.start(env)
-        print(banner(cfg, bootstrap, theft_site, theft_after_s, demo_tokens), flush=True)
+        print(banner(cfg, bootstrap, theft_site, theft_after_s, demo_passwords), flush=True)
         while not stop.wait(1.0):
             for child in children:
                 if child.proc is not None and child.proc.poll() is not None and not stop.is_set():
@@ -122,13 +120,29 @@ def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s:
     return 0
 
 
+def demo_accounts(cfg: ShaftWatchConfig) -> dict[str, str]:
+    """The demo users (configs: demo.users) with a fresh one-time password each for this
+    run: username -> password. Created on the first run, their password replaced after."""
+    store = AlertStore(cfg.store_url)
+    store.migrate()
+    passwords = {}
+    for user in cfg.runtime.demo.users:
+        password = one_time_password()
+        if store.accounts.get(user.username) is None:
+            store.accounts.add(user.username, user.role, password, "shaftwatch run", user.display_name)
+        else:
+            store.accounts.set_password(user.username, password, "shaftwatch run")
+        passwords[user.username] = password
+    return passwords
+
+
 def banner(cfg: ShaftWatchConfig, bootstrap: str, theft_site: str | None, theft_after_s: float,
-           demo_tokens: dict[str, str]) -> str:
+           demo_passwords: dict[str, str]) -> str:
     port = cfg.runtime.app.worker_web_port
     lines = [
         "",
         "ShaftWatch is running. Ctrl-C stops everything.",
-        f"  alert console  http://{cfg.runtime.http.host}:{cfg.runtime.http.port}/  (sign in with an operator token)",
+        f"  alert console  http://{cfg.runtime.http.host}:{cfg.runtime.http.port}/  (sign in with an account)",
         f"  Kafka          {bootstrap}",
         f"  HTTP server    http://{cfg.runtime.http.host}:{cfg.runtime.http.port}/health  "
         "(/metrics, /openapi.json, /api/incidents)",
@@ -136,12 +150,9 @@ def banner(cfg: ShaftWatchConfig, bootstrap: str, theft_site: str | None, theft_
     ]
     lines.append(f"  demo feeds     http://{cfg.runtime.http.host}:{cfg.runtime.http.feeder_ops_port}/health .. "
                  f"{cfg.runtime.http.feeder_ops_port + 2}  (meters, fences, cameras; /metrics)")
-    for name, token in demo_tokens.items():
-        lines.append(f"  token for {name} (this run only): {token}")
-    if demo_tokens:
-        token = next(iter(demo_tokens.values()))
-        lines.append(f"  try: curl -H 'Authorization: Bearer {token}' "
-                     f"http://{cfg.runtime.http.host}:{cfg.runtime.http.port}/api/incidents")
+    roles = {u.username: u.role for u in cfg.runtime.demo.users}
+    for username, password in demo_passwords.items():
+        lines.append(f"  sign in as {username:<12} ({roles[username]}) with {password}   (this run only)")
     if theft_site:
         lines.append(f"  demo theft     at site {theft_site} in {theft_after_s:.0f} s (night-time demo clock)")
         lines.append(f"  rehearsal      a fresh state of its own in {cfg.data_dir} (configs copied there; "

@@ -56,7 +56,8 @@ def camera_frames(t0: float) -> list:
 def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kafka_bootstrap, tmp_path, monkeypatch):
     monkeypatch.setenv("SHAFTWATCH_TOKEN_DUTY", "duty-token")
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
-    config_dir = isolated_config(tmp_path, "e2e")
+    config_dir = isolated_config(tmp_path, "e2e", api_clients=[
+        {"name": "值班台 duty desk", "token_env": "SHAFTWATCH_TOKEN_DUTY", "role": "patrol"}])
     cfg = load_config(config_dir)
     asyncio.run(ensure_topics(kafka_bootstrap, topic_plan(cfg)))
     store = AlertStore(cfg.store_url)
@@ -70,7 +71,7 @@ def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kaf
         asyncio.run(produce(kafka_bootstrap, cfg.topic("frames"), frames))
 
         def settled():
-            incidents = store.incidents.open_ranked()
+            incidents = store.incidents.ranked()
             real = [i for i in incidents if i["site_id"] == "S01"]
             # The herder's cell fence protects S07 and S08 and a cell gives no position: both sites hear of it.
             return len(incidents) == 3 and real and set(real[0]["draft"]["strongest"]) == {"vision", "power", "fence"} \
@@ -118,7 +119,7 @@ def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kaf
         assert [i["id"] for i in listed] == [top["id"], weak["id"], weak2["id"]]
         assert acked["state"] == "acknowledged" and refused == 409 and unauthorized == 401
         audit = store.incidents.get(top["id"])["audit"]
-        assert audit[-1]["actor"] == "值班员 duty-officer" and audit[-1]["action"] == "acknowledge"
+        assert audit[-1]["actor"] == "值班台 duty desk" and audit[-1]["action"] == "acknowledge"
         records = asyncio.run(read_all(kafka_bootstrap, cfg.topic("alerts"), expect=100, timeout=8))
         latest = {}
         for r in records:

@@ -1,33 +1,26 @@
-// ShaftWatch alert console: the ranked open list, one incident's evidence and audit trail,
-// the actions a patrol takes, and live updates. Plain browser JavaScript, no build step.
-// Everything shown comes from the console API with the operator's token; text from the
-// data is always set as text, never as HTML.
+// ShaftWatch alert console: sign-in, the ranked list, one incident's evidence and audit
+// trail, the actions a patrol takes, the map, silences and users, with live updates.
+// Plain browser JavaScript, no build step. The session is an HttpOnly cookie; every
+// change sends the session's CSRF token. Text from the data is always set as text.
 "use strict";
 
-const TOKEN_KEY = "shaftwatch.operator-token";
 const URGENT = new Set(["high", "critical"]);
-const SEVERITY_WORDS = {critical: "紧急 critical", high: "高 high", medium: "中 medium", low: "低 low", info: "提示 info"};
-const STATE_WORDS = {new: "新 new", acknowledged: "已确认 acknowledged", dispatched: "已出警 dispatched", resolved: "已销号 resolved"};
+const SEVERITIES = ["critical", "high", "medium", "low", "info"];
 const ALLOWED = {new: ["acknowledge", "dispatch", "resolve"], acknowledged: ["dispatch", "resolve"],
                  dispatched: ["resolve"], resolved: []};
+const DISPOSITIONS = ["illegal_mining_confirmed", "false_alarm", "authorized_activity", "other"];
 
 const $ = (id) => document.getElementById(id);
-let selected = null;          // the incident id shown in the detail pane
-let known = new Set();        // incident ids in the list, to tell new ones on a live update
+let lang = localStorage.getItem("shaftwatch.lang") || "zh";
+let session = null;           // who is signed in, their role and CSRF token, the county's settings
+let view = "incidents";
+let selected = null;          // the incident shown in the detail pane
+let known = null;             // incident ids in the list (null before the first load)
 let fresh = new Set();        // ids changed by a live update, highlighted once
 let reloadTimer = null;
-let unseenUrgent = 0;
+let following = false;
 
-function token() { return sessionStorage.getItem(TOKEN_KEY); }
-
-async function api(path, options = {}) {
-  const response = await fetch(path, {...options, headers: {...(options.headers || {}),
-    "Authorization": `Bearer ${token()}`, "Content-Type": "application/json"}});
-  if (response.status === 401) { signOut("令牌无效 The token was not accepted."); throw new Error("unauthorized"); }
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-  return body;
-}
+const t = (key, params) => translate(lang, key, params);
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -36,51 +29,153 @@ function el(tag, text, className) {
   return node;
 }
 
-function when(ts) { return new Date(ts * 1000).toLocaleString("zh-CN", {hour12: false}); }
+function option(value, text) { const o = el("option", text); o.value = value; return o; }
 
-function ago(ts) {
+const offset = () => (session ? session.timezone_offset_h : 8);
+const clock = (ts, withDate = true) => countyClock(ts, offset(), withDate);
+
+function age(ts) {
   const minutes = Math.max(0, Math.round((Date.now() / 1000 - ts) / 60));
-  return minutes < 60 ? `${minutes} min ago` : minutes < 2880 ? `${Math.round(minutes / 60)} h ago`
-    : `${Math.round(minutes / 1440)} d ago`;
+  if (minutes < 60) return t("age_min", {n: minutes});
+  return minutes < 2880 ? t("age_h", {n: Math.round(minutes / 60)}) : t("age_d", {n: Math.round(minutes / 1440)});
 }
 
-function severityBadge(severity) { return el("span", SEVERITY_WORDS[severity] || severity, `sev sev-${severity}`); }
+function severityBadge(severity) { return el("span", t(`sev_${severity}`), `sev sev-${severity}`); }
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(path, options = {}) {
+  const headers = {...(options.headers || {}), "Content-Type": "application/json"};
+  if (options.method && options.method !== "GET" && session) headers["X-CSRF-Token"] = session.csrf;
+  const response = await fetch(path, {...options, headers, credentials: "same-origin"});
+  const body = await response.json().catch(() => ({}));
+  if (response.status === 401 && session && path !== "/api/login") { showSignIn(t("session_over")); }
+  if (!response.ok) throw new ApiError(response.status, body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+// ------------------------------------------------------------------ words on the page
+
+function applyLanguage() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.title = t("title");
+  for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
+  $("language").textContent = t("language");
+  $("note").placeholder = t("note_placeholder");
+  $("disposition").replaceChildren(option("", t("choose_disposition")),
+                                   ...DISPOSITIONS.map((d) => option(d, t(`disp_${d}`))));
+  const state = $("filter-state").value || "open";
+  $("filter-state").replaceChildren(option("open", t("open")), ...Object.keys(ALLOWED).map((s) => option(s, t(`st_${s}`))),
+                                    option("all", t("all")));
+  $("filter-state").value = state;
+  const severity = $("filter-severity").value;
+  $("filter-severity").replaceChildren(option("", t("all")), ...SEVERITIES.map((s) => option(s, t(`sev_${s}`))));
+  $("filter-severity").value = severity;
+  const kind = $("silence-kind").value;
+  $("silence-kind").replaceChildren(option("", t("any")), ...["vision", "power", "fence"].map(
+    (k) => option(k, t({vision: "cameras", power: "power", fence: "fence"}[k]))));
+  $("silence-kind").value = kind;
+  $("user-role").replaceChildren(...["patrol", "ops", "admin"].map((r) => option(r, t(`role_${r}`))));
+  setLink(following, following ? t("live") : t("offline"));
+  if (session) { showWho(); refresh(); }
+}
+
+function showWho() {
+  $("who").hidden = false;
+  $("who").textContent = `${session.display_name} · ${t(`role_${session.role}`)}`;
+}
 
 // ------------------------------------------------------------------ the list
 
+function seenText(seen) {
+  const parts = [];
+  const people = [];
+  if (seen.persons) people.push(t("persons", {n: seen.persons}));
+  if (seen.vehicles) people.push(t("vehicles", {n: seen.vehicles}));
+  if (people.length) parts.push(people.join(" "));
+  if (seen.power_kw !== null && seen.power_kw !== undefined) {
+    parts.push(t(seen.power_kinds.includes("reconnection") ? "cut_line" : "power_draw", {kw: Math.round(seen.power_kw)}));
+  } else if (seen.power_kinds.length) parts.push(t("power_other"));
+  if (seen.devices) parts.push(t("devices", {n: seen.devices}));
+  else if (seen.fence_kinds.length) parts.push(t("fence_other"));
+  return parts.join(" · ");
+}
+
+function listQuery() {
+  const params = new URLSearchParams();
+  const state = $("filter-state").value;
+  if (state === "all") params.set("state", "new,acknowledged,dispatched,resolved");
+  else if (state !== "open") params.set("state", state);
+  if ($("filter-severity").value) params.set("severity", $("filter-severity").value);
+  if ($("filter-township").value) params.set("township", $("filter-township").value);
+  return params.toString();
+}
+
 async function loadList() {
-  const {incidents} = await api("/api/incidents");
+  const {incidents} = await api(`/api/incidents?${listQuery()}`);
   const body = $("incidents").querySelector("tbody");
-  body.replaceChildren();
   const counts = {};
-  for (const incident of incidents) {
+  const urgentNew = [];
+  body.replaceChildren(...incidents.map((incident) => {
     counts[incident.severity] = (counts[incident.severity] || 0) + 1;
+    if (known && !known.has(incident.id) && URGENT.has(incident.severity)) urgentNew.push(incident);
     const row = el("tr");
     row.dataset.id = incident.id;
-    if (incident.id === selected) row.classList.add("selected");
+    row.classList.toggle("selected", incident.id === selected);
     if (fresh.has(incident.id)) row.classList.add("fresh");
     const sev = el("td"); sev.append(severityBadge(incident.severity));
-    const summary = el("td", incident.summary);
-    if (incident.silenced_by !== null && incident.silenced_by !== undefined) summary.append(el("span", "静默 silenced", "tag"));
-    row.append(sev, el("td", incident.score.toFixed(2)), el("td", incident.site_id), summary,
-               el("td", STATE_WORDS[incident.state] || incident.state), el("td", ago(incident.opened_at), "when"));
+    const site = el("td");
+    site.append(el("span", `${incident.site_id} ${incident.site_name || ""}`, "site-name"), el("br"),
+                el("span", incident.township || "", "township"));
+    const seen = el("td", seenText(incident.seen));
+    if (incident.silenced_by !== null && incident.silenced_by !== undefined) seen.append(el("span", t("silenced"), "tag"));
+    const when = el("td");
+    when.append(el("span", clock(incident.opened_at)), el("br"),
+                el("span", t("received_ago", {age: age(incident.first_received_at)}), "when"));
+    row.append(sev, site, seen, el("td", t(`st_${incident.state}`)), when);
     row.addEventListener("click", () => select(incident.id));
-    body.append(row);
-  }
+    return row;
+  }));
   fresh.clear();
   known = new Set(incidents.map((i) => i.id));
   $("empty").hidden = incidents.length > 0;
-  $("counts").replaceChildren(...["critical", "high", "medium", "low", "info"].filter((s) => counts[s])
+  $("counts").replaceChildren(...SEVERITIES.filter((s) => counts[s])
     .map((s) => { const span = el("span"); span.append(severityBadge(s), ` ${counts[s]}`); return span; }));
-  document.title = (unseenUrgent ? `(${unseenUrgent}) ` : "") + "ShaftWatch 值班台";
+  if (urgentNew.length) alarm(urgentNew[0]);
+}
+
+// A new high or critical incident: a banner that pulses, and a tone the patrol can hear.
+function alarm(incident) {
+  $("urgent").textContent = t("urgent_banner", {site: `${incident.site_id} ${incident.site_name || ""}`});
+  $("urgent").hidden = false;
+  $("urgent").dataset.incident = incident.id;
+  try {
+    const audio = new (window.AudioContext || window.webkitAudioContext)();
+    for (const [start, freq] of [[0, 880], [0.25, 660], [0.5, 880]]) {
+      const tone = audio.createOscillator(), gain = audio.createGain();
+      tone.frequency.value = freq; gain.gain.value = 0.2;
+      tone.connect(gain).connect(audio.destination);
+      tone.start(audio.currentTime + start); tone.stop(audio.currentTime + start + 0.18);
+    }
+  } catch (error) { /* no audio here: the banner stays */ }
 }
 
 function scheduleReload() {
   clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(async () => {
-    await loadList().catch(showLinkError);
-    if (selected) await select(selected, false).catch(() => {});
-  }, 250);  // a burst of changes is one reload
+  reloadTimer = setTimeout(refresh, 250);  // a burst of changes is one reload
+}
+
+async function refresh() {
+  try {
+    if (view === "incidents") {
+      await loadList();
+      if (selected) await select(selected, false);
+    } else if (view === "map") await loadMap();
+    else if (view === "silences") await loadSilences();
+    else if (view === "users") await loadUsers();
+  } catch (error) { if (error.status !== 401) setLink(false, t("reconnecting")); }
 }
 
 // ------------------------------------------------------------------ one incident
@@ -91,67 +186,133 @@ async function select(id, scroll = true) {
   if (location.hash !== `#/incidents/${id}`) history.replaceState(null, "", `#/incidents/${id}`);
   for (const row of $("incidents").querySelectorAll("tbody tr")) row.classList.toggle("selected", row.dataset.id === id);
   $("detail").hidden = false;
-  const title = $("detail-title");
-  title.replaceChildren(severityBadge(incident.severity), ` ${incident.site_id} · ${incident.id}`);
-  $("detail-summary").textContent = incident.summary;
-  const facts = [["状态 State", STATE_WORDS[incident.state] || incident.state], ["分数 Score", incident.score.toFixed(2)],
-    ["开始 Opened", when(incident.opened_at)], ["最新证据 Last evidence", when(incident.updated_at)]];
-  if (incident.disposition) facts.push(["处置 Disposition", incident.disposition]);
-  if (incident.note) facts.push(["备注 Note", incident.note]);
-  if (incident.previous_incident_id) facts.push(["前序事件 Follows", incident.previous_incident_id]);
+  $("detail-title").replaceChildren(severityBadge(incident.severity),
+                                    ` ${incident.site_id} ${incident.site_name || ""} · ${incident.township || ""}`);
+  $("detail-summary").textContent = `${seenText(incident.seen)} · ${incident.id}`;
+  const received = Math.min(...Object.values((incident.draft || {}).severity_at || {}), incident.received_at);
+  const facts = [[t("state"), t(`st_${incident.state}`)], [t("score"), incident.score.toFixed(2)],
+    [t("happened"), clock(incident.opened_at)], [t("received"), t("received_ago", {age: age(received)})],
+    [t("last_evidence"), clock(incident.updated_at)]];
+  if (incident.disposition) facts.push([t("disposition"), t(`disp_${incident.disposition}`)]);
+  if (incident.note) facts.push([t("note"), incident.note]);
+  if (incident.previous_incident_id) facts.push([t("follows"), incident.previous_incident_id]);
   $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", k), el("dd", v)]));
   const silence = incident.silence;
   $("detail-silence").hidden = !silence;
   if (silence) {
-    $("detail-silence").textContent = `静默 Silenced by ${silence.created_by} until ${when(silence.ends_at)}: ${silence.reason}`;
+    $("detail-silence").textContent = t("silenced_by", {who: silence.created_by, until: clock(silence.ends_at),
+                                                        reason: silence.reason});
   }
+  const mayAct = session.may.act;
+  $("actions").hidden = !mayAct;
   for (const button of $("actions").querySelectorAll("button[data-action]")) {
     button.disabled = !(ALLOWED[incident.state] || []).includes(button.dataset.action);
   }
   $("disposition").disabled = incident.state === "resolved";
   $("action-error").textContent = "";
   renderEvidence(incident.signals || []);
-  $("audit").replaceChildren(...(incident.audit || []).map((a) => {
-    const item = el("li");
-    item.append(el("span", when(a.at), "when"), ` ${a.actor} · ${a.action}`);
-    if (a.detail && a.detail.note) item.append(` — ${a.detail.note}`);
-    return item;
-  }));
+  renderAudit(incident.audit || []);
   if (scroll) $("detail").scrollIntoView({block: "nearest"});
 }
 
-function renderEvidence(signals) {
-  $("evidence").replaceChildren(...signals.map((s) => {
-    const item = el("li");
-    item.append(el("span", when(s.ts), "when"), ` ${s.source_kind}/${s.kind} · ${s.source_id} · strength ${s.strength.toFixed(2)}`);
-    item.append(el("div", s.summary));
-    for (const ref of s.evidence || []) {
-      if (ref.startsWith("snapshot:")) {
-        const img = el("img", null, "evidence-img");
-        img.alt = `snapshot from ${s.source_id}`;
-        item.append(img);
-        loadImage(img, ref);
-      } else {
-        item.append(el("div", ref, "when"));
-      }
-    }
-    return item;
-  }));
+function group(title) {
+  const box = el("div", null, "group");
+  box.append(el("h4", title));
+  return box;
 }
 
-async function loadImage(img, ref) {
-  // An <img src> cannot carry the token: fetch the file, show it from memory.
-  const response = await fetch(`/api/evidence?ref=${encodeURIComponent(ref)}`,
-                               {headers: {"Authorization": `Bearer ${token()}`}});
-  if (response.ok) img.src = URL.createObjectURL(await response.blob());
-  else img.replaceWith(el("div", `${ref} (not available)`, "when"));
+function renderEvidence(signals) {
+  const boxes = [];
+  const vision = signals.filter((s) => s.source_kind === "vision");
+  if (vision.length) {
+    const box = group(t("cameras"));
+    const shots = el("div", null, "shots");
+    for (const s of vision) {
+      for (const ref of s.evidence || []) {
+        if (!ref.startsWith("snapshot:")) continue;
+        const figure = el("figure", null, "shot");
+        const img = el("img", null, "evidence-img");
+        img.alt = s.summary;
+        img.loading = "lazy";
+        img.src = `/api/evidence?ref=${encodeURIComponent(ref)}`;  // the session cookie goes with it
+        figure.append(img, el("figcaption", `${s.source_id} · ${t("captured", {t: clock(s.ts)})}`, "when"));
+        shots.append(figure);
+      }
+    }
+    box.append(shots);
+    boxes.push(box);
+  }
+  const power = signals.filter((s) => s.source_kind === "power");
+  for (const meter of [...new Set(power.map((s) => s.source_id))]) {
+    const mine = power.filter((s) => s.source_id === meter);
+    const box = group(`${t("power")} · ${meter}`);
+    // The readings around the finding when the signal carries them, else one point a signal.
+    const samples = new Map();
+    for (const s of mine) {
+      for (const [ts, kw] of (s.details.samples || [])) samples.set(ts, kw);
+      if (typeof s.details.kw === "number") samples.set(s.ts, s.details.kw);
+    }
+    const expected = mine.map((s) => s.details.expected_kw).find((v) => typeof v === "number")
+      ?? (mine.some((s) => s.kind === "reconnection") ? 0 : null);
+    box.append(powerChart([...samples.entries()].sort((a, b) => a[0] - b[0]), expected, offset(),
+                          {caption: t("chart_caption", {meter}), empty: t("no_samples"), seen: t("seen_kw"),
+                           expected: t("expected_kw")}));
+    box.append(...mine.map((s) => el("p", `${clock(s.ts)} · ${s.summary}`, "when")));
+    boxes.push(box);
+  }
+  const fence = signals.filter((s) => s.source_kind === "fence");
+  for (const zone of [...new Set(fence.map((s) => s.source_id))]) {
+    const mine = fence.filter((s) => s.source_id === zone);
+    const devices = new Map();
+    for (const s of mine) {
+      const first = s.details.episode_start || s.ts;
+      for (const pid of s.details.device_pids || []) {
+        const known = devices.get(pid) || {pid, first, last: s.ts, kind: "phone"};
+        known.first = Math.min(known.first, first);
+        known.last = Math.max(known.last, s.ts);
+        if ((s.details.device_kinds || {})[pid] === "vehicle_terminal") known.kind = "vehicle_terminal";
+        devices.set(pid, known);
+      }
+    }
+    const box = group(`${t("fence")} · ${zone}`);
+    const rows = [...devices.values()].sort((a, b) => a.first - b.first);
+    box.append(fenceTimeline(rows, offset(), t("fence_caption", {zone})));
+    const kinds = [...new Set(mine.map((s) => s.kind))];
+    box.append(el("p", `${kinds.join(", ")} · ${t("devices", {n: rows.length})}`, "when"));
+    boxes.push(box);
+  }
+  $("evidence").replaceChildren(...boxes);
+}
+
+// The audit trail, with runs of the system adding evidence summarized on one line.
+function renderAudit(rows) {
+  const items = [];
+  for (let i = 0; i < rows.length; i++) {
+    const a = rows[i];
+    if (a.action === "evidence_added" && a.actor === "system") {
+      let j = i;
+      while (j + 1 < rows.length && rows[j + 1].action === "evidence_added" && rows[j + 1].actor === "system") j++;
+      const item = el("li");
+      item.append(el("span", clock(a.at), "when"), ` ${t("system")} · ${t("evidence_added", {n: j - i + 1})}`);
+      if (j > i) item.append(el("span", ` – ${clock(rows[j].at)}`, "when"));
+      items.push(item);
+      i = j;
+      continue;
+    }
+    const item = el("li");
+    item.append(el("span", clock(a.at), "when"), ` ${a.actor === "system" ? t("system") : a.actor} · ${t(`act_${a.action}`)}`);
+    if (a.detail && a.detail.disposition) item.append(` (${t(`disp_${a.detail.disposition}`)})`);
+    if (a.detail && a.detail.note) item.append(` — ${a.detail.note}`);
+    items.push(item);
+  }
+  $("audit").replaceChildren(...items);
 }
 
 async function act(action) {
   const body = {note: $("note").value || null};
   if (action === "resolve") {
     body.disposition = $("disposition").value || null;
-    if (!body.disposition) { $("action-error").textContent = "销号需要处置结果 Resolving needs a disposition."; return; }
+    if (!body.disposition) { $("action-error").textContent = t("needs_disposition"); return; }
   }
   try {
     await api(`/api/incidents/${encodeURIComponent(selected)}/${action}`, {method: "POST", body: JSON.stringify(body)});
@@ -163,6 +324,73 @@ async function act(action) {
   }
 }
 
+// ------------------------------------------------------------------ map, silences, users
+
+async function loadMap() {
+  const {sites} = await api("/api/sites");
+  const open = (incidentId) => { showView("incidents"); select(incidentId).catch(() => {}); };
+  $("map").replaceChildren(shaftMap(sites, session.map_tile_url, open));
+  $("map-sites").replaceChildren(...sites.map((site) => {
+    const item = el("li");
+    item.append(el("strong", `${site.id} ${site.name}`), ` · ${site.township} · ${t(`status_${site.status}`)} `);
+    for (const incident of site.incidents) {
+      const badge = severityBadge(incident.severity);
+      badge.style.cursor = "pointer";
+      badge.addEventListener("click", () => open(incident.id));
+      item.append(badge, " ");
+    }
+    return item;
+  }));
+}
+
+async function loadSilences() {
+  const [{silences}, {sites}] = await Promise.all([api("/api/silences"), api("/api/sites")]);
+  const siteValue = $("silence-site").value;
+  $("silence-site").replaceChildren(option("", t("any")), ...sites.map((s) => option(s.id, `${s.id} ${s.name}`)));
+  $("silence-site").value = siteValue;
+  $("silences").replaceChildren(...silences.map((s) => {
+    const item = el("li");
+    const matcher = [s.site_id, s.source_kind, s.source_id].filter((v) => v).join(" · ");
+    item.append(el("strong", matcher), ` ${t("silence_until", {t: clock(s.ends_at)})} · ${t("silence_by", {who: s.created_by})} — ${s.reason} `);
+    const end = el("button", t("silence_end"));
+    end.type = "button";
+    end.addEventListener("click", async () => {
+      await api(`/api/silences/${s.id}/end`, {method: "POST"}).catch((e) => { $("silence-error").textContent = e.message; });
+      await loadSilences();
+    });
+    item.append(end);
+    return item;
+  }));
+}
+
+async function loadUsers() {
+  const {users} = await api("/api/users");
+  $("users").replaceChildren(...users.map((u) => {
+    const item = el("li");
+    item.append(el("strong", u.username), ` ${u.display_name} · ${t(`role_${u.role}`)}`);
+    if (u.disabled_at) { item.append(el("span", t("disabled"), "tag")); return item; }
+    for (const [label, path] of [["reset_password", "password"], ["disable", "disable"]]) {
+      const button = el("button", t(label));
+      button.type = "button";
+      button.addEventListener("click", async () => {
+        const answer = await api(`/api/users/${encodeURIComponent(u.username)}/${path}`, {method: "POST"});
+        $("user-result").textContent = answer.one_time_password
+          ? t("one_time_password", {user: u.username, password: answer.one_time_password}) : "";
+        await loadUsers();
+      });
+      item.append(" ", button);
+    }
+    return item;
+  }));
+}
+
+function showView(name) {
+  view = name;
+  for (const button of $("tabs").querySelectorAll("button")) button.classList.toggle("current", button.dataset.view === name);
+  for (const pane of document.querySelectorAll("main.view")) pane.hidden = pane.id !== `view-${name}`;
+  refresh();
+}
+
 // ------------------------------------------------------------------ live updates
 
 function setLink(up, text) {
@@ -170,23 +398,22 @@ function setLink(up, text) {
   $("link").textContent = `● ${text}`;
 }
 
-function showLinkError() { setLink(false, "重连中 reconnecting…"); }
-
 function onEvent(event) {
-  if (event.type === "hello") { setLink(true, "实时 live"); scheduleReload(); return; }
+  if (event.type === "hello") { setLink(true, t("live")); scheduleReload(); return; }
   if (event.type === "resync") { scheduleReload(); return; }
   if (event.type !== "incident") return;
   fresh.add(event.incident_id);
-  if (!known.has(event.incident_id) && URGENT.has(event.severity) && document.hidden) unseenUrgent += 1;
   scheduleReload();
 }
 
 async function follow() {
+  if (following) return;
+  following = true;
   let wait = 1000;
-  while (token()) {
+  while (session) {
     try {
-      const response = await fetch("/api/live", {headers: {"Authorization": `Bearer ${token()}`}});
-      if (response.status === 401) { signOut("令牌无效 The token was not accepted."); return; }
+      const response = await fetch("/api/live", {credentials: "same-origin"});
+      if (response.status === 401) { showSignIn(t("session_over")); break; }
       if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
       wait = 1000;
       const reader = response.body.getReader();
@@ -204,27 +431,39 @@ async function follow() {
         }
       }
     } catch (error) { /* the server or the network went away: try again below */ }
-    showLinkError();
+    if (!session) break;
+    setLink(false, t("reconnecting"));
     await new Promise((resolve) => setTimeout(resolve, wait));
     wait = Math.min(wait * 2, 30000);
   }
+  following = false;
 }
 
-// ------------------------------------------------------------------ sign-in
+// ------------------------------------------------------------------ signing in and out
 
-function signOut(message) {
-  sessionStorage.removeItem(TOKEN_KEY);
-  $("console").hidden = true;
+function showSignIn(message) {
+  session = null;
+  for (const pane of document.querySelectorAll("main.view")) pane.hidden = true;
+  $("tabs").hidden = true;
   $("sign-out").hidden = true;
+  $("who").hidden = true;
   $("sign-in").hidden = false;
   $("sign-in-error").textContent = message || "";
-  setLink(false, "未连接 offline");
+  setLink(false, t("offline"));
 }
 
-async function start() {
+async function start(found) {
+  session = found;
   $("sign-in").hidden = true;
-  $("console").hidden = false;
+  $("tabs").hidden = false;
   $("sign-out").hidden = false;
+  showWho();
+  for (const button of $("tabs").querySelectorAll("button[data-may]")) button.hidden = !session.may[button.dataset.may];
+  const township = $("filter-township").value;
+  $("filter-township").replaceChildren(option("", t("all")), ...session.townships.map((tw) => option(tw, tw)));
+  $("filter-township").value = township;
+  known = null;
+  showView("incidents");
   await loadList();
   const wanted = location.hash.match(/^#\/incidents\/(.+)$/);
   if (wanted) await select(decodeURIComponent(wanted[1])).catch(() => {});
@@ -233,15 +472,56 @@ async function start() {
 
 $("sign-in").addEventListener("submit", async (e) => {
   e.preventDefault();
-  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
-  $("token").value = "";
-  try { await start(); } catch (error) { if (token()) $("sign-in-error").textContent = error.message; }
+  try {
+    const found = await api("/api/login", {method: "POST", body: JSON.stringify({
+      username: $("username").value.trim(), password: $("password").value})});
+    $("password").value = "";
+    await start(found);
+  } catch (error) {
+    $("sign-in-error").textContent = error.status === 429 ? error.message : t("signin_refused");
+  }
 });
-$("sign-out").addEventListener("click", () => signOut());
+$("sign-out").addEventListener("click", async () => {
+  await api("/api/logout", {method: "POST"}).catch(() => {});
+  showSignIn();
+});
+$("language").addEventListener("click", () => {
+  lang = lang === "zh" ? "en" : "zh";
+  localStorage.setItem("shaftwatch.lang", lang);
+  applyLanguage();
+});
+for (const button of $("tabs").querySelectorAll("button")) button.addEventListener("click", () => showView(button.dataset.view));
 for (const button of $("actions").querySelectorAll("button[data-action]")) {
   button.addEventListener("click", () => act(button.dataset.action));
 }
-document.addEventListener("visibilitychange", () => { if (!document.hidden) { unseenUrgent = 0; scheduleReload(); } });
-setInterval(() => { if (token()) loadList().catch(() => {}); }, 60000);  // ages stay true without events
+for (const id of ["filter-state", "filter-severity", "filter-township"]) $(id).addEventListener("change", () => loadList());
+$("urgent").addEventListener("click", () => {
+  $("urgent").hidden = true;
+  if ($("urgent").dataset.incident) { showView("incidents"); select($("urgent").dataset.incident).catch(() => {}); }
+});
+$("silence-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("silence-error").textContent = "";
+  try {
+    await api("/api/silences", {method: "POST", body: JSON.stringify({
+      site_id: $("silence-site").value || null, source_kind: $("silence-kind").value || null,
+      source_id: $("silence-source").value.trim() || null, duration_s: Number($("silence-hours").value) * 3600,
+      reason: $("silence-reason").value.trim()})});
+    $("silence-reason").value = "";
+    await loadSilences();
+  } catch (error) { $("silence-error").textContent = error.message; }
+});
+$("user-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    const user = await api("/api/users", {method: "POST", body: JSON.stringify({
+      username: $("user-name").value.trim(), display_name: $("user-display").value.trim(), role: $("user-role").value})});
+    $("user-result").textContent = t("one_time_password", {user: user.username, password: user.one_time_password});
+    $("user-name").value = ""; $("user-display").value = "";
+    await loadUsers();
+  } catch (error) { $("user-result").textContent = error.message; }
+});
+setInterval(() => { if (session) refresh(); }, 60000);  // ages stay true without events
 
-if (token()) start().catch(() => signOut()); else signOut();
+applyLanguage();
+api("/api/session").then(start).catch(() => showSignIn());

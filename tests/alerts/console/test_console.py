@@ -1,7 +1,10 @@
-"""The alert console: its live feed on plain data, then the page in a real browser (Debian's
-chromium driven by Playwright) against the real HTTP server, store and broker: sign-in,
-the ranked list, evidence with its snapshot, an action and its audit line, and a new
-incident pushed live from the ``alerts`` topic without reloading the page."""
+"""The alert console: its live feed on plain data; its API (sessions, CSRF, roles,
+throttling, machine clients) against the real HTTP server and store; then the page in a
+real browser (Debian's chromium driven by Playwright) against the running app with the
+real broker, a real worker and the store: sign-in per role, evidence that reads at a
+glance, audited actions, silences for ops only, a new incident pushed live, Chinese and
+English, and phone width. Screenshots at 1440 and 390 px are kept in
+test-artifacts/console/."""
 
 from __future__ import annotations
 
@@ -17,17 +20,18 @@ import pytest
 from alerts.console.live import LiveFeed
 from alerts.evidence import EvidenceStore
 from alerts.fusion import FusionRules
-from alerts.store import AlertStore, published
+from alerts.store import AlertStore
 from detectors.timeofday import LocalClock
 from streams.config import load_config
 from streams.contract.decoding import encode
-from streams.contract.records import Incident
+from streams.contract.records import Signal
 from streams.kafka.admin import ensure_topics, topic_plan
-from streams.kafka.producer import KafkaSink
-from tests.helpers import isolated_config, night_ts, serving
+from tests.helpers import REPO, WorkerProcess, isolated_config, night_ts, produce, serving, without_cameras
 
 CHROMIUM = Path("/usr/bin/chromium")
-TOKEN = "duty-token"
+ARTIFACTS = REPO / "test-artifacts" / "console"
+PASSWORDS = {"duty": "duty password 1", "ops": "ops password 22", "admin": "admin password 333"}
+MACHINE_TOKEN = "hotline-token-123"
 
 
 def test_a_page_that_cannot_keep_up_is_told_to_resync():
@@ -46,112 +50,261 @@ def test_a_page_that_cannot_keep_up_is_told_to_resync():
     asyncio.run(run())
 
 
-def signal(sid: str, site: str, kind: str, strength: float, ts: float, evidence: list[str]) -> dict:
-    return {"signal_id": sid, "site_id": site, "source_kind": kind, "source_id": f"{kind}-{site}", "kind": "test",
-            "ts": ts, "strength": strength, "summary": f"{kind} at {site}", "details": {}, "evidence": evidence}
+def signal(sid: str, site: str, kind: str, name: str, strength: float, ts: float, evidence: list[str],
+           source_id: str, details: dict) -> dict:
+    return {"signal_id": sid, "site_id": site, "source_kind": kind, "source_id": source_id, "kind": name,
+            "ts": ts, "strength": strength, "summary": f"{name} at {site}", "details": details, "evidence": evidence}
 
 
 @pytest.fixture
 def console_setup(kafka_bootstrap, tmp_path, monkeypatch):
-    """A config, a store holding one corroborated night incident at S01 (with a camera
-    snapshot) and a weak day one at S02."""
-    monkeypatch.setenv("SHAFTWATCH_TOKEN_DUTY", TOKEN)
+    """A config, users of each role, a machine client, and a store holding one corroborated
+    night incident at S01 (a camera snapshot, two readings of the cut line, a crew in the
+    fence) and a weak one at S02."""
+    monkeypatch.setenv("SHAFTWATCH_TOKEN_HOTLINE", MACHINE_TOKEN)
     monkeypatch.setenv("KAFKA_BOOTSTRAP", kafka_bootstrap)
-    cfg = load_config(isolated_config(tmp_path, "console"))
+    config_dir = without_cameras(isolated_config(tmp_path, "console", api_clients=[
+        {"name": "hotline", "token_env": "SHAFTWATCH_TOKEN_HOTLINE", "role": "patrol"}]))
+    cfg = load_config(config_dir)
     asyncio.run(ensure_topics(kafka_bootstrap, topic_plan(cfg)))
     store = AlertStore(cfg.store_url)
     store.migrate()
+    from streams.worker.run import ledger_rows
+    store.ledger.sync(ledger_rows(cfg))
+    store.accounts.add("duty", "patrol", PASSWORDS["duty"], "test", "值班员 王")
+    store.accounts.add("ops", "ops", PASSWORDS["ops"], "test", "运维 李")
+    store.accounts.add("admin", "admin", PASSWORDS["admin"], "test", "管理员 赵")
     night = night_ts()
     _, jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 90, np.uint8))
     snapshot = EvidenceStore(cfg.evidence_dir).save_snapshot("CAM-S01-A", night, "person-1", jpeg.tobytes())
-    store.incidents.apply_signals([signal("v1", "S01", "vision", 0.9, night, [snapshot]),
-                         signal("p1", "S01", "power", 0.8, night + 60, ["power-curve:M-0001"]),
-                         signal("f1", "S01", "fence", 0.7, night + 120, ["fence-timeline:FZ-JS-1:1-2"]),
-                         signal("w1", "S02", "power", 0.3, night + 12 * 3600, [])], FusionRules(), LocalClock())
+    crew = [f"p1:crew{i}aaaaaaaaaaaaaaa" for i in range(5)]
+    store.incidents.apply_signals([
+        signal("v1", "S01", "vision", "person_at_shaft", 0.9, night, [snapshot], "CAM-S01-A",
+               {"labels": {"person": 3, "truck": 1}}),
+        signal("p1", "S01", "power", "reconnection", 0.8, night + 60, ["power-curve:M-0001"], "M-0001",
+               {"kw": 28.5}),
+        signal("p2", "S01", "power", "reconnection", 0.8, night + 3600, ["power-curve:M-0001"], "M-0001",
+               {"kw": 31.2}),
+        signal("f1", "S01", "fence", "crew_in_zone", 0.7, night + 120, [], "FZ-JS-1",
+               {"device_pids": crew, "devices": 5, "episode_start": night - 600}),
+        signal("w1", "S02", "power", "baseline_deviation", 0.3, night + 12 * 3600, [], "M-0002", {"kw": 6.0}),
+    ], FusionRules(), LocalClock())
     return cfg, store
 
 
+def browser_like() -> aiohttp.ClientSession:
+    """A client that keeps cookies of 127.0.0.1 (aiohttp's jar refuses IP hosts by default)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def sign_in(session: aiohttp.ClientSession, base: str, user: str) -> dict:
+    async with session.post(f"{base}/api/login", json={"username": user, "password": PASSWORDS[user]}) as r:
+        assert r.status == 200, await r.text()
+        return {**await r.json(), "set_cookie": r.headers["Set-Cookie"]}
+
+
 @pytest.mark.broker
-def test_live_feed_needs_a_token_and_says_hello(console_setup):
-    cfg, _ = console_setup
+def test_sessions_csrf_roles_throttling_and_machine_clients(console_setup):
+    cfg, store = console_setup
 
     async def run():
-        async with serving(cfg) as base, aiohttp.ClientSession() as session:
-            async with session.get(f"{base}/api/live") as r:
-                assert r.status == 401
-            async with session.get(f"{base}/api/evidence?ref=snapshot:../../etc/passwd",
-                                   headers={"Authorization": f"Bearer {TOKEN}"}) as r:
-                assert r.status == 404
-            async with session.get(f"{base}/api/live", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
-                assert r.status == 200 and r.headers["Content-Type"].startswith("application/x-ndjson")
-                assert await asyncio.wait_for(r.content.readline(), 5) == b'{"type": "hello"}\n'
-            async with session.get(f"{base}/") as r:
-                assert r.status == 200 and "ShaftWatch" in await r.text()
+        async with serving(cfg) as base:
+            async with aiohttp.ClientSession() as anonymous:
+                async with anonymous.get(f"{base}/api/incidents") as r:
+                    assert r.status == 401
+                async with anonymous.get(f"{base}/api/live") as r:
+                    assert r.status == 401
+                async with anonymous.get(f"{base}/api/incidents",
+                                         headers={"Authorization": f"Bearer {MACHINE_TOKEN}"}) as r:
+                    assert r.status == 200 and [i["site_id"] for i in (await r.json())["incidents"]] == ["S01", "S02"]
+                async with anonymous.post(f"{base}/api/silences", json={"site_id": "S01", "duration_s": 60,
+                                          "reason": "x"}, headers={"Authorization": f"Bearer {MACHINE_TOKEN}"}) as r:
+                    assert r.status == 403  # a patrol client may not silence
+                async with anonymous.get(f"{base}/api/evidence?ref=snapshot:../../etc/passwd",
+                                         headers={"Authorization": f"Bearer {MACHINE_TOKEN}"}) as r:
+                    assert r.status == 404
+                async with anonymous.get(f"{base}/") as r:
+                    assert r.status == 200 and "ShaftWatch" in await r.text()
+
+            async with browser_like() as duty:
+                answer = await sign_in(duty, base, "duty")
+                assert answer["role"] == "patrol" and answer["may"] == {
+                    "act": True, "silence": False, "ledger": False, "config": False, "users": False}
+                flags = answer["set_cookie"]
+                assert flags.startswith("shaftwatch_session=") and "HttpOnly" in flags
+                assert "SameSite=Strict" in flags and "Max-Age=43200" in flags
+                incident = (await (await duty.get(f"{base}/api/incidents")).json())["incidents"][0]
+                assert incident["site_name"] and incident["township"] and incident["seen"]["persons"] == 3
+                assert incident["seen"]["vehicles"] == 1 and incident["seen"]["power_kw"] == 31.2
+                assert incident["seen"]["devices"] == 5
+                act = f"{base}/api/incidents/{incident['id']}/acknowledge"
+                async with duty.post(act, json={"note": "on my way"}) as r:
+                    assert r.status == 403 and "CSRF" in (await r.json())["error"]  # no token: refused
+                async with duty.post(act, json={"note": "on my way"}, headers={"X-CSRF-Token": "guessed"}) as r:
+                    assert r.status == 403
+                async with duty.post(act, json={"note": "on my way"}, headers={"X-CSRF-Token": answer["csrf"]}) as r:
+                    assert r.status == 200 and (await r.json())["state"] == "acknowledged"
+                async with duty.post(f"{base}/api/silences", json={"site_id": "S02", "duration_s": 600, "reason": "x"},
+                                     headers={"X-CSRF-Token": answer["csrf"]}) as r:
+                    assert r.status == 403
+                async with duty.get(f"{base}/api/users") as r:
+                    assert r.status == 403
+                async with duty.post(f"{base}/api/logout", headers={"X-CSRF-Token": answer["csrf"]}) as r:
+                    assert r.status == 200
+                async with duty.get(f"{base}/api/incidents") as r:
+                    assert r.status == 401  # the session ended
+
+            async with browser_like() as ops:
+                answer = await sign_in(ops, base, "ops")
+                csrf = {"X-CSRF-Token": answer["csrf"]}
+                async with ops.post(f"{base}/api/silences", json={"site_id": "S02", "duration_s": 600,
+                                                                  "reason": "licensed backfill"}, headers=csrf) as r:
+                    assert r.status == 201
+                    silence_id = (await r.json())["id"]
+                async with ops.post(f"{base}/api/silences/{silence_id}/end", headers=csrf) as r:
+                    assert r.status == 200 and (await r.json())["ends_at"] <= time.time()
+                async with ops.get(f"{base}/api/config") as r:
+                    assert r.status == 200 and "fusion" in (await r.json())["thresholds"]
+
+            async with browser_like() as admin:
+                answer = await sign_in(admin, base, "admin")
+                async with admin.post(f"{base}/api/users", json={"username": "zhou", "role": "patrol"},
+                                      headers={"X-CSRF-Token": answer["csrf"]}) as r:
+                    assert r.status == 201
+                    one_time = (await r.json())["one_time_password"]
+            async with browser_like() as zhou:
+                async with zhou.post(f"{base}/api/login", json={"username": "zhou", "password": one_time}) as r:
+                    assert r.status == 200
+
+            async with browser_like() as guesser:
+                for _ in range(5):
+                    async with guesser.post(f"{base}/api/login", json={"username": "ops", "password": "guess"}) as r:
+                        assert r.status == 401
+                async with guesser.post(f"{base}/api/login", json={"username": "ops",
+                                                                   "password": PASSWORDS["ops"]}) as r:
+                    assert r.status == 429 and int(r.headers["Retry-After"]) > 0  # even the right one waits
+
     asyncio.run(run())
+    trail = store.incidents.get(all_open(store)[0]["id"])["audit"]
+    assert ("duty", "acknowledge") in [(a["actor"], a["action"]) for a in trail]
+
+
+def all_open(store):
+    return store.incidents.ranked()
 
 
 @pytest.mark.broker
-def test_the_console_in_a_real_browser(console_setup):
+def test_the_console_in_a_real_browser(console_setup, kafka_bootstrap, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed here (make chromium installs it)")
     playwright = pytest.importorskip("playwright.async_api")
     cfg, store = console_setup
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    worker = WorkerProcess(Path(cfg.config_dir), kafka_bootstrap, tmp_path / "worker.log").start()
 
     async def run():
+        expect = playwright.expect
         async with serving(cfg) as base, playwright.async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=[
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             try:
-                page = await browser.new_page()
-                expect = playwright.expect
+                # A patrol member at a desk, in Chinese (the default).
+                page = await (await browser.new_context(viewport={"width": 1440, "height": 1000})).new_page()
                 await page.goto(base)
-                await page.fill("#token", "wrong")
+                await page.fill("#username", "duty")
+                await page.fill("#password", "not the password")
                 await page.click("#sign-in button")
-                await expect(page.locator("#sign-in-error")).to_contain_text("not accepted")
-
-                await page.fill("#token", TOKEN)
+                await expect(page.locator("#sign-in-error")).to_contain_text("不正确")
+                await page.fill("#password", PASSWORDS["duty"])
                 await page.click("#sign-in button")
                 rows = page.locator("#incidents tbody tr")
                 await expect(rows).to_have_count(2)
-                await expect(page.locator("#sign-in")).to_be_hidden()
                 await expect(rows.nth(0)).to_contain_text("S01")
-                await expect(rows.nth(0)).to_contain_text("critical")
-                await expect(rows.nth(1)).to_contain_text("S02")
-                await expect(page.locator("#link")).to_contain_text("live")
+                await expect(rows.nth(0)).to_contain_text("金山镇")
+                await expect(rows.nth(0)).to_contain_text("人员×3 车辆×1 · 断电线路 31 kW · 围栏内 5 台设备")
+                await expect(rows.nth(0)).to_contain_text("紧急")
+                await expect(page.locator("#who")).to_contain_text("值班员 王")
+                await expect(page.locator("nav button[data-view=silences]")).to_be_hidden()  # patrol: no silences
+                await expect(page.locator("#link")).to_contain_text("实时")
 
                 await rows.nth(0).click()
                 await expect(page.locator("#detail-title")).to_contain_text("S01")
-                await expect(page.locator("#evidence li")).to_have_count(3)
                 await page.wait_for_function("() => { const i = document.querySelector('.evidence-img');"
                                              " return i && i.complete && i.naturalWidth === 160; }", timeout=10000)
-                assert "#/incidents/" in page.url  # the link notifications carry opens this view
+                await expect(page.locator("svg.chart polyline.seen")).to_have_count(1)
+                await expect(page.locator("svg.chart line.expected")).to_have_count(1)
+                await expect(page.locator("svg.timeline rect.device")).to_have_count(5)
+                await expect(page.locator("#audit li", has_text="新增证据 ×3")).to_have_count(1)
+                await page.screenshot(path=str(ARTIFACTS / "incident-1440.png"), full_page=True)
 
-                await page.click("button[data-action=resolve]")
-                await expect(page.locator("#action-error")).to_contain_text("needs a disposition")
-                await page.fill("#note", "team 2 on the way")
+                # A change without the session's CSRF token is refused, even from the page itself.
+                status = await page.evaluate("""async (id) => (await fetch(`/api/incidents/${id}/acknowledge`,
+                    {method: 'POST', body: '{}', headers: {'Content-Type': 'application/json'}})).status""",
+                                             await rows.nth(0).get_attribute("data-id"))
+                assert status == 403
+
+                await page.fill("#note", "二队出发 team 2 on the way")
                 await page.click("button[data-action=acknowledge]")
-                await expect(page.locator("#audit li").last).to_contain_text("值班员 duty-officer · acknowledge")
+                await expect(page.locator("#audit li").last).to_contain_text("duty · 确认")
                 await expect(page.locator("#audit li").last).to_contain_text("team 2 on the way")
-                await expect(page.locator("button[data-action=acknowledge]")).to_be_disabled()
-                await expect(rows.nth(0)).to_contain_text("acknowledged")
+                await page.select_option("#disposition", "illegal_mining_confirmed")
+                await page.click("button[data-action=resolve]")
+                await expect(page.locator("#audit li").last).to_contain_text("duty · 销号")
+                await expect(rows).to_have_count(1)  # resolved: off the open list
 
-                # Fusion opens an incident elsewhere and publishes it: the page shows it
-                # without a reload. (Published again if the server's reader of alerts had
-                # not reached the end of the topic yet when the first one went out.)
+                # Signals produced on the broker: the worker fuses them, the page shows the new
+                # critical incident without a reload, with its banner.
                 night = night_ts()
-                incident, _ = store.incidents.apply_signal(signal("v2", "S03", "vision", 0.95, night + 300, []),
-                                                 FusionRules(), LocalClock())
-                async with KafkaSink(cfg.bootstrap_servers, "test") as sink:
-                    deadline = time.monotonic() + 30
-                    while True:
-                        await sink.send(cfg.topic("alerts"), incident["id"], encode(Incident.of(published(incident))))
-                        try:
-                            await expect(rows).to_have_count(3, timeout=3000)
-                            break
-                        except AssertionError:
-                            if time.monotonic() > deadline:
-                                raise
-                await expect(page.locator("#incidents tbody tr", has_text="S03")).to_have_count(1)
+                fresh = [Signal.of(identity=(k,), site_id="S03", source_kind=kind, source_id=f"{kind}-S03",
+                                   kind=name, ts=night + 300 + k, strength=0.95, summary=f"{name} at S03",
+                                   details={"labels": {"person": 2}} if kind == "vision" else {"kw": 20.0},
+                                   evidence=[]) for k, (kind, name) in enumerate(
+                                       [("vision", "person_at_shaft"), ("power", "reconnection")])]
+                await produce(kafka_bootstrap, cfg.topic("signals"), [(s.site_id.encode(), encode(s), None)
+                                                                      for s in fresh])
+                await expect(page.locator("#incidents tbody tr", has_text="S03")).to_have_count(1, timeout=60000)
+                await expect(page.locator("#urgent")).to_contain_text("S03")
+
+                await page.click("#language")
+                await expect(page.locator("nav button[data-view=incidents]")).to_have_text("Incidents")
+                await expect(page.locator("#incidents thead")).to_contain_text("Severity")
+
+                # Ops can silence; the map shows the shafts.
+                ops = await (await browser.new_context(viewport={"width": 1440, "height": 1000})).new_page()
+                await ops.goto(base)
+                await ops.fill("#username", "ops")
+                await ops.fill("#password", PASSWORDS["ops"])
+                await ops.click("#sign-in button")
+                await ops.click("nav button[data-view=silences]")
+                await ops.select_option("#silence-site", "S02")
+                await ops.fill("#silence-reason", "持证回填 licensed backfill")
+                await ops.click("#silence-form button[type=submit]")
+                await expect(ops.locator("#silences li")).to_contain_text("licensed backfill")
+                await ops.click("#silences li button")
+                await expect(ops.locator("#silences li")).to_have_count(0)
+                await ops.click("nav button[data-view=map]")
+                await expect(ops.locator("svg.map g.site")).to_have_count(len(cfg.sites.sites))
+                await ops.screenshot(path=str(ARTIFACTS / "map-1440.png"), full_page=True)
+
+                # A phone: the list becomes cards and nothing runs off the screen.
+                phone = await (await browser.new_context(viewport={"width": 390, "height": 844},
+                                                         is_mobile=True)).new_page()
+                await phone.goto(base)
+                await phone.fill("#username", "duty")
+                await phone.fill("#password", PASSWORDS["duty"])
+                await phone.click("#sign-in button")
+                await expect(phone.locator("#incidents tbody tr").first).to_be_visible()
+                await expect(phone.locator("#incidents thead")).to_be_hidden()
+                assert await phone.evaluate("document.documentElement.scrollWidth") <= 390
+                await phone.locator("#incidents tbody tr").first.click()
+                await expect(phone.locator("#detail-title")).to_be_visible()
+                assert await phone.evaluate("document.documentElement.scrollWidth") <= 390
+                await phone.screenshot(path=str(ARTIFACTS / "list-390.png"), full_page=True)
             finally:
                 await browser.close()
-    asyncio.run(run())
+
+    try:
+        worker.wait_ready(topic_suffix="signals")
+        asyncio.run(run())
+    finally:
+        worker.stop()

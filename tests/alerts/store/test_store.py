@@ -22,25 +22,6 @@ def signal(sid, site="S01", kind="power", strength=0.8, ts=NIGHT, source_id="M-0
             "evidence": [f"power-curve:{sid}"]}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    """The same tests on the default SQLite file and on a real PostgreSQL server."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'alerts.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        import sqlalchemy as sa
-        with sa.create_engine(url).begin() as c:  # a clean schema for each test
-            c.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    s = AlertStore(url)
-    s.migrate()
-    s.ledger.sync([{"id": "S01", "name": "one", "township": "t", "lon": 110.0, "lat": 34.0, "status": "sealed",
-                    "sealed_on": "2023-05-12", "responsible": "王建国"},
-                   {"id": "S02", "name": "two", "township": "t", "lon": 110.1, "lat": 34.1, "status": "sealed",
-                    "sealed_on": None, "responsible": "x"}])
-    return s
-
-
 def test_replayed_signals_change_nothing(store):
     first, change = store.incidents.apply_signal(signal("a"), RULES, CLOCK)
     second, change2 = store.incidents.apply_signal(signal("b", kind="fence", strength=0.6, ts=NIGHT + 60), RULES, CLOCK)
@@ -147,7 +128,7 @@ def test_quiet_incidents_close_and_unacknowledged_ones_escalate(store):
     # The high one waits for a person; the low and the medium one close themselves.
     assert sorted(i["id"] for i in closed) == sorted([low["id"], medium["id"]])
     assert store.incidents.get(low["id"])["disposition"] == "auto_closed_quiet"
-    assert [i["id"] for i in store.incidents.open_ranked()] == [high["id"]]
+    assert [i["id"] for i in store.incidents.ranked()] == [high["id"]]
     store.incidents.transition(high["id"], "acknowledge", "duty-officer")
     assert store.incidents.close_quiet(received + 100 * 86400, rules_at) == []
 

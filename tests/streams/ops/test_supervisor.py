@@ -54,11 +54,12 @@ def test_run_starts_everything_stages_the_theft_every_time_and_ctrl_c_stops_ever
     shows one critical S01 incident with its three sources, on a fresh state of its own."""
     kafka_port, controller_port = free_port(), free_port()
     config_dir = isolated_config(tmp_path, "run", kafka={"bootstrap": None, "local": {
-        "port": kafka_port, "controller_port": controller_port}}, demo={"meter_history_days": 1})
+        "port": kafka_port, "controller_port": controller_port}}, demo={"meter_history_days": 1},
+        api_clients=[{"name": "test", "token_env": "SHAFTWATCH_TOKEN_TEST", "role": "patrol"}])
     settings = yaml.safe_load((config_dir / "shaftwatch.yaml").read_text())
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "SHAFTWATCH_DATA_DIR")}
     env.update(SHAFTWATCH_CONFIG_DIR=str(config_dir), SHAFTWATCH_PSEUDONYM_KEY="test-key",
-               SHAFTWATCH_TOKEN_DUTY="duty-token")
+               SHAFTWATCH_TOKEN_TEST="duty-token")
     worker_url = f"http://127.0.0.1:{settings['app']['worker_web_port']}"
     server_url = f"http://127.0.0.1:{settings['http']['port']}"
     rehearsals = tmp_path / "data" / "rehearsals"
@@ -92,7 +93,9 @@ def test_run_starts_everything_stages_the_theft_every_time_and_ctrl_c_stops_ever
             run.send_signal(signal.SIGINT)
             rc = run.wait(90)
             log.close()
-        assert rc == 0, (tmp_path / f"run-{attempt}.log").read_text()[-3000:]
+        output = (tmp_path / f"run-{attempt}.log").read_text()
+        assert rc == 0, output[-3000:]
+        assert "sign in as duty" in output  # the demo users' one-time passwords for this run
         assert not any(alive(pid) for pid in children), "a child outlived `shaftwatch run`"
         assert not port_open("127.0.0.1", kafka_port), "the local broker is still listening"
     states = sorted(p for p in rehearsals.iterdir() if p.is_dir())
