@@ -5,18 +5,49 @@ Every rule works on plain data: a ``MeterSpec`` (what the ledger says the meter 
 that is JSON-serializable, so a Faust table can hold it and recover it from a changelog.
 
     state = new_state()
-    findings = observe(spec, rules, state, ts, power_kw, energy_kwh, register_kwh)
+    findings = observe(spec, rules, clock, state, ts, power_kw, energy_kwh, register_kwh)
 
 Each ``PowerFinding`` says what was expected, what was seen and why it is unexplained, in
-words a patrol member can read. The rules:
+words a patrol member can read.
+
+What "normal" is for a meter. Every threshold of the load rules is relative to the meter
+itself, so one set of defaults holds from a 20 kW village meter to a 2 MW plant:
+
+- the *envelope* of a reading is the most this meter ordinarily draws at this hour of day
+  and day type (Monday, Tuesday-Thursday, Friday, Saturday, Sunday): the larger of the
+  short baseline (median of its last ``baseline_samples`` readings, a few days) and the
+  long reference (the ``reference_quantile`` of the hourly means of its last
+  ``reference_days`` such days, weeks to months). The *profile* is the short median kept
+  inside the long reference's range;
+- an excess is measured as a share of the envelope (never of less than
+  ``level_min_rated_fraction`` x the declared capacity, for meters that draw almost nothing
+  at night), and never reported below ``max(excess_min_kw, excess_min_rated_fraction x
+  rated_kw)`` (the absolute floor: the last resort);
+- **each meter's own thresholds are learnt from its own clean nights** (``calibration_*``):
+  for every night the rules keep the largest value each test reached; a test fires only
+  above ``calibration_margin`` x the largest of the last ``calibration_nights`` clean
+  nights (and above its fixed minimum). A meter whose nights vary by 30 % cannot promise to
+  see +20 %; one whose nights are steady sees much less. ``detectable(state, rules)`` says
+  what a meter can see now.
+
+A baseline a thief cannot teach: a reading is learnt only once it is
+``learn_delay_intervals`` old and outside every flagged episode (and ``guard_intervals``
+after one); a night with a finding does not enter the calibration. Days in the closure
+calendar (``MeterSpec.closed_dates``, from configs/meters.yaml) are neither judged by the
+load rules nor learnt.
+
+The rules:
 
 - ``reconnection``: a line the utility cut (expected zero) draws above the noise floor;
-- ``baseline_deviation``: far above what this meter draws at this hour (median/MAD of
-  the same hour-of-day and day type, after a warm-up), and not explained by its plan;
+- ``sustained_excess``: at night, the added load (reading minus envelope) summed over the
+  last ``sustained_intervals`` intervals, as a share of the envelope, above this meter's
+  own threshold: a steady rise is found in a few intervals, one odd reading is not enough;
+- ``baseline_deviation``: one reading far above the envelope (a spike);
 - ``irrigation_off_plan``: an irrigation pump running outside its season or hours;
 - ``irrigation_overload``: a sustained night load far above the declared pump rating;
-- ``night_industrial_load``: a flat, high load above the meter's own baseline, for hours,
-  at night, where the place should be quiet;
+- ``night_industrial_load``: a flat added load (reading minus profile) at night for hours;
+- ``partial_bypass``: a live meter far below both references for hours on working days
+  (lower weight: closures, holidays not in the calendar, empty houses look the same);
 - ``register_jump_after_zeros``: a live meter reads zero for a while, then its register
   shows energy it never reported (bypass, then reconnect);
 - ``meter_silent``: a live meter stops reporting (``check_silence``, run by a timer).
@@ -24,6 +55,8 @@ words a patrol member can read. The rules:
 
 from __future__ import annotations
 
+import datetime
+import functools
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -37,26 +70,60 @@ State = dict[str, Any]
 
 @dataclass(frozen=True)
 class PowerRules:
-    """Thresholds for the power rules (configs/thresholds.yaml, section ``power``)."""
+    """Thresholds for the power rules (configs/thresholds.yaml, section ``power``); the
+    README's power section says what each means in plain words."""
 
     __pydantic_config__ = ConfigDict(extra="forbid")
 
     noise_floor_kw: float = 0.5  # a cut line reading above this is drawing power
     reconnect_intervals: int = 1  # consecutive intervals above the floor before a signal
-    baseline_samples: int = 16  # readings kept per hour-of-day x day-type bucket (4 days of one hour)
-    baseline_min_samples: int = 8  # warm-up: fewer than this in a bucket, no deviation score
-    deviation_score: float = 6.0  # robust z-score (MAD) that counts as unexplained
-    # Loads swing by this fraction of their median in normal use; a few samples can show
-    # a deceptively small MAD, so the spread is never taken below it.
+    # --- what normal is
+    baseline_samples: int = 16  # short baseline: readings kept per hour x day type (4 days of one hour)
+    baseline_min_samples: int = 8  # warm-up: fewer readings in the bucket, no load rule judges it
+    reference_days: int = 36  # long reference: hourly means kept per hour x day type (12 weeks of Tue-Thu)
+    reference_min_days: int = 3  # the long reference takes part once it has this many days
+    reference_quantile: float = 0.9  # the envelope is this quantile of the long reference (a drop: 1 - it)
+    learn_delay_intervals: int = 8  # a reading is learnt once this old (an episode found late is not learnt)
+    guard_intervals: int = 4  # after a flagged episode, readings stay unlearnt this long
+    # A change that lasts: findings on more than relearn_days of the last relearn_window_days
+    # days, and the meter is learnt again (a thief is by then reported on 10 nights).
+    relearn_days: int = 10
+    relearn_window_days: int = 14
+    # --- scale: every load rule is relative to the meter
+    level_min_rated_fraction: float = 0.02  # an excess is a share of the envelope, never of less than this x rated
+    excess_min_kw: float = 0.5  # an excess is at least this many kW (last resort, for near-zero levels)...
+    excess_min_rated_fraction: float = 0.02  # ...and at least this fraction of the declared capacity
+    # --- each meter's own thresholds, from its own clean nights
+    calibration_nights: int = 60  # clean nights remembered per test (each night's largest value)
+    calibration_min_nights: int = 14  # the calibrated tests judge once this many nights are known
+    # A test fires above the median of those nights' values plus this many interquartile
+    # ranges (and above the largest of them): the false-alarm rate is set here.
+    calibration_spread: float = 3.0
+    calibration_same_kind: int = 8  # ...and above the largest of the last 8 nights of its kind (8 weeks of Sundays)
+    calibration_hold_days: int = 14  # a night with a finding joins the calibration only this many days later
+    # --- sustained_excess: the added load over the last few intervals, at night
+    sustained_intervals: int = 3
+    sustained_min_share: float = 0.1  # never below 10 % of the envelope, however steady the meter
+    # --- baseline_deviation: one reading far above the envelope
+    deviation_score: float = 6.0  # this many spreads above the envelope...
+    # ...where the spread is never taken below this fraction of the envelope: with the
+    # default 6 x 0.2, a reading must be at least 2.2 x the envelope before it is a spike.
     deviation_rel_spread: float = 0.2
-    deviation_min_excess_kw: float = 5.0  # and at least this far above the median
+    deviation_min_rated_fraction: float = 0.1  # and at least this fraction of the declared capacity above it
+    # --- irrigation
     irrigation_idle_kw: float = 1.0  # a pump "off" draws less than this
     irrigation_off_plan_intervals: int = 2
     irrigation_overload_factor: float = 1.5  # night load above rating x this
     irrigation_overload_intervals: int = 2
-    night_load_excess_kw: float = 10.0  # above the meter's own baseline
+    # --- night_industrial_load: a flat added load at night, for hours
     night_load_intervals: int = 8  # 2 hours of 15-minute intervals
-    night_load_max_cv: float = 0.25  # flat: pumps and crushers, not households
+    night_load_min_share: float = 0.1  # the added load is at least this share of the envelope...
+    night_load_max_cv: float = 0.25  # ...and flat: coefficient of variation of the ADDED load (reading - profile)
+    # --- partial_bypass: a live meter far below its references on working days
+    drop_fraction: float = 0.5  # below this fraction of the lower reference...
+    drop_intervals: int = 16  # ...for this many judged intervals (4 h)
+    drop_min_rated_fraction: float = 0.02  # judged only where the reference is at least this x rated_kw
+    # --- sequences, silence, lateness
     zero_run_intervals: int = 4  # zeros on a live meter before a jump counts
     silence_intervals: int = 4  # no reading for this many intervals: silent
     repeat_every_intervals: int = 4  # while a finding persists, repeat it this often
@@ -64,10 +131,31 @@ class PowerRules:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if isinstance(value, (int, float)) and value < 0:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 raise ValueError(f"{name} must not be negative (got {value})")
         if self.baseline_min_samples > self.baseline_samples:
             raise ValueError("baseline_min_samples cannot exceed baseline_samples")
+        if self.reference_min_days > self.reference_days:
+            raise ValueError("reference_min_days cannot exceed reference_days")
+        if self.calibration_min_nights > self.calibration_nights:
+            raise ValueError("calibration_min_nights cannot exceed calibration_nights")
+        if not 0.5 <= self.reference_quantile <= 1.0:
+            raise ValueError("reference_quantile must be between 0.5 and 1")
+        if not 1 <= self.sustained_intervals <= self.night_load_intervals <= MAX_RUN_VALUES:
+            raise ValueError(f"need 1 <= sustained_intervals <= night_load_intervals <= {MAX_RUN_VALUES}")
+
+
+def parse_date(day: str) -> int:
+    """Local date "YYYY-MM-DD" -> days since 1970-01-01 (LocalClock.day_number's count)."""
+    try:
+        return (datetime.date.fromisoformat(day) - datetime.date(1970, 1, 1)).days
+    except (ValueError, TypeError):
+        raise ValueError(f"closed date {day!r} is not YYYY-MM-DD") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _closed_days(dates: tuple[str, ...]) -> frozenset[int]:
+    return frozenset(parse_date(d) for d in dates)
 
 
 @dataclass(frozen=True)
@@ -76,11 +164,12 @@ class MeterSpec:
     site_id: str
     kind: str  # mine_supply, irrigation, village, workshop
     expected_zero: bool
-    rated_kw: float
+    rated_kw: float  # declared capacity (rated or contracted kW): sets the floors of the load rules
     interval_s: int = 900
     irrigation_months: tuple[int, ...] = ()
     irrigation_hours: tuple[int, int] = (0, 0)
     pump_kw: float = 0.0
+    closed_dates: tuple[str, ...] = ()  # local dates the site is closed (the calendar in meters.yaml)
 
 
 @dataclass
@@ -112,10 +201,19 @@ def new_state() -> State:
         "newest_slot": None,
         "seen": 0,
         "last_register": None,
-        # "h{hour}-{wd|sat|sun}" -> recent kW values. Any mapping with get() and item
-        # assignment will do: the power agent keeps each bucket under its own table key,
-        # since a reading changes one bucket and the rest of the profile stays as it was.
+        # Any mapping with get() and item assignment: the power agent keeps each key under
+        # its own table key, since a reading changes one or two keys and the rest stays.
+        #   "h{hour}-{daytype}" -> the last baseline_samples learnt kW (short baseline)
+        #   "L{hour}-{daytype}" -> the last reference_days hourly means (long reference)
+        #   "cal" -> {test: [the largest value of each of the last calibration_nights clean nights]}
         "buckets": {},
+        "pending": [],  # [[ts, kW], ...] newest readings not yet learnt (learn_delay_intervals)
+        "hour_acc": None,  # [day, hour, sum kW, n]: the hour being averaged for the long reference
+        "quarantine": [],  # [[start, end or None], ...] flagged episodes: never learnt (last 4)
+        "flag_days": [],  # local day numbers that had a load finding (last 16), for relearn_days
+        # The last judged intervals, contiguous: [[ts, kW above envelope, kW above profile, envelope], ...]
+        "recent": [],
+        "tonight": None,  # [night, {test: largest value so far}, flagged]: the night being calibrated
         "runs": {},  # rule -> {"start": ts, "count": n, "last": ts, "values": [...]}
         "live": False,  # has drawn power before (for silence and tamper rules)
         "silent_since": None,
@@ -123,14 +221,38 @@ def new_state() -> State:
     }
 
 
-DAY_TYPES = ("wd", "wd", "wd", "wd", "wd", "sat", "sun")  # by tm_wday
-BUCKETS = tuple(f"h{hour}-{day}" for hour in range(24) for day in dict.fromkeys(DAY_TYPES))
+DAY_TYPES = ("mon", "mid", "mid", "mid", "fri", "sat", "sun")  # by tm_wday
+SHORT_BUCKETS = tuple(f"h{hour}-{day}" for hour in range(24) for day in dict.fromkeys(DAY_TYPES))
+LONG_BUCKETS = tuple(f"L{hour}-{day}" for hour in range(24) for day in dict.fromkeys(DAY_TYPES))
+CALIBRATION = "cal"
+BUCKETS = SHORT_BUCKETS + LONG_BUCKETS + (CALIBRATION,)  # every key the rules may write into state["buckets"]
+TESTS = ("spike", "sustained")  # the calibrated tests: baseline_deviation, sustained_excess
+LOAD_RULES = ("sustained_excess", "baseline_deviation", "night_industrial_load", "partial_bypass")
+QUARANTINE_KEEP = 4
+MAX_RUN_VALUES = 16
 
 
 def _bucket(ts: float, clock: LocalClock) -> str:
-    """Hour of day x day type (working day, Saturday, Sunday), as utilities profile load."""
+    """Hour of day x day type, as utilities profile load. Monday and Friday are their own
+    types: their early hours follow a weekend night, their evening leads into one."""
     t = clock.local(ts)
     return f"h{t.tm_hour}-{DAY_TYPES[t.tm_wday]}"
+
+
+def closed(ts: float, spec: MeterSpec, clock: LocalClock) -> bool:
+    """In the closure calendar: a closed date covers that day and the nights on either side
+    (from night start the evening before to night end the morning after), since a site that
+    is closed tomorrow runs down tonight and restarts the morning after."""
+    if not spec.closed_dates:
+        return False
+    local = clock.local(ts)
+    day = clock.day_number(ts)
+    candidates = {day}
+    if local.tm_hour >= clock.night_start_h:
+        candidates.add(day + 1)  # the evening before a closed day
+    if local.tm_hour < clock.night_end_h:
+        candidates.add(day - 1)  # the morning after one
+    return not _closed_days(spec.closed_dates).isdisjoint(candidates)
 
 
 def _first_time(state: State, ts: float, interval_s: int, keep: int) -> bool:
@@ -155,20 +277,60 @@ def seen_intervals(state: State) -> int:
     return bin(state["seen"]).count("1")
 
 
-def baseline(state: State, ts: float, rules: PowerRules, clock: LocalClock) -> tuple[float, float] | None:
-    """(median, robust spread) of this meter at this hour and day type, once warmed up.
+def _median_spread(values: list[float]) -> tuple[float, float]:
+    median = statistics.median(values)
+    return median, 1.4826 * statistics.median([abs(v - median) for v in values])
 
-    A weekend bucket fills slowly (one day a week); until it is warm, the working-day
-    bucket of the same hour stands in for it."""
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """Linear-interpolated quantile of a sorted list."""
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+@dataclass
+class Reference:
+    """What this meter draws at this hour and day type, from what it has been taught."""
+
+    short: float  # median of the short baseline (the last few days)
+    spread: float  # robust spread of the short baseline's readings (kW)
+    long_low: float  # long reference (weeks): its lower quantile (1 - reference_quantile)...
+    long_mid: float  # ...median...
+    long_high: float  # ...and upper quantile (reference_quantile)
+
+    @property
+    def profile(self) -> float:
+        """The short median, kept inside the range the long reference has seen: a baseline
+        taught in a few days cannot stray from what weeks of this meter say."""
+        return min(max(self.short, self.long_low), self.long_high)
+
+    @property
+    def envelope(self) -> float:
+        """The most this meter ordinarily draws now: an excess must be above both levels."""
+        return max(self.short, self.long_high)
+
+    @property
+    def floor(self) -> float:
+        """The least it ordinarily draws now (a drop must be below both)."""
+        return min(self.short, self.long_low)
+
+
+def baseline(state: State, ts: float, rules: PowerRules, clock: LocalClock) -> Reference | None:
+    """The reference at ``ts`` once both the short baseline and the long reference of its
+    bucket are warm, else None."""
     key = _bucket(ts, clock)
-    values = state["buckets"].get(key, [])
-    if len(values) < rules.baseline_min_samples:
-        values = state["buckets"].get(key.split("-")[0] + "-wd", [])
+    values = state["buckets"].get(key) or []
     if len(values) < rules.baseline_min_samples:
         return None
-    median = statistics.median(values)
-    mad = statistics.median(abs(v - median) for v in values)
-    return median, 1.4826 * mad
+    days = state["buckets"].get("L" + key[1:]) or []
+    if len(days) < rules.reference_min_days:
+        return None  # a few days of a day type are not yet its normal
+    short, spread = _median_spread(values)
+    ordered = sorted(days)
+    return Reference(short, spread, _quantile(ordered, 1.0 - rules.reference_quantile), _quantile(ordered, 0.5),
+                     _quantile(ordered, rules.reference_quantile))
 
 
 def _run(state: State, rule: str, active: bool, ts: float, interval_s: int, value: float) -> dict | None:
@@ -182,7 +344,7 @@ def _run(state: State, rule: str, active: bool, ts: float, interval_s: int, valu
         current = {"start": ts, "count": 0, "last": ts, "values": []}
     current["count"] += 1
     current["last"] = ts
-    current["values"] = (current["values"] + [value])[-64:]
+    current["values"] = (current["values"] + [round(value, 4)])[-MAX_RUN_VALUES:]
     runs[rule] = current
     return current
 
@@ -199,6 +361,196 @@ def _kw(power_kw: float | None, energy_kwh: float | None, interval_s: int) -> fl
     return (energy_kwh or 0.0) * 3600 / interval_s
 
 
+# --------------------------------------------------------------------------- learning
+
+
+def _quarantine(state: State, start: float, end: float | None) -> None:
+    """Readings from ``start`` to ``end`` (None: still going) are never learnt."""
+    q = state["quarantine"]
+    if q and q[-1][1] is None and q[-1][0] <= start:
+        return  # inside the open episode already
+    if q and q[-1][1] is not None and start <= q[-1][1]:
+        q[-1] = [min(q[-1][0], start), end if end is None else max(end, q[-1][1])]
+    else:
+        q.append([start, end])
+    del q[:-QUARANTINE_KEEP]
+
+
+def _close_quarantine(state: State, end: float) -> None:
+    q = state["quarantine"]
+    if q and q[-1][1] is None:
+        q[-1][1] = end
+
+
+def _quarantined(state: State, ts: float, guard_s: float) -> bool:
+    return any(start <= ts and (end is None or ts <= end + guard_s) for start, end in state["quarantine"])
+
+
+def _mark_flag_day(state: State, ts: float, clock: LocalClock) -> None:
+    """Remember the local days that had a flagged episode (the last 16)."""
+    day = clock.day_number(ts)
+    days = state["flag_days"]
+    if not days or days[-1] != day:
+        state["flag_days"] = (days + [day])[-16:]
+
+
+def new_normal(state: State, ts: float, rules: PowerRules, clock: LocalClock) -> bool:
+    """Episodes on more than ``relearn_days`` of the last ``relearn_window_days`` days: the
+    meter has changed (or a thief has been reported that often), so it is learnt again."""
+    if rules.relearn_days <= 0:
+        return False
+    day = clock.day_number(ts)
+    recent = [d for d in state["flag_days"] if day - rules.relearn_window_days < d <= day]
+    return len(recent) > rules.relearn_days
+
+
+def _learn(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, ts: float, kw: float,
+           hourly: bool) -> None:
+    """Teach one reading to the short baseline and, for readings in time order, to the
+    hourly mean that becomes a day of the long reference."""
+    if closed(ts, spec, clock):
+        return
+    key = _bucket(ts, clock)
+    buckets = state["buckets"]
+    buckets[key] = ((buckets.get(key) or []) + [round(kw, 4)])[-rules.baseline_samples:]
+    if not hourly:
+        return
+    day, hour = clock.day_number(ts), clock.local(ts).tm_hour
+    acc = state["hour_acc"]
+    if acc is not None and (acc[0], acc[1]) != (day, hour):
+        _flush_hour(spec, rules, clock, state)
+        acc = None
+    if acc is None:
+        acc = state["hour_acc"] = [day, hour, 0.0, 0]
+    acc[2] += kw
+    acc[3] += 1
+
+
+def _flush_hour(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State) -> None:
+    """An hour's learnt readings end: its mean becomes one day of the long reference, if at
+    least half the hour was learnt (a partly flagged hour is left out)."""
+    acc = state["hour_acc"]
+    state["hour_acc"] = None
+    per_hour = max(1, round(3600 / spec.interval_s))
+    if acc is None or acc[3] * 2 < per_hour:
+        return
+    day, hour = acc[0], acc[1]
+    wday = (day + 3) % 7  # 1970-01-01 was a Thursday (tm_wday 3)
+    key = f"L{hour}-{DAY_TYPES[wday]}"
+    buckets = state["buckets"]
+    buckets[key] = ((buckets.get(key) or []) + [round(acc[2] / acc[3], 4)])[-rules.reference_days:]
+
+
+def _commit_pending(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, newest: float) -> None:
+    """Learn the pending readings that are old enough and outside every flagged episode."""
+    horizon = newest - rules.learn_delay_intervals * spec.interval_s
+    guard_s = rules.guard_intervals * spec.interval_s
+    keep = []
+    for ts, kw in state["pending"]:
+        if ts > horizon:
+            keep.append([ts, kw])
+        elif not _quarantined(state, ts, guard_s) or new_normal(state, ts, rules, clock):
+            _learn(spec, rules, clock, state, ts, kw, hourly=True)
+    state["pending"] = keep
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def _night(ts: float, clock: LocalClock) -> int:
+    """The night a time belongs to, as a count of days: from one night end to the next (a
+    night keeps one number across midnight)."""
+    return clock.day_number(ts - clock.night_end_h * 3600)
+
+
+def _calibration(state: State) -> dict[str, list[float]]:
+    return state["buckets"].get(CALIBRATION) or {}
+
+
+def night_type(ts: float, clock: LocalClock) -> str:
+    """The day type of the evening a night starts on (a Sunday night leads into a week)."""
+    return DAY_TYPES[(_night(ts, clock) + 3) % 7]  # 1970-01-01 was a Thursday (tm_wday 3)
+
+
+def threshold(state: State, test: str, minimum: float, rules: PowerRules, kind_of_night: str = "mid") -> float | None:
+    """The share of the envelope above which ``test`` fires on this meter on this kind of
+    night: from the largest values of its last clean nights, their median plus
+    ``calibration_spread`` x their interquartile range (a tail beyond what a few weeks show,
+    estimated from their spread), never below the largest of them, nor below the largest of
+    the last ``calibration_same_kind`` nights of the same kind (Monday, Tuesday-Thursday,
+    Friday, Saturday, Sunday night), nor below ``minimum``; None while fewer than
+    calibration_min_nights are known."""
+    cal = _calibration(state)
+    values = cal.get(test) or []
+    if len(values) < rules.calibration_min_nights:
+        return None
+    ordered = sorted(values)
+    q25, q50, q75 = (_quantile(ordered, q) for q in (0.25, 0.5, 0.75))
+    same_kind = cal.get(f"{test}-{kind_of_night}") or [minimum]  # a weekly pattern (a Monday restart) is normal
+    return max(minimum, ordered[-1], max(same_kind), q50 + rules.calibration_spread * (q75 - q25))
+
+
+def _note(state: State, ts: float, clock: LocalClock, rules: PowerRules, **values: float | None) -> None:
+    """Keep tonight's largest value of each test; when a new night starts, the last one
+    joins the calibration if it was clean."""
+    night = _night(ts, clock)
+    tonight = state["tonight"]
+    if tonight is not None and tonight[0] != night:
+        _close_night(state, rules)
+        tonight = None
+    if tonight is None:
+        tonight = state["tonight"] = [night, {}, False]
+    best = tonight[1]
+    for test, value in values.items():
+        if value is not None and (test not in best or value > best[test]):
+            best[test] = round(value, 4)
+
+
+def _flag_night(state: State, ts: float, clock: LocalClock, rules: PowerRules, closure: bool = False) -> None:
+    """Tonight had a finding: it is held back from the calibration. A closure: it never
+    enters it."""
+    _note(state, ts, clock, rules)
+    state["tonight"][2] = True
+    if closure:
+        state["tonight"][1] = {}
+
+
+def _close_night(state: State, rules: PowerRules) -> None:
+    """Tonight's largest values join the calibration. A night with a finding is held back
+    for ``calibration_hold_days`` first: a thief returning night after night cannot raise
+    the threshold within that time, while a new pattern that lasts (a weekly night shift,
+    a season) becomes this meter's normal after it."""
+    night, best, flagged = state["tonight"]
+    state["tonight"] = None
+    cal = dict(_calibration(state))
+    held = list(cal.get("held") or [])
+    if best and flagged:
+        held.append([night, best])
+    elif best:
+        _calibrate(cal, night, best, rules)
+    while held and held[0][0] <= night - rules.calibration_hold_days:
+        _calibrate(cal, *held.pop(0), rules)
+    cal["held"] = held[-rules.calibration_hold_days:]
+    if best or cal != _calibration(state):
+        state["buckets"][CALIBRATION] = cal
+
+
+def _calibrate(cal: dict, night: int, best: dict[str, float], rules: PowerRules) -> None:
+    kind = DAY_TYPES[(night + 3) % 7]
+    for test, value in best.items():
+        cal[test] = ((cal.get(test) or []) + [value])[-rules.calibration_nights:]
+        key = f"{test}-{kind}"
+        cal[key] = ((cal.get(key) or []) + [value])[-rules.calibration_same_kind:]
+
+
+def detectable(state: State, rules: PowerRules) -> dict[str, float | None]:
+    """What this meter can see now, as shares of its envelope (None: still learning):
+    ``sustained`` the added load that sustained_excess needs over sustained_intervals,
+    ``spike`` one reading's excess that baseline_deviation needs."""
+    return {"sustained": threshold(state, "sustained", rules.sustained_min_share, rules),
+            "spike": threshold(state, "spike", rules.deviation_score * rules.deviation_rel_spread, rules)}
+
+
 # --------------------------------------------------------------------------- rules
 
 
@@ -209,8 +561,10 @@ def observe(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State,
 
     Returns None when the reading was not used: the same interval again (a re-sent batch:
     one reading per meter per interval counts), or later than ``late_limit_s`` behind the
-    newest reading. Late readings within the limit teach the baseline but do not take part
-    in the rules that follow a sequence.
+    newest reading. Late readings within the limit teach the short baseline (unless they
+    fall in a flagged episode) but do not take part in the rules that follow a sequence.
+    Everything is judged by the reading's own time (its hour, day type, night, calendar),
+    so a replay of old data is judged as it was then.
     """
     last = state["last_ts"]
     if last is not None and ts < last - rules.late_limit_s:
@@ -221,22 +575,34 @@ def observe(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State,
     kw = _kw(power_kw, energy_kwh, spec.interval_s)
     findings: list[PowerFinding] = []
     expected = baseline(state, ts, rules, clock)
+    in_order = last is None or ts > last
 
-    if last is None or ts > last:
+    if in_order:
         findings += _register_rules(spec, rules, state, ts, kw, energy_kwh, register_kwh, expected)
         findings += _sequence_rules(spec, rules, clock, state, ts, kw, expected)
         state["last_ts"] = ts
         state["silent_since"] = None
     if kw > rules.noise_floor_kw:
         state["live"] = True
-    # Learn the baseline last, so a reading is judged against the past, not itself.
-    key = _bucket(ts, clock)
-    state["buckets"][key] = (state["buckets"].get(key, []) + [round(kw, 3)])[-rules.baseline_samples:]
+    # Learn last, and late: a reading is judged against the past, and it is learnt only
+    # once an episode that it may open has had time to be found.
+    if in_order:
+        state["pending"].append([ts, round(kw, 4)])
+        _commit_pending(spec, rules, clock, state, ts)
+    elif state["pending"] and ts >= state["pending"][0][0]:
+        state["pending"] = sorted(state["pending"] + [[ts, round(kw, 4)]])
+    elif not _quarantined(state, ts, rules.guard_intervals * spec.interval_s):
+        _learn(spec, rules, clock, state, ts, kw, hourly=False)
     return findings
 
 
+def floor_kw(spec: MeterSpec, rules: PowerRules) -> float:
+    """The smallest excess any load rule reports on this meter."""
+    return max(rules.excess_min_kw, rules.excess_min_rated_fraction * spec.rated_kw)
+
+
 def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, ts: float, kw: float,
-                    expected: tuple[float, float] | None) -> list[PowerFinding]:
+                    expected: Reference | None) -> list[PowerFinding]:
     out: list[PowerFinding] = []
     local = clock.local(ts)
     hour, month = local.tm_hour, local.tm_mon
@@ -244,9 +610,12 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     interval = spec.interval_s
 
     def finding(kind: str, run: dict, strength: float, expected_words: str, seen: str, why: str, **details):
+        if kind in LOAD_RULES:
+            _mark_flag_day(state, ts, clock)
+            _flag_night(state, ts, clock, rules)
         out.append(PowerFinding(kind, spec.meter_id, spec.site_id, ts, round(min(1.0, max(0.0, strength)), 3),
-                           expected_words, seen, why, run["start"],
-                           {"kw": kw, "intervals": run["count"], **details}))
+                                expected_words, seen, why, run["start"],
+                                {"kw": kw, "intervals": run["count"], **details}))
 
     # A cut line drawing power.
     if spec.expected_zero:
@@ -277,37 +646,160 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
                     f"at most {spec.pump_kw:g} kW (the declared pump)", f"{kw:.1f} kW at night",
                     f"Irrigation meter {spec.meter_id} carries far more than its pump at night.")
 
-    if expected is not None:
-        median, spread = expected
-        excess = kw - median
-        score = excess / max(spread, rules.deviation_rel_spread * median, 0.02 * spec.rated_kw, 0.5)
-        deviating = score >= rules.deviation_score and excess >= rules.deviation_min_excess_kw and not explained_by_plan
-        run = _run(state, "baseline_deviation", deviating, ts, interval, kw)
-        if run and _due(run, 1, rules):
-            finding("baseline_deviation", run, 0.4 + 0.5 * min(1.0, score / (rules.deviation_score * 3)),
-                    f"about {median:.1f} kW at this hour", f"{kw:.1f} kW (score {score:.0f})",
-                    f"Meter {spec.meter_id} draws far more than it ever does at this hour.", score=round(score, 1))
+    is_closed = expected is not None and closed(ts, spec, clock)
+    if expected is None or is_closed:
+        # Warming up, or a closed day: the load rules do not judge; their runs end, and a
+        # closed night does not teach the calibration.
+        for rule in ("baseline_deviation", "night_industrial_load", "sustained_excess"):
+            state["runs"].pop(rule, None)
+        if expected is None:
+            state["runs"].pop("partial_bypass", None)
+        else:
+            _flag_night(state, ts, clock, rules, closure=True)
+        state["recent"] = []
+        _close_if_idle(state, ts)
+        return out
 
-        high_flat = night and excess >= rules.night_load_excess_kw
-        run = _run(state, "night_industrial_load", high_flat, ts, interval, kw)
-        if run and run["count"] >= rules.night_load_intervals:
-            values = run["values"][-rules.night_load_intervals:]
-            cv = statistics.pstdev(values) / max(statistics.mean(values), 1e-6)
-            if cv <= rules.night_load_max_cv and _due(run, rules.night_load_intervals, rules):
-                hours = run["count"] * interval / 3600
-                finding("night_industrial_load", run, 0.6 + 0.3 * min(1.0, hours / 6),
-                        f"about {median:.1f} kW at night", f"a steady {statistics.mean(values):.1f} kW for {hours:.1f} h",
-                        f"A steady industrial-like load runs at night on meter {spec.meter_id}, where it should be quiet.",
-                        cv=round(cv, 3))
+    floor = floor_kw(spec, rules)
+    envelope, profile = expected.envelope, expected.profile
+    # An excess is a share of the envelope; a meter that draws almost nothing at night is
+    # measured against a small part of its declared capacity instead.
+    level = max(envelope, rules.level_min_rated_fraction * spec.rated_kw, 2 * rules.noise_floor_kw)
+    recent = state["recent"]
+    if explained_by_plan or (recent and ts - recent[-1][0] > interval * 1.5):
+        recent = []  # a gap (or a pump running to plan) ends the window
+    if not explained_by_plan:
+        recent = (recent + [[ts, round(kw - envelope, 4), round(kw - profile, 4), round(level, 4)]])[
+            -rules.night_load_intervals:]
+    state["recent"] = recent
+
+    # The three calibrated tests' values now, as shares of the envelope.
+    spike = None if explained_by_plan else (kw - envelope) / level
+    sustained = None
+    n = rules.sustained_intervals
+    if night and len(recent) >= n:
+        window = recent[-n:]
+        sustained = sum(r[1] for r in window) / sum(r[3] for r in window)
+    _note(state, ts, clock, rules, spike=spike, sustained=sustained)
+
+    # One reading far above everything normal now: a spike.
+    spread = max(expected.spread, rules.deviation_rel_spread * envelope, floor / rules.deviation_score)
+    score = (kw - envelope) / spread
+    big = max(floor, rules.deviation_min_rated_fraction * spec.rated_kw)
+    kind_of_night = night_type(ts, clock)
+    needed = threshold(state, "spike", rules.deviation_score * rules.deviation_rel_spread, rules, kind_of_night)
+    deviating = spike is not None and needed is not None and spike >= needed and score >= rules.deviation_score \
+        and kw - envelope >= big
+    run = _run(state, "baseline_deviation", deviating, ts, interval, kw)
+    if run:
+        _quarantine(state, run["start"], None)
+    if run and _due(run, 1, rules):
+        finding("baseline_deviation", run, 0.4 + 0.5 * min(1.0, score / (rules.deviation_score * 3)),
+                f"at most about {envelope:.1f} kW at this hour", f"{kw:.1f} kW (score {score:.0f})",
+                f"Meter {spec.meter_id} draws far more than it does at this hour.", score=round(score, 1),
+                needed_share=round(needed, 3))
+
+    # A sustained rise at night: the added load of the last few intervals.
+    needed = threshold(state, "sustained", rules.sustained_min_share, rules, kind_of_night)
+    window = recent[-n:]
+    added_kw = sum(r[1] for r in window) / n if sustained is not None else 0.0
+    # Every one of those intervals carries at least half the share needed: one big reading is not a rise.
+    steady = needed is not None and sustained is not None and all(r[1] >= needed * r[3] / 2 for r in window)
+    firing = steady and sustained >= needed and added_kw >= floor
+    run = state["runs"].get("sustained_excess")
+    if firing or (run is not None and night and recent and recent[-1][1] > 0):  # the episode lasts while above
+        run = _run(state, "sustained_excess", True, ts, interval, added_kw)
+        if run["count"] == 1:
+            run["start"] = window[0][0]
+        _quarantine(state, run["start"], None)
+        if firing and _due(run, 1, rules):
+            finding("sustained_excess", run, 0.6 + 0.3 * min(1.0, sustained),
+                    f"at most about {envelope:.1f} kW now", f"{kw:.1f} kW, {added_kw:+.1f} kW "
+                    f"({sustained:.0%}) above it on average over the last {n} intervals",
+                    f"Meter {spec.meter_id} has drawn more than it ever does at this hour for a while.",
+                    added_kw=round(added_kw, 2), added_share=round(sustained, 3), needed_share=round(needed, 3))
+    elif run is not None:
+        state["runs"].pop("sustained_excess")
+        _close_if_idle(state, ts)
+
+    # Within such an episode, a flat added load for hours: pumps, a winch, a crusher.
+    m = rules.night_load_intervals
+    episode = state["runs"].get("sustained_excess")
+    flat_kw = cv = None
+    if episode is not None and len(recent) >= m and recent[-m][0] >= episode["start"]:
+        added = [r[1] for r in recent[-m:]]
+        flat_kw = statistics.mean(added)
+        cv = statistics.pstdev(added) / flat_kw if flat_kw > 0 else None
+    share = flat_kw / statistics.mean(r[3] for r in recent[-m:]) if cv is not None else 0.0
+    firing = cv is not None and cv <= rules.night_load_max_cv and min(added) > 0 and flat_kw >= floor \
+        and share >= rules.night_load_min_share
+    run = _run(state, "night_industrial_load", firing, ts, interval, flat_kw or 0.0)
+    if run:
+        if run["count"] == 1:
+            run["start"] = episode["start"]
+        _quarantine(state, run["start"], None)
+    else:
+        _close_if_idle(state, ts)
+    if run and _due(run, 1, rules):
+        hours = (ts - run["start"]) / 3600 + interval / 3600
+        finding("night_industrial_load", run, 0.7 + 0.2 * min(1.0, hours / 6),
+                f"at most about {envelope:.1f} kW at night",
+                f"a steady {flat_kw:+.1f} kW ({share:.0%}) on top for {hours:.1f} h",
+                f"A steady industrial-like load runs at night on meter {spec.meter_id}, where it should be quiet.",
+                cv=round(cv, 3), added_kw=round(flat_kw, 2), added_share=round(share, 3))
+
+    # Far below both references on a working day, for hours: part of the load bypasses the meter.
+    if spec.kind != "irrigation":
+        _drop_rule(spec, rules, clock, state, ts, kw, expected, finding)
     return out
+
+
+def _close_if_idle(state: State, ts: float) -> None:
+    """End the open quarantine once no rule that flags an episode is active."""
+    if not any(r in state["runs"] for r in LOAD_RULES):
+        _close_quarantine(state, ts)
+
+
+def _drop_rule(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, ts: float, kw: float,
+               expected: Reference, finding) -> None:
+    """partial_bypass: judged on working days where the reference is worth judging; other
+    intervals neither count nor end the episode, so a bypass found is found once."""
+    working = DAY_TYPES[clock.local(ts).tm_wday] not in ("sat", "sun")
+    low = expected.floor
+    judged = working and state["live"] and low >= max(2 * rules.noise_floor_kw,
+                                                      rules.drop_min_rated_fraction * spec.rated_kw)
+    runs = state["runs"]
+    current = runs.get("partial_bypass")
+    if not judged:
+        return
+    if kw >= rules.drop_fraction * low:
+        if current is not None:
+            runs.pop("partial_bypass")
+            _close_if_idle(state, ts)
+        return
+    if current is None:
+        current = runs["partial_bypass"] = {"start": ts, "count": 0, "last": ts, "values": []}
+    current["count"] += 1
+    current["last"] = ts
+    current["values"] = (current["values"] + [round(kw / low, 3)])[-MAX_RUN_VALUES:]
+    if current["count"] >= rules.drop_intervals:
+        _quarantine(state, current["start"], None)
+    if current["count"] == rules.drop_intervals:
+        share = statistics.mean(current["values"][-rules.drop_intervals:])
+        finding("partial_bypass", current, 0.3, f"at least {rules.drop_fraction * low:.1f} kW "
+                f"({rules.drop_fraction:.0%} of the {low:.1f} kW usual at this hour)",
+                f"{share:.0%} of the usual for {current['count']} working interval(s)",
+                f"Meter {spec.meter_id} is live but reads far below its usual level for hours on a working day: "
+                "part of the load may bypass it (or the site is closed: check the calendar).",
+                share=round(share, 3))
 
 
 def _register_rules(spec: MeterSpec, rules: PowerRules, state: State, ts: float, kw: float,
                     energy_kwh: float | None, register_kwh: float | None,
-                    expected: tuple[float, float] | None) -> list[PowerFinding]:
+                    expected: Reference | None) -> list[PowerFinding]:
     """Zero then jump: energy shows up on the register that the readings never reported."""
     out: list[PowerFinding] = []
-    should_draw = expected is not None and expected[0] > rules.noise_floor_kw * 2
+    should_draw = expected is not None and expected.short > rules.noise_floor_kw * 2
     reported = energy_kwh if energy_kwh is not None else kw * spec.interval_s / 3600
     was_zero = state["runs"].get("zeros_while_live")
     is_zero = kw <= rules.noise_floor_kw and state["live"] and (should_draw or was_zero is not None)
@@ -360,9 +852,7 @@ def check_silence(spec: MeterSpec, rules: PowerRules, state: State, now: float) 
     state["silent_since"] = last
     missing = int((now - last) // spec.interval_s)
     # Stamped at the moment silence began to count, so the same silence is the same finding.
-    return PowerFinding("meter_silent", spec.meter_id, spec.site_id, last + rules.silence_intervals * spec.interval_s, 0.35,
-                   f"a reading every {spec.interval_s // 60} minutes", f"nothing for {missing} intervals",
-                   f"Meter {spec.meter_id} was live and went silent: a fault, or tampering.", last,
-                   {"last_ts": last})
-
-
+    return PowerFinding("meter_silent", spec.meter_id, spec.site_id, last + rules.silence_intervals * spec.interval_s,
+                        0.35, f"a reading every {spec.interval_s // 60} minutes", f"nothing for {missing} intervals",
+                        f"Meter {spec.meter_id} was live and went silent: a fault, or tampering.", last,
+                        {"last_ts": last})

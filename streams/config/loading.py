@@ -113,6 +113,9 @@ def _load_section(directory: Path, filename: str, model: type[Section]) -> tuple
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         return None, [ConfigProblem(shown, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]
+    except ValueError as exc:  # a scalar YAML reads as a date that is none (2026-13-01)
+        line, key = _bad_scalar(root)
+        return None, [ConfigProblem(shown, line, key, f"not a valid date: {exc}")]
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -121,6 +124,22 @@ def _load_section(directory: Path, filename: str, model: type[Section]) -> tuple
         return model.model_validate(data), []
     except ValidationError as exc:
         return None, problems_from(exc, shown, root)
+
+
+def _bad_scalar(node: yaml.Node, path: tuple = ()) -> tuple[int | None, str]:
+    """Where a scalar that YAML types as a timestamp cannot be read as one: (line, key path)."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:timestamp":
+        try:
+            yaml.SafeLoader.construct_yaml_timestamp(yaml.SafeLoader(""), node)
+        except ValueError:
+            return node.start_mark.line + 1, ".".join(map(str, path))
+    children = node.value if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) else []
+    for i, child in enumerate(children):
+        key, value = (child[0].value, child[1]) if isinstance(node, yaml.MappingNode) else (i, child)
+        found = _bad_scalar(value, path + (key,))
+        if found[0] is not None:
+            return found
+    return None, ""
 
 
 def _cross_check(cfg: dict[str, Section], directory: Path) -> list[ConfigProblem]:

@@ -1,8 +1,9 @@
 """meters.yaml: the utility's meters, the site each feeds, cut-off lines (expected
-zero) and irrigation plans."""
+zero), irrigation plans, and the calendar of days the sites are closed."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -43,22 +44,70 @@ class Meter(Section):
             raise located(("irrigation",), f"only irrigation meters have an irrigation plan, this one is {self.kind!r}")
         return self
 
-    def spec(self) -> MeterSpec:
-        """This meter as the power rules see it."""
+    def spec(self, closed_dates: tuple[str, ...] = ()) -> MeterSpec:
+        """This meter as the power rules see it (``MetersFile.specs`` adds its calendar)."""
         plan = self.irrigation
         return MeterSpec(
             meter_id=self.id, site_id=self.site_id, kind=self.kind, expected_zero=self.expected_zero,
             rated_kw=self.rated_kw, interval_s=self.interval_s,
             irrigation_months=tuple(plan.months) if plan else (), irrigation_hours=tuple(plan.hours) if plan else (0, 0),
-            pump_kw=plan.pump_kw if plan else 0.0,
+            pump_kw=plan.pump_kw if plan else 0.0, closed_dates=closed_dates,
         )
+
+
+MAX_CLOSURE_DAYS = 366
+
+
+class Closure(Section):
+    """Days the sites are closed: public holidays, the Spring Festival, an announced
+    shutdown. The power rules neither judge nor learn the load on them (nor on the nights
+    either side); reconnection, irrigation, register and silence rules still run."""
+
+    date: datetime.date | None = None  # one day...
+    start: datetime.date | None = None  # ...or every day from start to end, both included
+    end: datetime.date | None = None
+    why: str = Field(min_length=1)
+    meters: list[str] | None = None  # only these meters; every meter when absent
+
+    @model_validator(mode="after")
+    def _one_span(self) -> Closure:
+        if (self.date is None) == (self.start is None and self.end is None):
+            raise located((), "a closure has either a date, or a start and an end")
+        if self.date is None and (self.start is None or self.end is None):
+            raise located(("end" if self.end is None else "start",), "a closure from start to end needs both")
+        if self.date is None and self.end < self.start:
+            raise located(("end",), f"end {self.end} is before start {self.start}")
+        if self.date is None and (self.end - self.start).days >= MAX_CLOSURE_DAYS:
+            raise located(("end",), f"a closure of more than {MAX_CLOSURE_DAYS} days is not a closure: "
+                          "take the meter out, or set expected_zero")
+        return self
+
+    def days(self) -> list[str]:
+        if self.date is not None:
+            return [self.date.isoformat()]
+        return [(self.start + datetime.timedelta(days=i)).isoformat() for i in range((self.end - self.start).days + 1)]
 
 
 class MetersFile(Section):
     utility: str
     meters: list[Meter]
+    calendar: list[Closure] = []
 
     @model_validator(mode="after")
     def _unique_ids(self) -> MetersFile:
         unique_ids(self.meters, "meters")
+        known = {m.id for m in self.meters}
+        for i, closure in enumerate(self.calendar):
+            for j, meter_id in enumerate(closure.meters or ()):
+                if meter_id not in known:
+                    raise located(("calendar", i, "meters", j), f"meter {meter_id!r} is not in this file")
         return self
+
+    def closed_dates(self, meter_id: str) -> tuple[str, ...]:
+        """The local dates on which this meter's site is closed, in order."""
+        days = {d for c in self.calendar if c.meters is None or meter_id in c.meters for d in c.days()}
+        return tuple(sorted(days))
+
+    def specs(self) -> dict[str, MeterSpec]:
+        """Every meter as the power rules see it, with its calendar."""
+        return {m.id: m.spec(self.closed_dates(m.id)) for m in self.meters}

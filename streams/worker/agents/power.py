@@ -26,7 +26,7 @@ SOURCE = "power-agent"
 METER_READINGS_TOTAL = Counter("shaftwatch_meter_readings_total", "What the rules made of accepted readings: "
                                "accepted, or duplicate_or_late (a re-sent interval, or beyond the late limit)",
                                ["outcome"])
-SPECS: dict[str, MeterSpec] = {m.id: m.spec() for m in config.meters.meters}
+SPECS: dict[str, MeterSpec] = config.meters.specs()  # each with its closure calendar
 SPECS_BY_PARTITION: dict[int, list[MeterSpec]] = defaultdict(list)
 for _spec in SPECS.values():
     SPECS_BY_PARTITION[partition_for(_spec.meter_id, PARTITIONS)].append(_spec)
