@@ -1,17 +1,21 @@
-"""The camera pipeline: motion gate -> detector on regions -> tracker and zones -> findings.
+"""The camera pipeline: motion gate -> detector on crops -> tracker and zones -> findings.
 
 ``VisionPipeline.process(frames)`` takes a batch of JPEG frames from any cameras and
 returns what to report. Stage by stage:
 
 1. every frame passes its camera's motion gate (a reduced grey decode; most stop here);
+   the gate also says when the camera has switched to infrared;
 2. frames with motion, or with objects still being tracked (a person standing still at a
-   shaft mouth makes no motion but must keep counting), are decoded in full;
-3. the crops of all those frames go through the detector in one batch;
-4. each camera's tracker matches boxes to tracks and applies its zones;
-5. a camera reports when a track that counts is new, or, while counted tracks stay and
-   move, at most once per ``min_signal_interval_s``; parked objects are not re-reported.
+   shaft mouth makes no motion but must keep counting), go to the detector; the planner
+   shares one budget of model passes among all of them (``detectors.crops``);
+3. each camera's tracker matches boxes to tracks and applies its zones;
+4. each zone reports in its own rhythm (``detectors.reports``): the first new object at
+   once, later ones grouped, objects that stay at most once per interval.
 
-Plain data in and out: no Kafka here. Timings per stage are returned for the benchmark.
+Which thresholds apply is decided per camera and frame (``VisionProfiles``): the night
+profile by the frame's local time, or whenever the camera is in infrared mode.
+Plain data in and out: no Kafka here. Timings per stage are returned for the benchmark,
+and what was found in each frame for ``shaftwatch eval vision``.
 """
 
 from __future__ import annotations
@@ -23,9 +27,13 @@ import cv2
 import numpy as np
 from pydantic import ConfigDict
 
-from detectors.geometry import Point
+from detectors.boxes import Box, Detection
+from detectors.geometry import Point, bounding_box
+from detectors.images import decode, jpeg_size
 from detectors.motion import MotionGate, MotionRules
-from detectors.objects import Box, Detection, DetectorRules, ObjectDetector
+from detectors.objects import DetectorRules, FrameJob, ObjectDetector
+from detectors.reports import Report, ZoneReports
+from detectors.timeofday import LocalClock
 from detectors.tracking import CameraTracker, Track, TrackerRules, ZoneSpec
 
 
@@ -38,7 +46,23 @@ class VisionRules:
     motion: MotionRules = MotionRules()
     detector: DetectorRules = DetectorRules()
     tracker: TrackerRules = TrackerRules()
-    min_signal_interval_s: float = 60.0  # per camera, while the same objects stay
+    min_signal_interval_s: float = 60.0  # per camera zone: new objects within it are grouped
+
+
+@dataclass(frozen=True)
+class VisionProfiles:
+    """The day's and the night's vision rules, and the clock that tells night."""
+
+    day: VisionRules = VisionRules()
+    night: VisionRules | None = None  # None: the same as by day
+    clock: LocalClock | None = None  # None: night only when a camera is in infrared
+
+    def at(self, ts: float, infrared: bool) -> VisionRules:
+        if self.night is None:
+            return self.day
+        if infrared or (self.clock is not None and self.clock.is_night(ts)):
+            return self.night
+        return self.day
 
 
 @dataclass
@@ -75,107 +99,157 @@ class VisionFinding:
 
 
 @dataclass
+class FrameOutcome:
+    """What the pipeline saw in one frame that reached the detector."""
+
+    index: int  # in the batch
+    camera_id: str
+    captured_at: float
+    detections: list[Detection]
+    counted: list[tuple[str, str, tuple[float, float, float, float], float, int]]  # zone, label, box, median, track
+    passes: int  # model passes spent on the frame
+    infrared: bool
+
+
+@dataclass
 class BatchStats:
     frames: int = 0
     gated: int = 0
-    decode_ms: float = 0.0
+    passes: int = 0  # model passes, all frames together
+    wanted: int = 0  # passes the frames would have liked (more when the budget ran out)
+    decode_ms: float = 0.0  # decoding frames (as finely as their crops need) and cutting crops
     gate_ms: float = 0.0
-    inference_ms: float = 0.0
+    inference_ms: float = 0.0  # planning, the model, merging
     track_ms: float = 0.0
+    outcomes: list[FrameOutcome] = field(default_factory=list)
 
 
 class VisionPipeline:
-    def __init__(self, cameras: list[CameraSpec], detector: ObjectDetector | None, rules: VisionRules = VisionRules()):
-        self.rules = rules
+    def __init__(self, cameras: list[CameraSpec], detector: ObjectDetector | None,
+                 rules: VisionRules | VisionProfiles = VisionRules()):
+        self.profiles = rules if isinstance(rules, VisionProfiles) else VisionProfiles(rules)
         self.detector = detector
         self.cameras = {c.camera_id: c for c in cameras}
-        self.gates = {c.camera_id: MotionGate([z.polygon for z in c.zones], c.motion_masks, rules.motion)
+        day = self.profiles.day
+        self.gates = {c.camera_id: MotionGate([z.polygon for z in c.zones], c.motion_masks, day.motion)
                       for c in cameras}
-        self.trackers = {c.camera_id: CameraTracker(c.zones, c.object_masks, rules.tracker) for c in cameras}
-        self.last_report: dict[str, float] = {}
+        self.trackers = {c.camera_id: CameraTracker(c.zones, c.object_masks, day.tracker) for c in cameras}
+        self.reports = {c.camera_id: ZoneReports() for c in cameras}
+        self.infrared = {c.camera_id: False for c in cameras}  # per camera, as its gate last saw it
+        self._zone_boxes = {c.camera_id: [bounding_box(z.polygon) for z in c.zones] for c in cameras}
+
+    @property
+    def rules(self) -> VisionRules:
+        return self.profiles.day
 
     def use_rules(self, rules: VisionRules) -> None:
-        """Other thresholds from the next frame on (a reload of thresholds.yaml, or night
-        falling with a night profile). A gate whose scale changed restarts its background
-        by itself: the next picture has another size."""
-        if rules == self.rules:
-            return
-        for gate in self.gates.values():
-            gate.rules = rules.motion
-        for tracker in self.trackers.values():
-            tracker.rules = rules.tracker
-        if self.detector is not None:
-            self.detector.rules = rules.detector
-        self.rules = rules
+        """The same thresholds by day and by night from the next frame on."""
+        self.use_profiles(VisionProfiles(rules))
+
+    def use_profiles(self, profiles: VisionProfiles) -> None:
+        """Other thresholds from the next frame on (a reload of thresholds.yaml). A gate
+        whose scale changed restarts its background by itself: the next picture has
+        another size."""
+        self.profiles = profiles
+
+    def rules_for(self, camera_id: str, ts: float) -> VisionRules:
+        return self.profiles.at(ts, self.infrared[camera_id])
 
     def process(self, frames: list[FrameIn]) -> tuple[list[VisionFinding], list[tuple[int, str]], BatchStats]:
         """-> findings, (index, reason) of frames that could not be used, timings."""
         stats = BatchStats(frames=len(frames))
         errors: list[tuple[int, str]] = []
-        selected: list[tuple[int, FrameIn, list[Box]]] = []  # index in the batch, frame, regions
+        findings: list[VisionFinding] = []
+        selected: list[tuple[int, FrameIn, list[Box], VisionRules]] = []
         t = time.perf_counter()
         for i, frame in enumerate(frames):
             if frame.camera_id not in self.cameras:
                 errors.append((i, f"unknown camera {frame.camera_id!r}"))
                 continue
+            rules = self.rules_for(frame.camera_id, frame.captured_at)
+            gate = self.gates[frame.camera_id]
+            gate.rules = rules.motion
             try:
-                result = self.gates[frame.camera_id].check(frame.jpeg)
+                result = gate.check(frame.jpeg)
             except ValueError as exc:
                 errors.append((i, f"corrupt frame: {exc}"))
                 continue
-            tracked = [tuple(int(v) for v in tr.box) for tr in self.trackers[frame.camera_id].tracks.values()
-                       if frame.captured_at - tr.last_ts <= self.rules.tracker.max_gap_s]
+            if result.infrared is not None and result.infrared != self.infrared[frame.camera_id]:
+                self.infrared[frame.camera_id] = result.infrared
+                rules = self.rules_for(frame.camera_id, frame.captured_at)
+            tracked = self._tracked_regions(frame, rules)
             if result.motion or tracked:
-                selected.append((i, frame, result.regions + tracked))
+                selected.append((i, frame, result.regions + tracked, rules))
+            else:
+                findings += self._due_reports(frame, rules)
         stats.gate_ms = (time.perf_counter() - t) * 1000
         stats.gated = len(selected)
         if not selected or self.detector is None:
-            return [], errors, stats
+            return findings, errors, stats
 
         t = time.perf_counter()
-        images, regions, usable = [], [], []
-        for i, frame, frame_regions in selected:
-            image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
-            if image is None:
+        jobs = [FrameJob(frame.jpeg, regions, rules.detector) for _, frame, regions, rules in selected]
+        results = self.detector.detect_frames(jobs)
+        stats.decode_ms = self.detector.decode_ms
+        stats.inference_ms = (time.perf_counter() - t) * 1000 - stats.decode_ms
+
+        t = time.perf_counter()
+        for (i, frame, _, rules), found in zip(selected, results):
+            if found.image is None:
                 errors.append((i, "corrupt frame: full decode failed"))
                 continue
-            images.append(image)
-            regions.append(frame_regions)
-            usable.append(frame)
-        stats.decode_ms = (time.perf_counter() - t) * 1000
-
-        t = time.perf_counter()
-        detections = self.detector.detect_regions(images, regions)
-        stats.inference_ms = (time.perf_counter() - t) * 1000
-
-        t = time.perf_counter()
-        findings = []
-        for frame, image, found in zip(usable, images, detections):
-            finding = self._track(frame, image, found)
-            if finding is not None:
-                findings.append(finding)
+            stats.passes += len(found.crops)
+            stats.wanted += found.wanted
+            findings += self._track(i, frame, rules, found.detections, found.crops, stats)
         stats.track_ms = (time.perf_counter() - t) * 1000
         return findings, errors, stats
 
-    def _track(self, frame: FrameIn, image: np.ndarray, found: list[Detection]) -> VisionFinding | None:
+    def _tracked_regions(self, frame: FrameIn, rules: VisionRules) -> list[Box]:
+        """Boxes of objects still tracked near the camera's zones: they are looked at again
+        even without motion (a person standing still)."""
+        tracks = [tr for tr in self.trackers[frame.camera_id].tracks.values()
+                  if frame.captured_at - tr.last_ts <= rules.tracker.max_gap_s]
+        if not tracks:
+            return []
+        size = jpeg_size(frame.jpeg)
+        if size is None:
+            return []
+        w, h = size
+        zones = [(x0 * w, y0 * h, x1 * w, y1 * h) for x0, y0, x1, y1 in self._zone_boxes[frame.camera_id]]
+        out = []
+        for tr in tracks:
+            x0, y0, x1, y1 = tr.box
+            if any(x0 <= z[2] and z[0] <= x1 and y0 <= z[3] and z[1] <= y1 for z in zones):
+                out.append((int(x0), int(y0), int(x1), int(y1)))
+        return out
+
+    def _track(self, index: int, frame: FrameIn, rules: VisionRules, found: list[Detection], crops,
+               stats: BatchStats) -> list[VisionFinding]:
         camera = self.cameras[frame.camera_id]
         tracker = self.trackers[frame.camera_id]
-        h, w = image.shape[:2]
+        tracker.rules = rules.tracker
+        w, h = jpeg_size(frame.jpeg)
         counted = tracker.update(found, frame.captured_at, w, h)
-        if not counted:
-            return None
-        moving = [(t, z) for t, z in counted if not tracker.is_stationary(t)]
-        new = [t for t, _ in moving if t.reported_box is None]
-        last = self.last_report.get(frame.camera_id)
-        due = last is None or frame.captured_at - last >= self.rules.min_signal_interval_s
-        if not new and not (moving and due):
-            return None
-        # Report one zone per frame: the zone of the first new object, else of the first moving one.
-        zone = next(z for t, z in moving if t is new[0]) if new else moving[0][1]
-        tracks: list[Track] = [t for t, z in moving if z is zone]
-        for t in tracks:
-            t.reported_box = t.box
-        self.last_report[frame.camera_id] = frame.captured_at
+        boxes = [(z.name, t.label, t.box, t.median_score, t.track_id) for t, z in counted]
+        stats.outcomes.append(FrameOutcome(index, camera.camera_id, frame.captured_at, found, boxes, len(crops),
+                                           self.infrared[camera.camera_id]))
+        reports = self.reports[camera.camera_id].frame(camera.zones, counted, tracker.is_stationary,
+                                                       frame.captured_at, frame.jpeg,
+                                                       lambda zone: self._interval(zone, rules))
+        return [self._finding(camera, frame, r) for r in reports]
+
+    def _due_reports(self, frame: FrameIn, rules: VisionRules) -> list[VisionFinding]:
+        camera = self.cameras[frame.camera_id]
+        reports = [self.reports[camera.camera_id].due(zone, frame.captured_at, self._interval(zone, rules))
+                   for zone in camera.zones]
+        return [self._finding(camera, frame, r) for r in reports if r is not None]
+
+    @staticmethod
+    def _interval(zone: ZoneSpec, rules: VisionRules) -> float:
+        return zone.min_signal_interval_s if zone.min_signal_interval_s is not None else rules.min_signal_interval_s
+
+    def _finding(self, camera: CameraSpec, frame: FrameIn, report: Report) -> VisionFinding:
+        tracks: list[Track] = report.tracks
         labels: dict[str, int] = {}
         for t in tracks:
             labels[t.label] = labels.get(t.label, 0) + 1
@@ -183,21 +257,29 @@ class VisionPipeline:
         strength = min(1.0, 0.45 + 0.4 * best + 0.05 * (len(tracks) - 1))
         what = ", ".join(f"{n} {label}{'s' if n > 1 else ''}" for label, n in sorted(labels.items()))
         dwell = max(t.dwell_s for t in tracks)
-        summary = (f"{what} at {camera.site_id} ({zone.name}, camera {camera.camera_id}), "
-                   f"seen for {dwell:.0f} s, best score {best:.2f}")
+        zone = report.zone
+        summary = f"{what} at {camera.site_id} ({zone.name}, camera {camera.camera_id}), "
+        if report.held_since is not None:
+            summary += f"{len(report.new)} new in the last {frame.captured_at - report.held_since:.0f} s, "
+        summary += f"seen for {dwell:.0f} s, best score {best:.2f}"
+        image = decode(report.jpeg if report.jpeg is not None else frame.jpeg)
+        snapshot = annotate(image, tracks, report.boxes, zone) if image is not None else b""
         return VisionFinding(camera.camera_id, camera.site_id, frame.captured_at, zone.name, labels,
-                             [t.track_id for t in tracks], [t.track_id for t in new], dwell, round(best, 3),
-                             round(strength, 3), summary, annotate(image, tracks, zone))
+                             [t.track_id for t in tracks], [t.track_id for t in report.new], dwell, round(best, 3),
+                             round(strength, 3), summary, snapshot)
 
 
-def annotate(image: np.ndarray, tracks: list[Track], zone: ZoneSpec, quality: int = 85) -> bytes:
-    """The evidence snapshot: the zone outlined, every reported object boxed and labelled."""
+def annotate(image: np.ndarray, tracks: list[Track], boxes: dict[int, tuple], zone: ZoneSpec,
+             quality: int = 85) -> bytes:
+    """The evidence snapshot: the zone outlined, every reported object it shows boxed and labelled."""
     canvas = image.copy()
     h, w = canvas.shape[:2]
     pts = np.array([[round(x * (w - 1)), round(y * (h - 1))] for x, y in zone.polygon], np.int32)
     cv2.polylines(canvas, [pts], True, (0, 200, 255), 2)
     for t in tracks:
-        x0, y0, x1, y1 = (int(v) for v in t.box)
+        if t.track_id not in boxes:
+            continue
+        x0, y0, x1, y1 = (int(v) for v in boxes[t.track_id])
         color = (0, 0, 255) if t.label == "person" else (255, 128, 0)
         cv2.rectangle(canvas, (x0, y0), (x1, y1), color, 2)
         cv2.putText(canvas, f"{t.label} #{t.track_id} {t.median_score:.2f}", (x0, max(12, y0 - 4)),

@@ -8,6 +8,12 @@ outside its motion masks. Slow light changes are absorbed by the running average
 sudden change of most of the watched area at once (the IR switch at dusk, lightning,
 headlights filling the view) resets the background and pauses the gate for a few frames
 instead of firing.
+
+The gate also tells when a camera has switched to infrared: an IR picture is grey. It
+looks at the colour of a 1/8-size decode on the first frame, after every sudden change of
+the whole view (which is what the switch looks like) and every ``infrared_check_every``
+frames; the camera pipeline keeps the answer per camera and applies the night profile to
+an infrared camera whatever the clock says.
 """
 
 from __future__ import annotations
@@ -29,12 +35,19 @@ class MotionRules:
 
     __pydantic_config__ = ConfigDict(extra="forbid")
 
-    pixel_threshold: int = 25  # grey-level difference that counts as change
-    min_area_fraction: float = 0.0015  # of the watched area: smaller blobs are noise
+    pixel_threshold: int = 25  # grey-level difference that counts as change (lower at night: less contrast)
+    # Small enough for one distant person: in a 1080p view a walker 60-100 px tall changes
+    # ~0.0002 of the picture; at 0.0015 the gate let none of them through (README).
+    min_area_fraction: float = 0.0002  # of the watched area: smaller blobs are noise
     global_change_fraction: float = 0.5  # more than this changing at once: lighting, not motion
     pause_frames: int = 3  # frames to settle after a global change
     background_alpha: float = 0.05  # running-average speed: absorbs slow light changes
     scale: int = 4  # the gate's copy is 1/scale of the frame (2, 4 or 8: JPEG reduced decode)
+    # A frame is infrared (grey) when 99% of its pixels differ by at most this many grey
+    # levels between their colour channels. Colour footage, even dark, has more (lamps,
+    # clothes, cars); an IR picture has ~0-3 (JPEG noise).
+    infrared_max_chroma: int = 8
+    infrared_check_every: int = 60  # frames between colour checks, besides those after a global change
 
     def __post_init__(self) -> None:
         if self.scale not in (1, 2, 4, 8):
@@ -52,12 +65,22 @@ def decode_small_grey(jpeg: bytes, scale: int) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(jpeg, np.uint8), _REDUCED[scale])
 
 
+def looks_infrared(jpeg: bytes, max_chroma: int) -> bool | None:
+    """Whether the frame is grey (a camera in infrared mode); None when it does not decode."""
+    small = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_REDUCED_COLOR_8)
+    if small is None:
+        return None
+    chroma = small.max(axis=2) - small.min(axis=2)
+    return bool(np.percentile(chroma, 99) <= max_chroma)
+
+
 @dataclass
 class MotionResult:
     motion: bool
     regions: list[Box] = field(default_factory=list)  # full-frame pixels
     changed_fraction: float = 0.0
     global_change: bool = False
+    infrared: bool | None = None  # whether the frame is grey, when the gate looked; else None
 
 
 def polygon_mask(shape: tuple[int, int], polygons: list[list[Point]]) -> np.ndarray:
@@ -81,6 +104,7 @@ class MotionGate:
         self.watch: np.ndarray | None = None
         self.watch_area = 0
         self.pause = 0
+        self.since_colour_check: int | None = None  # None: never looked
 
     def _prepare(self, shape: tuple[int, int]) -> None:
         watch = polygon_mask(shape, self.zones)
@@ -125,4 +149,12 @@ class MotionGate:
         small = decode_small_grey(jpeg, self.rules.scale)
         if small is None:
             raise ValueError("the frame is not a decodable JPEG")
-        return self.check_grey(small)
+        result = self.check_grey(small)
+        due = (self.since_colour_check is None or result.global_change
+               or self.since_colour_check + 1 >= self.rules.infrared_check_every)
+        if due:
+            result.infrared = looks_infrared(jpeg, self.rules.infrared_max_chroma)
+            self.since_colour_check = 0
+        else:
+            self.since_colour_check += 1
+        return result

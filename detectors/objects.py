@@ -1,25 +1,30 @@
-"""Person and vehicle detection with ultralytics YOLO, on regions of the frame.
+"""Person and vehicle detection with ultralytics YOLO on the crops the planner chose.
 
-The model sees a fixed input (416 px for the offline NanoDet, 640 for standard YOLO).
-Shrinking a whole 1080p frame to it turns a person 30 px tall at a distant shaft mouth
-into a few pixels, which no model finds. So detection runs on crops taken from the frame
-at native resolution: the boxes of motion (grown to at least the model's input, so the
-object has context), tiled with overlap where a region is larger than the input. Crops of
-all cameras go to the model in one batch; boxes come back to frame coordinates, and
-duplicates from overlapping tiles are merged.
+The model sees a fixed input (416 px for the offline NanoDet, 640 for standard YOLO). The
+planner (``detectors.crops``) decides, for all frames of a batch together, which crops
+each frame gets: the whole frame at the model's size, and finer squares and native-
+resolution tiles where the motion or the tracked objects in the camera's zones are too
+small to be found on the whole. Each frame is decoded only as finely as its finest crop
+needs; crops are shrunk to the model's size here (area averaging, which keeps small
+figures visible where ultralytics' own bilinear letterbox would alias them); all crops
+of all cameras go to the model in one call; boxes come back to frame coordinates and are
+merged (``detectors.boxes.merge``).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from pydantic import ConfigDict
 
-Box = tuple[int, int, int, int]
-LABELS = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
+from detectors.boxes import LABELS, Box, Detection, merge
+from detectors.crops import WHOLE, Crop, FrameNeeds, plan_batch
+from detectors.images import decode, jpeg_size, reduction_for
 
 
 @dataclass(frozen=True)
@@ -28,102 +33,41 @@ class DetectorRules:
 
     __pydantic_config__ = ConfigDict(extra="forbid")
 
+    # Per label, the score a single box needs. Person: from the measured precision/recall
+    # curve of the offline model (README, "Calibrating the thresholds").
     min_score: dict[str, float] = field(default_factory=lambda: {
-        "person": 0.35, "car": 0.35, "truck": 0.35, "bus": 0.4, "motorcycle": 0.35, "bicycle": 0.35})
+        "person": 0.3, "car": 0.3, "truck": 0.3, "bus": 0.35, "motorcycle": 0.35, "bicycle": 0.35})
     min_box_area: int = 120  # px in the frame: smaller boxes are noise
+    passes_per_frame: float = 2.0  # model passes a batch may spend, per frame it detects (shared)
+    min_object_px: float = 36.0  # height in model pixels under which the model starts missing people
     tile_overlap: float = 0.2
-    max_crops_per_frame: int = 6  # beyond this, the whole frame is shrunk instead (a scene full of motion)
     nms_iou: float = 0.5
+    fragment_share: float = 0.6  # a cut box this much inside another of its kind is a part of it
 
     def __post_init__(self) -> None:
         unknown = set(self.min_score) - set(LABELS)
         if unknown:
             raise ValueError(f"min_score: labels {sorted(unknown)} are not detected; use {list(LABELS)}")
+        if self.passes_per_frame < 1:
+            raise ValueError("passes_per_frame must be at least 1 (the whole frame)")
 
 
 @dataclass
-class Detection:
-    label: str
-    score: float
-    box: tuple[float, float, float, float]  # frame pixels
+class FrameJob:
+    """One frame for the detector: its JPEG, the regions that matter, its thresholds."""
 
-    @property
-    def area(self) -> float:
-        return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
-
-    @property
-    def footpoint(self) -> tuple[float, float]:
-        """Bottom centre of the box: where the object stands (Frigate's zone rule)."""
-        return ((self.box[0] + self.box[2]) / 2, self.box[3])
+    jpeg: bytes
+    regions: list[Box]
+    rules: DetectorRules
 
 
-def iou(a, b) -> float:
-    ix0, iy0, ix1, iy1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, ix1 - ix0) * max(0.0, iy1 - iy0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def merge_regions(regions: list[Box], margin: int) -> list[Box]:
-    """Union of regions that overlap or lie within ``margin`` of each other: a person's
-    motion blobs and its tracked box become one region, so one crop, not three."""
-    boxes = [list(r) for r in regions]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] - margin <= b[2] and b[0] - margin <= a[2] and a[1] - margin <= b[3] and b[1] - margin <= a[3]:
-                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return [tuple(b) for b in boxes]
-
-
-def plan_crops(width: int, height: int, regions: list[Box], size: int, overlap: float, limit: int) -> list[Box]:
-    """Crops at native resolution covering the regions: each region grown to at least the
-    model's input around its centre, tiled where larger. An empty list means: detect on the
-    whole frame instead (too many crops, or crops that would cost more than the frame)."""
-    crops: list[Box] = []
-    step = max(1, int(size * (1 - overlap)))
-    for x0, y0, x1, y1 in merge_regions(regions, size // 8):
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        w, h = max(size, x1 - x0), max(size, y1 - y0)
-        rx0 = int(min(max(0, cx - w / 2), max(0, width - w)))
-        ry0 = int(min(max(0, cy - h / 2), max(0, height - h)))
-        rx1, ry1 = min(width, int(rx0 + w)), min(height, int(ry0 + h))
-        xs = list(range(rx0, max(rx0 + 1, rx1 - size + 1), step)) or [rx0]
-        ys = list(range(ry0, max(ry0 + 1, ry1 - size + 1), step)) or [ry0]
-        if xs[-1] + size < rx1:
-            xs.append(max(rx0, rx1 - size))
-        if ys[-1] + size < ry1:
-            ys.append(max(ry0, ry1 - size))
-        for tx in xs:
-            for ty in ys:
-                crop = (tx, ty, min(width, tx + size), min(height, ty + size))
-                if not any(_contains(c, crop) for c in crops):
-                    crops.append(crop)
-    # Each crop is one model run; a small frame is cheaper to run once, whole.
-    if len(crops) > limit or len(crops) * size * size >= width * height:
-        return []
-    return crops
-
-
-def _contains(outer: Box, inner: Box) -> bool:
-    return outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]
-
-
-def merge(detections: list[Detection], threshold: float) -> list[Detection]:
-    """Non-maximum suppression per label: the same object seen in two overlapping tiles is one."""
-    kept: list[Detection] = []
-    for d in sorted(detections, key=lambda d: -d.score):
-        if all(k.label != d.label or iou(k.box, d.box) < threshold for k in kept):
-            kept.append(d)
-    return kept
+@dataclass
+class FrameDetections:
+    detections: list[Detection]
+    image: np.ndarray | None  # the frame as decoded for the crops (maybe reduced); None: corrupt
+    reduction: int = 1
+    crops: list[Crop] = field(default_factory=list)
+    wanted: int = 0  # crops the planner would have liked to use
 
 
 class ObjectDetector:
@@ -138,6 +82,7 @@ class ObjectDetector:
         os.environ.setdefault("YOLO_OFFLINE", "1")
         from ultralytics import YOLO  # imported here: it is heavy, and only workers with cameras need it
 
+        self.path = path
         self.model = YOLO(str(path), task="detect")
         self.rules = rules
         names = self.model.names if isinstance(self.model.names, dict) else dict(enumerate(self.model.names))
@@ -148,44 +93,83 @@ class ObjectDetector:
         self.model.predict(np.zeros((64, 64, 3), np.uint8), verbose=False)
         imgsz = self.model.predictor.args.imgsz
         self.input_size = int(imgsz[0] if isinstance(imgsz, (list, tuple)) else imgsz)
+        self.decode_ms = 0.0  # of the last detect_frames: decoding and cropping, the rest
+        self.model_ms = 0.0
 
-    def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """One batch through the model; per image, detections of the labels of interest."""
+    def run(self, images: list[np.ndarray], floor: float) -> list[list[Detection]]:
+        """One call to the model; per image, boxes of the labels of interest scoring ``floor``
+        or more, in that image's pixels."""
         if not images:
             return []
-        low = min(self.rules.min_score.values())
-        results = self.model.predict(images, verbose=False, conf=low, classes=sorted(self.wanted))
+        results = self.model.predict(images, verbose=False, conf=floor, classes=sorted(self.wanted))
         out = []
         for result in results:
-            found = []
             boxes = result.boxes
-            for cls, score, xyxy in zip(boxes.cls.tolist(), boxes.conf.tolist(), boxes.xyxy.tolist()):
-                label = self.names[int(cls)]
-                if score >= self.rules.min_score.get(label, 1.01):
-                    found.append(Detection(label, float(score), tuple(xyxy)))
-            out.append(found)
+            out.append([Detection(self.names[int(c)], float(s), tuple(xyxy)) for c, s, xyxy in
+                        zip(boxes.cls.tolist(), boxes.conf.tolist(), boxes.xyxy.tolist())])
         return out
 
-    def detect_regions(self, frames: list[np.ndarray], regions: list[list[Box]]) -> list[list[Detection]]:
-        """Per frame, detections on crops of its regions (all crops in one batch)."""
-        jobs: list[tuple[int, Box | None]] = []
-        images = []
-        for i, (frame, frame_regions) in enumerate(zip(frames, regions)):
-            h, w = frame.shape[:2]
-            crops = plan_crops(w, h, frame_regions, self.input_size, self.rules.tile_overlap,
-                               self.rules.max_crops_per_frame) if frame_regions else []
-            if not crops:
-                jobs.append((i, None))
-                images.append(frame)
+    def detect(self, images: list[np.ndarray], rules: DetectorRules | None = None) -> list[list[Detection]]:
+        """Whole images, each shrunk to the model's input: detections over the per-label scores."""
+        rules = rules or self.rules
+        found = self.run(images, min(rules.min_score.values()))
+        return [[d for d in f if d.score >= rules.min_score.get(d.label, 1.01)] for f in found]
+
+    def detect_frames(self, jobs: list[FrameJob]) -> list[FrameDetections]:
+        """Per frame, the objects found on the crops the batch's plan gives it."""
+        sizes = [jpeg_size(job.jpeg) for job in jobs]
+        usable = [i for i, size in enumerate(sizes) if size is not None]
+        needs = [FrameNeeds(*sizes[i], jobs[i].regions, jobs[i].rules.passes_per_frame) for i in usable]
+        rules0 = jobs[usable[0]].rules if usable else self.rules
+        plans = plan_batch(needs, self.input_size, rules0.tile_overlap, rules0.min_object_px)
+        out = [FrameDetections([], None) for _ in jobs]
+        images, owners = [], []
+        started = time.perf_counter()
+        for i, plan in zip(usable, plans):
+            reduction = reduction_for(plan.finest_scale)
+            image = decode(jobs[i].jpeg, reduction)
+            if image is None:
                 continue
-            for crop in crops:
-                jobs.append((i, crop))
-                images.append(frame[crop[1]:crop[3], crop[0]:crop[2]])
-        per_frame: list[list[Detection]] = [[] for _ in frames]
-        for (i, crop), found in zip(jobs, self.detect(images)):
-            for d in found:
-                if crop is not None:
-                    d.box = (d.box[0] + crop[0], d.box[1] + crop[1], d.box[2] + crop[0], d.box[3] + crop[1])
-                per_frame[i].append(d)
-        return [[d for d in merge(found, self.rules.nms_iou) if d.area >= self.rules.min_box_area]
-                for found in per_frame]
+            out[i] = FrameDetections([], image, reduction, plan.crops, plan.wanted)
+            for crop in plan.crops:
+                images.append(crop_image(image, reduction, crop))
+                owners.append((i, crop))
+        self.decode_ms = (time.perf_counter() - started) * 1000
+        started = time.perf_counter()
+        floor = min(min(job.rules.min_score.values()) for job in jobs)
+        found: list[list[Detection]] = [[] for _ in jobs]
+        for (i, crop), boxes, image in zip(owners, self.run(images, floor), images):
+            w, h = sizes[i]
+            found[i] += [to_frame(d, crop, image.shape[1], image.shape[0], w, h) for d in boxes
+                         if d.score >= jobs[i].rules.min_score.get(d.label, 1.01)]
+        for i in usable:
+            rules = jobs[i].rules
+            out[i].detections = [d for d in merge(found[i], rules.nms_iou, rules.fragment_share)
+                                 if d.area >= rules.min_box_area]
+        self.model_ms = (time.perf_counter() - started) * 1000
+        return out
+
+
+def crop_image(image: np.ndarray, reduction: int, crop: Crop) -> np.ndarray:
+    """The crop's pixels at the crop's scale, from a frame decoded at 1/reduction."""
+    x0, y0, x1, y1 = crop.box
+    r = reduction
+    part = image[y0 // r:-(-y1 // r), x0 // r:-(-x1 // r)]
+    target = (max(1, round((x1 - x0) * crop.scale)), max(1, round((y1 - y0) * crop.scale)))
+    if (part.shape[1], part.shape[0]) == target:
+        return part
+    return cv2.resize(part, target, interpolation=cv2.INTER_AREA)
+
+
+def to_frame(d: Detection, crop: Crop, image_w: int, image_h: int, width: int, height: int) -> Detection:
+    """A box found on a crop's image, in frame pixels; ``cut`` when it touches an edge
+    where the crop cut through the frame."""
+    x0, y0, x1, y1 = crop.box
+    sx, sy = (x1 - x0) / image_w, (y1 - y0) / image_h
+    box = (x0 + d.box[0] * sx, y0 + d.box[1] * sy, x0 + d.box[2] * sx, y0 + d.box[3] * sy)
+    cut = False
+    if crop.level != WHOLE:
+        tolerance = 4 / crop.scale  # 4 model pixels
+        cut = ((x0 > 0 and box[0] - x0 < tolerance) or (x1 < width and x1 - box[2] < tolerance)
+               or (y0 > 0 and box[1] - y0 < tolerance) or (y1 < height and y1 - box[3] < tolerance))
+    return Detection(d.label, d.score, box, cut)

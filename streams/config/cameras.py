@@ -6,11 +6,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from detectors.objects import LABELS
+from detectors.boxes import GROUPS, LABELS
+from detectors.camera import CameraSpec
 from detectors.tracking import ZoneSpec
 from streams.config.base import Section, unique_ids
 
-Label = Literal[LABELS]  # what the detector reports
+# What the detector reports, or a group of labels ("vehicle": car, truck, bus, motorcycle).
+Label = Literal[LABELS + tuple(GROUPS)]
 
 Point = tuple[float, float]
 
@@ -32,6 +34,9 @@ class Zone(Section):
     objects: list[Label] = list(LABELS)
     min_frames: int = Field(ZoneSpec.min_frames, ge=1)
     loiter_s: float = Field(ZoneSpec.loiter_s, ge=0)
+    min_signal_interval_s: float | None = Field(
+        None, ge=0, description="this zone's report interval (new objects within it are grouped); "
+                                "default: thresholds.yaml vision.min_signal_interval_s")
 
     @field_validator("polygon")
     @classmethod
@@ -68,3 +73,12 @@ class CamerasFile(Section):
     def _unique_ids(self) -> CamerasFile:
         unique_ids(self.cameras, "cameras")
         return self
+
+
+def camera_spec(camera: Camera) -> CameraSpec:
+    """The camera pipeline's view of a configured camera: its zones and masks."""
+    zones = [ZoneSpec(z.name, [tuple(p) for p in z.polygon], tuple(z.objects), z.min_frames, z.loiter_s,
+                      z.min_signal_interval_s) for z in camera.zones]
+    motion = [[tuple(p) for p in m.polygon] for m in camera.masks if m.applies_to in ("motion", "both")]
+    objects = [[tuple(p) for p in m.polygon] for m in camera.masks if m.applies_to in ("objects", "both")]
+    return CameraSpec(camera.id, camera.site_id, zones, motion, objects)

@@ -12,12 +12,12 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from alerts.evidence import EvidenceStore
-from detectors.camera import CameraSpec, FrameIn, VisionFinding, VisionPipeline
+from detectors.camera import CameraSpec, FrameIn, VisionFinding, VisionPipeline, VisionProfiles
 from detectors.objects import ObjectDetector
-from detectors.tracking import ZoneSpec
+from streams.config.cameras import camera_spec
 from streams.contract.frames import FrameMeta, check_jpeg
 from streams.contract.records import RecordError, Signal
 from streams.logs import ids
@@ -34,20 +34,18 @@ BATCH = 16
 FRAMES_TOTAL = Counter("shaftwatch_frames_total", "Frames by what the pipeline did with them", ["stage"])
 VISION_STAGE_SECONDS = Histogram("shaftwatch_vision_stage_seconds", "Time per batch in each vision stage", ["stage"],
                           buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+MODEL_PASSES_TOTAL = Counter("shaftwatch_vision_model_passes_total",
+                             "Model passes (crops) run, and those the frames wanted; more wanted than run: "
+                             "the batch budget (vision.detector.passes_per_frame) ran out", ["kind"])
+CAMERA_INFRARED = Gauge("shaftwatch_camera_infrared", "1 while a camera sends grey (infrared) pictures",
+                        ["camera_id"])
 _camera_sites = {c.id: c.site_id for c in config.cameras.cameras}
 _cpu = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision")
 evidence = EvidenceStore(config.evidence_dir)
 
 
 def camera_specs() -> list[CameraSpec]:
-    specs = []
-    for c in config.cameras.cameras:
-        zones = [ZoneSpec(z.name, [tuple(p) for p in z.polygon], tuple(z.objects), z.min_frames, z.loiter_s)
-                 for z in c.zones]
-        motion = [[tuple(p) for p in m.polygon] for m in c.masks if m.applies_to in ("motion", "both")]
-        objects = [[tuple(p) for p in m.polygon] for m in c.masks if m.applies_to in ("objects", "both")]
-        specs.append(CameraSpec(c.id, c.site_id, zones, motion, objects))
-    return specs
+    return [camera_spec(c) for c in config.cameras.cameras]
 
 
 class _Pipeline:
@@ -55,6 +53,16 @@ class _Pipeline:
 
     instance: VisionPipeline | None = None
     detector_error: str | None = None
+    profiles_of: tuple[object, VisionProfiles] | None = None  # (thresholds in force, their vision profiles)
+
+    @classmethod
+    def profiles(cls) -> VisionProfiles:
+        """The day's and night's vision rules of the thresholds in force (rebuilt after a reload)."""
+        thresholds = config_watch.thresholds
+        if cls.profiles_of is None or cls.profiles_of[0] is not thresholds:
+            night = thresholds.night.vision if thresholds.night is not thresholds.day else None
+            cls.profiles_of = (thresholds, VisionProfiles(thresholds.day.vision, night, thresholds.clock))
+        return cls.profiles_of[1]
 
     @classmethod
     def get(cls) -> VisionPipeline:
@@ -66,7 +74,7 @@ class _Pipeline:
                 cls.detector_error = str(exc)
                 log.error("object detector unavailable; frames with motion are dead-lettered",
                           extra=ids(model_path=str(config.model_path), error=str(exc)))
-            cls.instance = VisionPipeline(camera_specs(), detector, config_watch.thresholds.day.vision)
+            cls.instance = VisionPipeline(camera_specs(), detector, cls.profiles())
         return cls.instance
 
 
@@ -86,9 +94,12 @@ def run_batch(frames: list[FrameIn]):
     """On the executor thread: the pipeline, then what it found as signals, each with its
     snapshot saved under the signal's id."""
     pipeline = _Pipeline.get()
-    # The thresholds in force: thresholds.yaml as now, by day or night at the batch's newest frame.
-    pipeline.use_rules(config_watch.thresholds.at(max(f.captured_at for f in frames)).vision)
+    # The thresholds in force: thresholds.yaml as now; the pipeline picks the day's or the
+    # night's per frame (its local time, or its camera in infrared).
+    pipeline.use_profiles(_Pipeline.profiles())
     findings, errors, stats = pipeline.process(frames)
+    for camera_id in {f.camera_id for f in frames} & pipeline.infrared.keys():
+        CAMERA_INFRARED.labels(camera_id=camera_id).set(1 if pipeline.infrared[camera_id] else 0)
     if pipeline.detector is None and stats.gated:
         gated_errors = [(i, f"detector unavailable: {_Pipeline.detector_error}") for i in range(len(frames))]
         return [], gated_errors, stats
@@ -142,6 +153,8 @@ async def vision_agent(stream):
                 touch(camera_activity, meta.camera_id, meta.captured_at, last_seq=meta.seq)
         FRAMES_TOTAL.labels(stage="in").inc(stats.frames)
         FRAMES_TOTAL.labels(stage="motion_or_tracked").inc(stats.gated)
+        MODEL_PASSES_TOTAL.labels(kind="run").inc(stats.passes)
+        MODEL_PASSES_TOTAL.labels(kind="wanted").inc(stats.wanted)
         for stage in ("gate", "decode", "inference", "track"):
             VISION_STAGE_SECONDS.labels(stage=stage).observe(getattr(stats, f"{stage}_ms") / 1000)
         await emit(signals)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -105,8 +106,11 @@ NIGHT_PROFILE = """night_profile:
 
 
 def _with_night_profile(directory, profile: str) -> None:
+    """thresholds.yaml with its night profile (up to the next top-level key) replaced."""
     path = directory / "thresholds.yaml"
-    path.write_text(path.read_text().replace("night_profile: {}\n", profile))
+    text, count = re.subn(r"^night_profile:.*?(?=^\S)", profile, path.read_text(), count=1, flags=re.S | re.M)
+    assert count == 1
+    path.write_text(text)
 
 
 def test_a_night_profile_changes_only_its_keys_and_only_by_night(tmp_path):
