@@ -38,6 +38,7 @@ from pydantic import ConfigDict
 from detectors.timeofday import LocalClock
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
+SOURCE_KINDS = ("vision", "power", "fence", "external")
 AUTO_CLOSED = "auto_closed_quiet"  # the disposition of a system close: such an incident may reopen
 
 
@@ -52,10 +53,13 @@ class FusionRules:
     # unless it ever went above quiet_close_max_severity: those wait for a person.
     quiet_close_s: float = 3600.0
     quiet_close_max_severity: str = "medium"
-    weights: dict[str, float] = field(default_factory=lambda: {"vision": 0.85, "power": 0.9, "fence": 0.7})
+    # external: evidence no sensor of ours produced (a patrol's finding, a drone team, a
+    # verified tip-off), posted through the console API.
+    weights: dict[str, float] = field(default_factory=lambda: {"vision": 0.85, "power": 0.9, "fence": 0.7,
+                                                               "external": 0.8})
     corroboration_bonus: float = 0.15
     site_priors: dict[str, float] = field(default_factory=lambda: {
-        "sealed": 1.0, "closed": 0.9, "backfilled": 0.6, "active_licensed": 0.3})
+        "sealed": 1.0, "resealed": 1.0, "breached": 1.1, "closed": 0.9, "backfilled": 0.6, "active_licensed": 0.3})
     repeat_site_bonus: float = 0.05
     repeat_site_cap: float = 0.15
     night_factor: float = 1.2
@@ -68,8 +72,8 @@ class FusionRules:
 
     def __post_init__(self) -> None:
         for kind, w in self.weights.items():
-            if kind not in ("vision", "power", "fence") or not 0 <= w <= 1:
-                raise ValueError(f"weights.{kind}: a source kind (vision, power, fence) with a weight in 0..1")
+            if kind not in SOURCE_KINDS or not 0 <= w <= 1:
+                raise ValueError(f"weights.{kind}: a source kind ({', '.join(SOURCE_KINDS)}) with a weight in 0..1")
         for name in ("notify_min_severity", "escalate_min_severity", "quiet_close_max_severity"):
             if getattr(self, name) not in SEVERITIES:
                 raise ValueError(f"{name} must be one of {list(SEVERITIES)}")
@@ -190,8 +194,8 @@ def fuse(draft: IncidentDraft | None, signal: dict[str, Any], rules: FusionRules
 
 
 def summarize(draft: IncidentDraft) -> str:
-    sources = {"vision": "camera", "power": "power", "fence": "phones"}
-    names = [sources[k] for k in ("vision", "power", "fence") if k in draft.strongest]
+    sources = {"vision": "camera", "power": "power", "fence": "phones", "external": "field report"}
+    names = [sources[k] for k in SOURCE_KINDS if k in draft.strongest]
     corroboration = f"{len(names)} sources agree ({', '.join(names)})" if len(names) > 1 else f"{names[0]} only"
     when = "at night" if draft.night else "by day"
     return f"{draft.site_id}: {corroboration}, {when}; {', '.join(draft.kinds)}"
@@ -205,7 +209,7 @@ def seen(signals: list[dict[str, Any]]) -> dict[str, Any]:
     vehicles one camera finding showed, the most power an unexplained line drew (and which
     meter), and the most devices in the fence zone at once."""
     out: dict[str, Any] = {"persons": 0, "vehicles": 0, "power_kw": None, "meter_id": None, "devices": 0,
-                           "power_kinds": [], "fence_kinds": []}
+                           "power_kinds": [], "fence_kinds": [], "field_reports": 0}
     for s in signals:
         details = s.get("details") or {}
         if s["source_kind"] == "vision":
@@ -218,6 +222,8 @@ def seen(signals: list[dict[str, Any]]) -> dict[str, Any]:
                 out["power_kw"], out["meter_id"] = round(float(kw), 1), s["source_id"]
             if s["kind"] not in out["power_kinds"]:
                 out["power_kinds"].append(s["kind"])
+        elif s["source_kind"] == "external":
+            out["field_reports"] += 1
         elif s["source_kind"] == "fence":
             devices = details.get("devices") or len(details.get("device_pids") or [])
             out["devices"] = max(out["devices"], int(devices))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 Point = tuple[float, float]
@@ -38,3 +39,12 @@ def bounding_box(polygon: Sequence[Point]) -> tuple[float, float, float, float]:
     xs = [p[0] for p in polygon]
     ys = [p[1] for p in polygon]
     return min(xs), min(ys), max(xs), max(ys)
+
+
+def metres_between(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Ground distance between two (lon, lat) points, in metres (equirectangular: exact
+    enough over the few kilometres of a county's sites)."""
+    mean_lat = math.radians((a[1] + b[1]) / 2)
+    dx = math.radians(b[0] - a[0]) * math.cos(mean_lat)
+    dy = math.radians(b[1] - a[1])
+    return 6_371_000.0 * math.hypot(dx, dy)

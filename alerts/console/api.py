@@ -53,7 +53,7 @@ class ConsoleSettings:
     config_view: dict[str, Any] = field(default_factory=dict)  # what ops may read of the config
 
 
-def _error(status: int, message: str, **headers) -> web.HTTPException:
+def api_error(status: int, message: str, **headers) -> web.HTTPException:
     kind = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
             409: web.HTTPConflict, 429: web.HTTPTooManyRequests}[status]
     return kind(text=json.dumps({"error": message}), content_type="application/json", headers=headers or None)
@@ -81,32 +81,32 @@ class ConsoleApi:
         if header.startswith("Bearer "):
             person = bearer_holder(header, self.clients)
             if person is None:
-                raise _error(401, "the token was not accepted")
+                raise api_error(401, "the token was not accepted")
         else:
             token = request.cookies.get(COOKIE)
             found = await self.call(self.store.accounts.session, token) if token else None
             if found is None:
-                raise _error(401, "sign in first")
+                raise api_error(401, "sign in first")
             person, csrf = found
             offered = request.headers.get("X-CSRF-Token", "")
             if request.method not in SAFE_METHODS and not hmac.compare_digest(offered.encode(), csrf.encode()):
-                raise _error(403, "this change needs the session's CSRF token (reload the page)")
+                raise api_error(403, "this change needs the session's CSRF token (reload the page)")
         if not person.may(capability):
-            raise _error(403, f"a {person.role} may not do this")
+            raise api_error(403, f"a {person.role} may not do this")
         return person
 
     # ------------------------------------------------------------------ signing in and out
 
     async def login(self, request: web.Request) -> web.Response:
-        body = await _json(request)
+        body = await read_json(request)
         username, password = str(body.get("username", "")).strip().lower(), str(body.get("password", ""))
         remote = request.remote or ""
         wait = await self.call(self.store.accounts.retry_after, username, remote)
         if wait > 0:
-            raise _error(429, "too many failed sign-ins: wait and try again", **{"Retry-After": str(int(wait) + 1)})
+            raise api_error(429, "too many failed sign-ins: wait and try again", **{"Retry-After": str(int(wait) + 1)})
         signed = await self.call(self.store.accounts.sign_in, username, password, remote, self.settings.session_ttl_s)
         if signed is None:
-            raise _error(401, "user name or password not accepted")
+            raise api_error(401, "user name or password not accepted")
         person, token, csrf = signed
         response = web.json_response(self._session_body(person, csrf))
         response.set_cookie(COOKIE, token, max_age=int(self.settings.session_ttl_s), httponly=True,
@@ -150,20 +150,20 @@ class ConsoleApi:
         await self.person(request)
         incident = await self.call(self.store.incidents.get, request.match_info["incident_id"])
         if incident is None:
-            raise _error(404, "no such incident")
+            raise api_error(404, "no such incident")
         return web.json_response(incident)
 
     async def act(self, request: web.Request) -> web.Response:
         person = await self.person(request, "act")
-        body = await _json(request)
+        body = await read_json(request)
         try:
             incident = await self.call(self.store.incidents.transition, request.match_info["incident_id"],
                                        request.match_info["action"], person.name, body.get("disposition"),
                                        body.get("note"))
         except StoreError as exc:
-            raise _error(404, str(exc)) from None
+            raise api_error(404, str(exc)) from None
         except LifecycleError as exc:
-            raise _error(409, str(exc)) from None
+            raise api_error(409, str(exc)) from None
         await self.publish(incident)
         return web.json_response(incident)
 
@@ -175,7 +175,7 @@ class ConsoleApi:
 
     async def add_silence(self, request: web.Request) -> web.Response:
         person = await self.person(request, "silence")
-        body = await _json(request)
+        body = await read_json(request)
         try:
             starts = float(body.get("starts_at") or time.time())
             ends = float(body["ends_at"]) if body.get("ends_at") else starts + float(body.get("duration_s") or 0)
@@ -185,7 +185,7 @@ class ConsoleApi:
                                          source_kind=body.get("source_kind") or None,
                                          source_id=body.get("source_id") or None)
         except (StoreError, TypeError, ValueError) as exc:
-            raise _error(400, str(exc)) from None
+            raise api_error(400, str(exc)) from None
         return web.json_response({"id": silence_id, "created_by": person.name}, status=201)
 
     async def end_silence(self, request: web.Request) -> web.Response:
@@ -193,7 +193,7 @@ class ConsoleApi:
         try:
             silence = await self.call(self.store.silences.end, int(request.match_info["silence_id"]), person.name)
         except (StoreError, ValueError) as exc:
-            raise _error(404, str(exc)) from None
+            raise api_error(404, str(exc)) from None
         return web.json_response(silence)
 
     # ------------------------------------------------------------------ sites and the map
@@ -227,14 +227,14 @@ class ConsoleApi:
     async def add_user(self, request: web.Request) -> web.Response:
         """A new user with a one-time password, shown once in the answer."""
         person = await self.person(request, "users")
-        body = await _json(request)
+        body = await read_json(request)
         password = one_time_password()
         try:
             user = await self.call(self.store.accounts.add, str(body.get("username", "")).strip().lower(),
                                    str(body.get("role", "")), password, person.name,
                                    str(body.get("display_name", "")).strip())
         except StoreError as exc:
-            raise _error(400, str(exc)) from None
+            raise api_error(400, str(exc)) from None
         return web.json_response({**user, "one_time_password": password}, status=201)
 
     async def reset_password(self, request: web.Request) -> web.Response:
@@ -243,7 +243,7 @@ class ConsoleApi:
         try:
             await self.call(self.store.accounts.set_password, request.match_info["username"], password, person.name)
         except StoreError as exc:
-            raise _error(404, str(exc)) from None
+            raise api_error(404, str(exc)) from None
         return web.json_response({"username": request.match_info["username"], "one_time_password": password})
 
     async def disable_user(self, request: web.Request) -> web.Response:
@@ -251,7 +251,7 @@ class ConsoleApi:
         try:
             await self.call(self.store.accounts.disable, request.match_info["username"], person.name)
         except StoreError as exc:
-            raise _error(404, str(exc)) from None
+            raise api_error(404, str(exc)) from None
         return web.json_response({"disabled": request.match_info["username"]})
 
     # ------------------------------------------------------------------ live feed, files, page
@@ -282,7 +282,7 @@ class ConsoleApi:
         await self.person(request)
         path = self.evidence_path(request.query.get("ref", ""))
         if path is None:
-            raise _error(404, "no such evidence file")
+            raise api_error(404, "no such evidence file")
         return web.FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
 
     async def page(self, request: web.Request) -> web.FileResponse:
@@ -294,19 +294,19 @@ def _choices(value: str | None, allowed: tuple[str, ...]) -> tuple[str, ...]:
     chosen = tuple(v for v in (value or "").split(",") if v)
     unknown = [v for v in chosen if v not in allowed]
     if unknown:
-        raise _error(400, f"unknown {unknown}; one of {list(allowed)}")
+        raise api_error(400, f"unknown {unknown}; one of {list(allowed)}")
     return chosen
 
 
-async def _json(request: web.Request) -> dict[str, Any]:
+async def read_json(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
         return {}
     try:
         body = await request.json()
     except ValueError:
-        raise _error(400, "body is not JSON") from None
+        raise api_error(400, "body is not JSON") from None
     if not isinstance(body, dict):
-        raise _error(400, "body must be a JSON object")
+        raise api_error(400, "body must be a JSON object")
     return body
 
 

@@ -9,6 +9,8 @@ One module per concept, each a small class on the same engine:
 - ``notification_log`` — what was delivered to which channel, so it is never sent twice;
 - ``ledger`` — the shaft ledger (sites) and each site's history;
 - ``accounts`` — people's accounts, sessions and login throttling;
+- ``patrol`` — visits, the problems they find and their close-out, coverage;
+- ``tipoffs`` — public tip-offs, their verification and rewards;
 - ``schema`` — the tables, the engine, the audit trail.
 
 Every method is synchronous and short: workers and the server call them from an executor
@@ -22,16 +24,18 @@ from pathlib import Path
 from alerts.store.accounts import Accounts
 from alerts.store.incidents import Incidents, published
 from alerts.store.ledger import Ledger
-from alerts.store.notification_log import NotificationLog
+from alerts.store.notification_log import NotificationLog, ReportLog
+from alerts.store.patrol import Patrols
 from alerts.store.schema import StoreError, create_engine
 from alerts.store.silences import Silences
+from alerts.store.tipoffs import TipOffs
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
 class AlertStore:
     """The store's parts on one database: ``incidents``, ``silences``, ``notifications``,
-    ``ledger`` and ``accounts``."""
+    ``ledger``, ``accounts``, ``patrols`` and ``tipoffs``."""
 
     def __init__(self, url: str):
         self.url = url
@@ -39,8 +43,11 @@ class AlertStore:
         self.incidents = Incidents(self.engine)
         self.silences = Silences(self.engine)
         self.notifications = NotificationLog(self.engine)
+        self.reports = ReportLog(self.engine)
         self.ledger = Ledger(self.engine)
         self.accounts = Accounts(self.engine)
+        self.patrols = Patrols(self.engine)
+        self.tipoffs = TipOffs(self.engine)
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest migration (idempotent)."""

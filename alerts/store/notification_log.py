@@ -8,7 +8,7 @@ import time
 
 import sqlalchemy as sa
 
-from alerts.store.schema import SYSTEM, notifications, write_audit
+from alerts.store.schema import SYSTEM, notifications, reports_sent, write_audit
 
 
 class NotificationLog:
@@ -39,3 +39,26 @@ class NotificationLog:
         with self.engine.connect() as c:
             return [dict(r._mapping) for r in c.execute(sa.select(notifications).where(
                 notifications.c.incident_id == incident_id))]
+
+
+class ReportLog:
+    """Reports sent (the weekly ledger list): one row per report, period and destination,
+    so a restarted or second worker never sends the same week twice."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    def sent(self, kind: str, period: str, destination: str) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(reports_sent.c.id).where(
+                reports_sent.c.kind == kind, reports_sent.c.period == period,
+                reports_sent.c.destination == destination, reports_sent.c.status == "sent")).first() is not None
+
+    def record(self, kind: str, period: str, destination: str, status: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(reports_sent.delete().where(reports_sent.c.kind == kind, reports_sent.c.period == period,
+                                                  reports_sent.c.destination == destination))
+            c.execute(reports_sent.insert().values(kind=kind, period=period, destination=destination,
+                                                   status=status, sent_at=time.time()))
+            write_audit(c, None, SYSTEM, f"report_{status}", {"kind": kind, "period": period,
+                                                              "destination": destination})

@@ -22,6 +22,7 @@ sites = sa.Table(
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("sealed_on", sa.String(10)),
     sa.Column("responsible", sa.String(200), nullable=False),
+    sa.Column("unit", sa.String(200), nullable=False, server_default=""),  # the responsible unit
 )
 site_events = sa.Table(
     "site_events", metadata,
@@ -31,6 +32,7 @@ site_events = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("note", sa.Text, nullable=False, server_default=""),
     sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("detail", sa.JSON),  # a status change: from, to, on which date, why
 )
 incidents = sa.Table(
     "incidents", metadata,
@@ -124,6 +126,67 @@ login_attempts = sa.Table(
     sa.Column("remote", sa.String(64), nullable=False, server_default=""),
     sa.Column("at", sa.Float, nullable=False, index=True),
     sa.Column("ok", sa.Boolean, nullable=False),
+)
+visits = sa.Table(
+    "visits", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("site_id", sa.String(32), sa.ForeignKey("sites.id"), nullable=False, index=True),
+    sa.Column("visitor", sa.String(100), nullable=False),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Column("finding", sa.Text, nullable=False, server_default=""),
+    sa.Column("photos", sa.JSON, nullable=False),
+    sa.Column("problem_id", sa.Integer),
+)
+problems = sa.Table(
+    "problems", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("site_id", sa.String(32), sa.ForeignKey("sites.id"), nullable=False, index=True),
+    sa.Column("found_at", sa.Float, nullable=False),
+    sa.Column("found_by", sa.String(100), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # open, rectified, closed (销号)
+    sa.Column("rectified_at", sa.Float),
+    sa.Column("rectified_by", sa.String(100)),
+    sa.Column("rectification", sa.Text),
+    sa.Column("closed_at", sa.Float),
+    sa.Column("closed_by", sa.String(100)),
+    sa.Column("close_note", sa.Text),
+    sa.Column("signal_id", sa.String(40)),  # the evidence it became, when it was sent to fusion
+)
+tipoffs = sa.Table(
+    "tipoffs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("received_at", sa.Float, nullable=False, index=True),
+    sa.Column("channel", sa.String(16), nullable=False),  # console, hotline
+    sa.Column("received_by", sa.String(100), nullable=False),
+    sa.Column("site_id", sa.String(32), sa.ForeignKey("sites.id"), index=True),
+    sa.Column("lon", sa.Float),
+    sa.Column("lat", sa.Float),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("photos", sa.JSON, nullable=False),
+    sa.Column("contact_sealed", sa.Text),  # the reporter's contact, encrypted (alerts.sealing)
+    sa.Column("state", sa.String(16), nullable=False, index=True),  # received, verifying, verified, unfounded
+    sa.Column("verified_by", sa.String(100)),
+    sa.Column("verified_at", sa.Float),
+    sa.Column("verification_note", sa.Text),
+    sa.Column("reward_state", sa.String(16), nullable=False),  # none, proposed, approved, paid
+    sa.Column("reward_yuan", sa.Integer),
+    sa.Column("reward_proposed_by", sa.String(100)),
+    sa.Column("reward_approved_by", sa.String(100)),
+    sa.Column("reward_paid_at", sa.Float),
+    sa.Column("signal_id", sa.String(40)),
+)
+reports_sent = sa.Table(
+    "reports_sent", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("period", sa.String(16), nullable=False),
+    sa.Column("sent_at", sa.Float, nullable=False),
+    sa.Column("destination", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.UniqueConstraint("kind", "period", "destination", name="uq_report_once"),
 )
 
 SYSTEM = "system"  # the actor of what the system does by itself

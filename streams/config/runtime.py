@@ -104,6 +104,30 @@ class ConsoleSettings(Section):
     map_tile_url: str | None = Field(None, pattern=r"^https?://.*\{z\}.*\{x\}.*\{y\}")
 
 
+class MailRelay(Section):
+    """A mail relay of the county's network (plain SMTP, as an office relay takes it)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(25, ge=1, le=65535)
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    recipients: list[str] = Field(min_length=1)
+
+
+class WeeklyReportSettings(Section):
+    """The weekly ledger list (台账清单): sent by the worker on this local weekday and hour,
+    to a webhook and/or by mail; neither configured: made on demand only."""
+
+    weekday: int = Field(3, ge=1, le=7)  # ISO: 1 Monday .. 7 Sunday; county offices want it on Wednesday
+    hour: int = Field(9, ge=0, le=23)  # local time
+    webhook_url: str | None = Field(None, pattern=r"^https?://")
+    webhook_token_env: str | None = Field(None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    mail: MailRelay | None = None
+
+
+class ReportSettings(Section):
+    weekly: WeeklyReportSettings = WeeklyReportSettings()
+
+
 class DemoUser(Section):
     username: str = Field(pattern=r"^[a-z][a-z0-9._-]{1,63}$")
     role: Role
@@ -143,5 +167,6 @@ class RuntimeSettings(Section):
     ingest: IngestSettings = IngestSettings()
     notify: NotifySettings = NotifySettings()
     console: ConsoleSettings = ConsoleSettings()
+    reports: ReportSettings = ReportSettings()
     api_clients: list[ApiClient] = []
     demo: DemoSettings = DemoSettings()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from streams.config.base import Section, located, unique_ids
 
@@ -23,15 +23,35 @@ class Site(Section):
     township: str
     lon: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
-    status: Literal["sealed", "closed", "backfilled", "active_licensed"]
+    status: Literal["sealed", "resealed", "closed", "backfilled", "breached", "active_licensed"]
     sealed_on: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     responsible: Person
+    unit: str = ""  # the responsible unit (单位), e.g. the township's safety office
+
+
+Status = Literal["sealed", "resealed", "closed", "backfilled", "breached", "active_licensed"]
+
+
+class PatrolPolicy(Section):
+    """How often patrols must visit: visits a week per site, by its status (``default`` for
+    the rest). County plans ask for three a week at every site."""
+
+    weekly_visits: dict[Status | Literal["default"], int] = {"default": 3, "backfilled": 1, "active_licensed": 0}
+
+    @field_validator("weekly_visits")
+    @classmethod
+    def _counts(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {k: n for k, n in v.items() if not 0 <= n <= 50}
+        if bad:
+            raise ValueError(f"visits a week are 0..50, got {bad}")
+        return v
 
 
 class SitesFile(Section):
     county: str
     townships: list[str] = Field(min_length=1)
     sites: list[Site] = Field(min_length=1)
+    patrol: PatrolPolicy = PatrolPolicy()
 
     @model_validator(mode="after")
     def _townships_known(self) -> SitesFile:

@@ -173,7 +173,7 @@ class Signal(Contract):
     v: int
     signal_id: str  # stable: the same evidence twice has the same id
     site_id: str
-    source_kind: Literal["vision", "power", "fence"]
+    source_kind: Literal["vision", "power", "fence", "external"]  # external: a patrol, a drone team, a tip-off
     source_id: str  # camera, meter or fence zone
     kind: str  # e.g. person_at_shaft, reconnection, crew_in_zone
     ts: float  # when the evidence was observed (source time)

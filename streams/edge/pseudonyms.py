@@ -11,36 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import os
-import secrets
-from pathlib import Path
 
-log = logging.getLogger("shaftwatch.privacy")
+from alerts.keys import load_secret
+
 
 PREFIX = "p1:"  # version of the pseudonym scheme, so a key rotation can be told apart
 
 
-def default_key_file() -> Path:
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "shaftwatch" / "pseudonym.key"
-
-
 def load_key(env_name: str = "SHAFTWATCH_PSEUDONYM_KEY", create: bool = True) -> bytes:
-    value = os.environ.get(env_name)
-    if value:
-        return value.encode()
-    path = Path(os.environ.get("SHAFTWATCH_PSEUDONYM_KEY_FILE") or default_key_file())
-    if path.exists():
-        return path.read_text().strip().encode()
-    if not create:
-        raise RuntimeError(f"no pseudonym key: set {env_name} or SHAFTWATCH_PSEUDONYM_KEY_FILE")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
-    log.warning("created a new pseudonym key", extra={"shaftwatch_ids": {"path": str(path)}})
-    return path.read_text().strip().encode()
+    return load_secret(env_name, "SHAFTWATCH_PSEUDONYM_KEY_FILE", "pseudonym.key", create).encode()
 
 
 def pseudonymize(key: bytes, device_id: str) -> str:

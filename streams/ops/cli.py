@@ -9,6 +9,8 @@
     shaftwatch demo cameras|meters|fences   one demo feed
     shaftwatch config check        validate configs/ and say what is wrong
     shaftwatch users add|list|password|disable   people's accounts for the console
+    shaftwatch ledger export|import FILE   the shaft ledger as CSV
+    shaftwatch report weekly [--week 2026-W49] [--out DIR] [--send]   the weekly ledger list (XLSX, CSV)
     shaftwatch watchlist hash      clear ids (stdin) -> pseudonyms, for a watchlist file
     shaftwatch model fetch|check   provision detector weights for an air-gapped site
     shaftwatch schemas [--check]   write (or check) the published JSON Schemas
@@ -221,6 +223,63 @@ def cmd_users(args) -> int:
     return 0
 
 
+def cmd_ledger(args) -> int:
+    """The shaft ledger as CSV: export it, or import a county's spreadsheet (saved as CSV)."""
+    cfg = _config_or_exit(args)
+    from alerts.store import AlertStore, StoreError
+
+    store = AlertStore(cfg.store_url)
+    store.migrate()
+    if args.ledger_command == "export":
+        text = store.ledger.export_csv()
+        if args.file == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.file).write_text("\ufeff" + text, encoding="utf-8")
+            print(f"{args.file}: {len(text.splitlines()) - 1} sites")
+        return 0
+    try:
+        result = store.ledger.import_csv(Path(args.file).read_text(encoding="utf-8-sig"),
+                                         f"shaftwatch ledger import ({os.environ.get('USER') or 'console'})")
+    except (OSError, StoreError) as exc:
+        print(f"shaftwatch: {exc}", file=sys.stderr)
+        return 1
+    print(f"added {len(result['added'])}, updated {len(result['updated'])}, refused {len(result['errors'])}")
+    for error in result["errors"]:
+        print(f"  line {error['line']}: {error['reason']}", file=sys.stderr)
+    return 1 if result["errors"] else 0
+
+
+def cmd_report_weekly(args) -> int:
+    """The weekly ledger list as XLSX and CSV files (and sent, with --send, as the worker does)."""
+    cfg = _config_or_exit(args)
+    import time as _time
+
+    from alerts.reports import send_weekly, to_csv, to_xlsx, week_of, weekly_report
+    from alerts.store import AlertStore
+
+    store = AlertStore(cfg.store_url)
+    store.migrate()
+    clock = cfg.thresholds.clock()
+    week = args.week or week_of(_time.time() - 7 * 86400, clock)
+    try:
+        report = weekly_report(store, week, clock, cfg.sites.county, cfg.sites.patrol.weekly_visits)
+    except ValueError as exc:
+        print(f"shaftwatch: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"ledger-{week}.xlsx").write_bytes(to_xlsx(report))
+    (out / f"ledger-{week}.csv").write_text(to_csv(report), encoding="utf-8")
+    print(f"{out / f'ledger-{week}.xlsx'} and .csv written")
+    if args.send:
+        weekly = cfg.runtime.reports.weekly
+        token = os.environ.get(weekly.webhook_token_env) if weekly.webhook_token_env else None
+        print(send_weekly(store, week, clock, cfg.sites.county, cfg.sites.patrol.weekly_visits, weekly.webhook_url,
+                          token, weekly.mail))
+    return 0
+
+
 def cmd_watchlist_hash(args) -> int:
     """Clear ids (one per line) on stdin -> pseudonyms on stdout, with the system's key.
     For the police to prepare a watchlist file without handing clear ids to the system."""
@@ -333,6 +392,22 @@ def build_parser() -> argparse.ArgumentParser:
         u = usub.add_parser(name, help=help_text)
         u.add_argument("username")
         u.set_defaults(func=cmd_users)
+
+    p = sub.add_parser("ledger", help="the shaft ledger (台账) as CSV")
+    lsub = p.add_subparsers(dest="ledger_command", required=True)
+    for name, help_text in (("export", "write the ledger as CSV ('-': to stdout)"),
+                            ("import", "load a county's spreadsheet saved as CSV (the export's columns)")):
+        ledger = lsub.add_parser(name, help=help_text)
+        ledger.add_argument("file")
+        ledger.set_defaults(func=cmd_ledger)
+
+    p = sub.add_parser("report", help="reports for the county office")
+    rsub = p.add_subparsers(dest="report_command", required=True)
+    r = rsub.add_parser("weekly", help="the weekly ledger list (台账清单) as XLSX and CSV")
+    r.add_argument("--week", help="ISO week, e.g. 2026-W49 (default: last week)")
+    r.add_argument("--out", default=".", help="directory for the files")
+    r.add_argument("--send", action="store_true", help="also send it as configured (reports.weekly)")
+    r.set_defaults(func=cmd_report_weekly)
 
     p = sub.add_parser("watchlist", help="watchlist tools")
     wsub = p.add_subparsers(dest="watchlist_command", required=True)

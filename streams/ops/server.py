@@ -15,15 +15,18 @@ import time
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import Gauge
 
 from alerts.console.api import ConsoleApi, ConsoleSettings, add_api_routes, client_tokens
+from alerts.console.ledger_api import LedgerApi, add_ledger_routes
 from alerts.console.live import LiveFeed, incident_event
 from alerts.evidence import EvidenceStore
+from alerts.sealing import Sealer
 from alerts.store import AlertStore, published
 from streams.config import ShaftWatchConfig
 from streams.contract.decoding import decode, encode
-from streams.contract.records import Incident, RecordError
-from streams.contract.topics import ALERTS
+from streams.contract.records import Incident, RecordError, Signal
+from streams.contract.topics import ALERTS, SIGNALS
 from streams.edge.ingest.service import add_ingest_routes
 from streams.kafka.admin import metadata_ok
 from streams.kafka.producer import KafkaSink
@@ -36,6 +39,7 @@ log = logging.getLogger("shaftwatch.server")
 
 SINK = web.AppKey("sink", KafkaSink)
 FOLLOWER = web.AppKey("alerts_follower", asyncio.Task)
+COVERAGE = web.AppKey("coverage_watch", asyncio.Task)
 
 
 async def follow_alerts(cfg: ShaftWatchConfig, live: LiveFeed) -> None:
@@ -75,8 +79,12 @@ def console_settings(cfg: ShaftWatchConfig) -> ConsoleSettings:
                      "fence_zones": [{"id": z.id, "name": z.name, "site_ids": z.site_ids} for z in cfg.fences.zones]})
 
 
+SITES_OVERDUE = Gauge("shaftwatch_sites_overdue", "Sites visited fewer times in the last 7 days than required")
+COVERAGE_EVERY_S = 60.0
+
+
 def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=64 * 1024 * 1024)  # a visit's or a tip-off's photos
     started = time.time()
     store = AlertStore(cfg.store_url)
     live = LiveFeed()
@@ -88,15 +96,33 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
         await app[SINK].start()
         await asyncio.get_running_loop().run_in_executor(None, store.migrate)
         app[FOLLOWER] = asyncio.create_task(follow_alerts(cfg, live))
+        app[COVERAGE] = asyncio.create_task(watch_coverage())
 
     async def stop(app: web.Application) -> None:
-        app[FOLLOWER].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await app[FOLLOWER]
+        for task in (app[FOLLOWER], app[COVERAGE]):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await app[SINK].stop()
 
     async def publish(incident: dict) -> None:
         await app[SINK].send(cfg.topic(ALERTS.name), incident["id"], encode(Incident.of(published(incident))))
+
+    async def emit_evidence(fields: dict) -> str:
+        """Evidence from outside (a patrol's problem, a verified tip-off, a drone team) to
+        fusion, as a Signal of source kind ``external`` on ``signals``."""
+        signal = Signal.of(source_kind="external", **fields)
+        await app[SINK].send(cfg.topic(SIGNALS.name), signal.site_id, encode(signal))
+        return signal.signal_id
+
+    async def watch_coverage() -> None:
+        """Sites overdue for a patrol visit, as a metric (a county can alert on it)."""
+        while True:
+            with contextlib.suppress(Exception):
+                rows = await asyncio.get_running_loop().run_in_executor(
+                    None, store.patrols.coverage, time.time(), cfg.sites.patrol.weekly_visits)
+                SITES_OVERDUE.set(sum(1 for r in rows if r["overdue"]))
+            await asyncio.sleep(COVERAGE_EVERY_S)
 
     async def end_live_pages(app: web.Application) -> None:
         live.close()
@@ -122,8 +148,11 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
     app.router.add_get("/metrics", metrics)
     add_ingest_routes(app, cfg, lambda: app[SINK])
     evidence = EvidenceStore(cfg.evidence_dir)
-    add_api_routes(app, ConsoleApi(store, client_tokens(cfg.runtime.api_clients, os.environ), publish, live,
-                                   evidence.path_of, console_settings(cfg)))
+    console = ConsoleApi(store, client_tokens(cfg.runtime.api_clients, os.environ), publish, live,
+                         evidence.path_of, console_settings(cfg))
+    add_api_routes(app, console)
+    add_ledger_routes(app, LedgerApi(console, Sealer.from_environment(), evidence, emit_evidence,
+                                     cfg.thresholds.clock(), cfg.sites.patrol.weekly_visits, cfg.sites.county))
     return app
 
 

@@ -21,7 +21,7 @@ def prepare_store(config) -> None:
 
 def ledger_rows(config) -> list[dict]:
     return [{"id": s.id, "name": s.name, "township": s.township, "lon": s.lon, "lat": s.lat, "status": s.status,
-             "sealed_on": s.sealed_on, "responsible": f"{s.responsible.name} ({s.responsible.role})"}
+             "sealed_on": s.sealed_on, "responsible": f"{s.responsible.name} ({s.responsible.role})", "unit": s.unit}
             for s in config.sites.sites]
 
 
