@@ -3,10 +3,13 @@
 Two kinds of state, both plain JSON-able dicts so Faust tables can hold them:
 
 - per device (``observe_ping``): the device's open visits to zones, and the days it came.
-  A visit counts only after a dwell delay (GPS and cell positions jump; a phone on the
-  road that crosses a zone for two minutes is not a visit). Counted visits produce
-  ``PresenceEvent``s and findings: ``zone_entry`` (night weighs more), ``watchlist_hit``
-  and ``frequent_visitor`` (the same device in one zone on many days).
+  A visit counts only after a stay: fixes at most ``max_fix_gap_s`` apart for ``dwell_s``,
+  near one spot and slow (GPS and cell positions jump; a phone on the road that crosses a
+  zone, a walker, a car, is not a visit). Counted visits produce ``PresenceEvent``s and
+  findings: ``zone_entry`` (night weighs more), ``watchlist_hit`` and ``frequent_visitor``
+  (the same device in one zone on many days, night visits counting more than day ones).
+  Devices on a zone's allow-list (``AllowList``: residents, guards, utility staff, the
+  patrol's own phones, each until a date) raise nothing there.
 - per zone (``observe_presence``): who is present now; several distinct devices at once
   is a ``crew_in_zone``.
 
@@ -35,12 +38,18 @@ class FenceRules:
     __pydantic_config__ = ConfigDict(extra="forbid")
 
     dwell_s: float = 300.0  # presence must last this long before a visit counts...
-    stay_radius_m: float = 300.0  # ...near one spot (when positions are known): passers-by move on
-    exit_grace_s: float = 1200.0  # no ping for this long: the device has left
+    stay_radius_m: float = 300.0  # ...near one spot (when positions are known): passers-by move on...
+    # ...moving slower than this on average from where the stay began (beyond the fix's own
+    # accuracy, at least stay_jitter_m): a walker at 1 m/s or a vehicle passing through never stays
+    stay_max_speed_mps: float = 0.3
+    stay_jitter_m: float = 50.0
+    max_fix_gap_s: float = 600.0  # a stay needs consecutive fixes at most this far apart
+    exit_grace_s: float = 1200.0  # a counted visit: no ping for this long and the device has left
     max_accuracy_m: float = 1000.0  # positions less precise than this are not placed in polygons
     crew_min_devices: int = 3  # distinct devices present at once
     visitor_min_days: int = 3  # counted visits on this many distinct days...
-    visitor_window_days: int = 14  # ...within this many days
+    visitor_window_days: int = 14  # ...within this many days, where a day counts by the hour of its visit:
+    visitor_day_weight: float = 0.25  # a visit only by day (outside the night hours) counts as a quarter day
     base_strength: float = 0.3  # one device dwelling in a forbidden zone
     night_factor: float = 1.6  # night entries weigh more
     vehicle_bonus: float = 0.1  # a vehicle terminal: ore leaves by vehicle
@@ -52,6 +61,10 @@ class FenceRules:
             raise ValueError("crew_min_devices must be at least 2")
         if self.dwell_s < 0 or self.exit_grace_s <= 0:
             raise ValueError("dwell_s must be >= 0 and exit_grace_s > 0")
+        if not 0 < self.max_fix_gap_s <= self.exit_grace_s:
+            raise ValueError("max_fix_gap_s must be > 0 and at most exit_grace_s")
+        if not 0 <= self.visitor_day_weight <= 1:
+            raise ValueError("visitor_day_weight must be between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,39 @@ class Ping:
     cell_id: str | None = None
     zone_id: str | None = None
     event: str | None = None  # enter, exit, present
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """A device allowed in a zone (a resident, a guard, utility staff, the patrol's own
+    phones): its pseudonym, who allowed it, why, and the last local day it holds."""
+
+    zone_id: str
+    device_pid: str
+    role: str
+    added_by: str
+    why: str
+    until_day: int  # LocalClock.day_number of the last day it holds
+
+
+class AllowList:
+    """Which devices raise nothing in which zone, judged by each ping's own time."""
+
+    def __init__(self, entries: list[Allowed] = ()):
+        self.until: dict[tuple[str, str], int] = {}
+        for e in entries:
+            key = (e.zone_id, e.device_pid)
+            self.until[key] = max(self.until.get(key, e.until_day), e.until_day)
+
+    def allows(self, zone_id: str, device_pid: str, ts: float, clock: LocalClock) -> bool:
+        until = self.until.get((zone_id, device_pid))
+        return until is not None and clock.day_number(ts) <= until
+
+    def __len__(self) -> int:
+        return len(self.until)
+
+
+NOBODY = AllowList()
 
 
 class ZoneIndex:
@@ -166,6 +212,14 @@ def _metres(a, b) -> float:
     return 6_371_000 * math.hypot(math.radians(b[0] - a[0]) * math.cos(lat), math.radians(b[1] - a[1]))
 
 
+def _moving(anchor, since: float, ping: Ping, rules: FenceRules) -> bool:
+    """Has the device left the spot where its stay began: further than the stay radius, or
+    further than its fixes' accuracy plus a slow walk (stay_max_speed_mps) would take it."""
+    distance = _metres(anchor, (ping.lon, ping.lat))
+    allowance = max(ping.accuracy_m or 0.0, rules.stay_jitter_m) + rules.stay_max_speed_mps * (ping.ts - since)
+    return distance > rules.stay_radius_m or distance > allowance
+
+
 def new_device_state() -> State:
     return {"visits": {}, "days": {}, "kind": None}
 
@@ -184,14 +238,17 @@ def _day(ts: float, clock: LocalClock) -> int:
 
 
 def observe_ping(state: State, ping: Ping, zones_hit: list[str], index: ZoneIndex, rules: FenceRules,
-                 clock: LocalClock, watchlist: frozenset[str] = frozenset()) -> tuple[list[FenceFinding], list[PresenceEvent]]:
+                 clock: LocalClock, watchlist: frozenset[str] = frozenset(),
+                 allowed: AllowList = NOBODY) -> tuple[list[FenceFinding], list[PresenceEvent]]:
     findings: list[FenceFinding] = []
     events: list[PresenceEvent] = []
     visits: dict[str, dict] = state["visits"]
     state["kind"] = ping.device_kind
     hour = clock.hour(ping.ts)
     night = clock.is_night(ping.ts)
-    hit = [z for z in zones_hit if index.zones[z].active(hour)]
+    # An allow-listed device is not in that zone as far as the rules go: no visit, no
+    # presence, no crew, nothing (its open visit there, if any, ends as a departure).
+    hit = [z for z in zones_hit if index.zones[z].active(hour) and not allowed.allows(z, ping.device_pid, ping.ts, clock)]
 
     # Leaving: an exit event, or a position/cell that is no longer in a zone with a visit.
     for zone_id in list(visits):
@@ -210,9 +267,13 @@ def observe_ping(state: State, ping: Ping, zones_hit: list[str], index: ZoneInde
         if visit is None:
             visit = visits[zone_id] = {"first": ping.ts, "last": ping.ts, "counted": False, "refreshed": None,
                                        "anchor": None}
+        if not visit["counted"] and ping.ts - visit["last"] > rules.max_fix_gap_s:
+            # A stay needs fixes close in time: what the device did in a long gap is unknown.
+            visit["first"] = ping.ts
+            visit["anchor"] = None
         if ping.lon is not None and ping.lat is not None:
             anchor = visit["anchor"]
-            if anchor is None or (not visit["counted"] and _metres(anchor, (ping.lon, ping.lat)) > rules.stay_radius_m):
+            if anchor is None or (not visit["counted"] and _moving(anchor, visit["first"], ping, rules)):
                 # Moving through: the dwell clock starts again where the device is now.
                 visit["anchor"] = [ping.lon, ping.lat]
                 visit["first"] = ping.ts
@@ -246,17 +307,25 @@ def _on_counted_visit(state, ping: Ping, zone_id: str, visit: dict, night: bool,
                            f"a watchlisted {'vehicle' if ping.device_kind == 'vehicle_terminal' else 'person'} "
                            f"is in forbidden zone {zone_id} {when}", [ping.device_pid], visit["first"],
                            {"night": night, "device_kind": ping.device_kind}))
+    # The days it came, each weighted by the hour of its visits: a night visit counts a
+    # whole day, one only by day (a villager going about the day) visitor_day_weight.
     days = state["days"].setdefault(zone_id, [])
     today = _day(ping.ts, clock)
-    if today not in days:
-        days.append(today)
-        days[:] = [d for d in days if d > today - rules.visitor_window_days]
-        if len(days) >= rules.visitor_min_days:
+    weight = 1.0 if night else rules.visitor_day_weight
+    before = {d: w for d, w in (x if isinstance(x, list) else [x, 1.0] for x in days)}
+    if before.get(today, 0.0) < weight:
+        before[today] = weight
+        kept = {d: w for d, w in before.items() if d > today - rules.visitor_window_days}
+        days[:] = [[d, w] for d, w in sorted(kept.items())]
+        weighted = sum(kept.values())
+        if weighted >= rules.visitor_min_days:
             out.append(FenceFinding("frequent_visitor", zone_id, ping.ts,
-                               _strength(0.3 + 0.1 * (len(days) - rules.visitor_min_days), night, ping.device_kind, rules),
-                               f"{who} came into zone {zone_id} on {len(days)} days in the last "
-                               f"{rules.visitor_window_days} days", [ping.device_pid], min(days) * 86400.0,
-                               {"days": len(days), "device_kind": ping.device_kind}))
+                               _strength(0.3 + 0.1 * (weighted - rules.visitor_min_days), night, ping.device_kind, rules),
+                               f"{who} came into zone {zone_id} on {len(kept)} days in the last "
+                               f"{rules.visitor_window_days} days ({sum(w == 1.0 for w in kept.values())} of them "
+                               "at night)", [ping.device_pid], min(kept) * 86400.0,
+                               {"days": len(kept), "weighted_days": round(weighted, 2),
+                                "device_kind": ping.device_kind}))
     return out
 
 

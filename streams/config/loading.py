@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from streams.config.base import Section
 from streams.config.cameras import Camera, CamerasFile
 from streams.config.errors import ConfigError, ConfigProblem, line_of, problems_from
-from streams.config.fences import FencesFile
+from streams.config.fences import AllowListFile, FencesFile
 from streams.config.meters import Meter, MetersFile
 from streams.config.runtime import RuntimeSettings
 from streams.config.sites import Site, SitesFile
@@ -31,6 +31,7 @@ class ShaftWatchConfig(Section):
     meters: MetersFile
     fences: FencesFile
     thresholds: ThresholdsFile
+    allowlist: AllowListFile = AllowListFile()  # fences.yaml's allowlist_file, when it names one
     config_dir: str
 
     # -- derived look-ups (cheap, built on demand)
@@ -178,9 +179,31 @@ def load_config(directory: Path | str | None = None) -> ShaftWatchConfig:
             sections[name] = section
     if not problems:
         problems += _cross_check(sections, directory)
+    if not problems and sections["fences"].allowlist_file:
+        allowlist, found = _load_allowlist(directory, sections["fences"])
+        problems += found
+        if allowlist is not None:
+            sections["allowlist"] = allowlist
     if problems:
         raise ConfigError(problems)
     return ShaftWatchConfig(config_dir=str(directory.resolve()), **sections)
+
+
+def _load_allowlist(directory: Path, fences: FencesFile) -> tuple[AllowListFile | None, list[ConfigProblem]]:
+    """The allow-list file fences.yaml names (relative to the config directory), each entry's
+    zone checked against fences.yaml."""
+    path = directory / fences.allowlist_file  # an absolute path stays as it is
+    allowlist, problems = _load_section(path.parent, path.name, AllowListFile)
+    if allowlist is None:
+        return None, problems
+    zones = {z.id for z in fences.zones}
+    root = yaml.compose(path.read_text(encoding="utf-8"))
+    for i, entry in enumerate(allowlist.allowed):
+        if entry.zone not in zones:
+            loc = ("allowed", i, "zone")
+            problems.append(ConfigProblem(str(path), line_of(root, loc), ".".join(map(str, loc)),
+                                          f"zone {entry.zone!r} is not in fences.yaml"))
+    return (allowlist if not problems else None), problems
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -88,13 +88,29 @@ class Closure(Section):
         return [(self.start + datetime.timedelta(days=i)).isoformat() for i in range((self.end - self.start).days + 1)]
 
 
+# The record contract's floor (streams.contract.records.EARLIEST_TS, 1990-01-01): no feed
+# can be set to accept older records (tests/streams/config/test_power_config.py checks the two agree).
+CONTRACT_EARLIEST = datetime.date(1990, 1, 1)
+
+
+def history_from_problem(day: datetime.date) -> str | None:
+    if day < CONTRACT_EARLIEST:
+        return f"the record contract accepts nothing before {CONTRACT_EARLIEST}"
+    return None
+
+
 class MetersFile(Section):
     utility: str
+    # The oldest reading accepted (local date at UTC): for back-filling a meter's history.
+    # Older readings go to dead-letters with the reason. Rules judge each reading by its own time.
+    history_from: datetime.date = datetime.date(2000, 1, 1)
     meters: list[Meter]
     calendar: list[Closure] = []
 
     @model_validator(mode="after")
     def _unique_ids(self) -> MetersFile:
+        if problem := history_from_problem(self.history_from):
+            raise located(("history_from",), problem)
         unique_ids(self.meters, "meters")
         known = {m.id for m in self.meters}
         for i, closure in enumerate(self.calendar):

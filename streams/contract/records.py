@@ -26,9 +26,13 @@ from streams.contract.types import Shape, shape_of
 
 SCHEMA_VERSION = 1
 
-# Plausible source timestamps: after 2000-01-01 and at most a day in the future. A clock
-# that is further off is a broken source, and its records would poison time windows.
-MIN_TS = 946_684_800.0
+# Plausible source timestamps: from EARLIEST_TS (1990-01-01 UTC) to at most a day in the
+# future. A clock outside that is broken (0, seconds since boot, milliseconds), and its
+# records would poison time windows. EARLIEST_TS is the contract's floor, for back-filling
+# history; each feed's own earliest date (``history_from`` in meters.yaml and fences.yaml,
+# 2000-01-01 unless a utility or carrier sets it earlier) is enforced by the agents, which
+# refuse older records to dead-letters with that reason. A record is judged by its own time.
+EARLIEST_TS = 631_152_000.0
 MAX_FUTURE_S = 86_400.0
 
 
@@ -274,8 +278,8 @@ def _b64(data: bytes) -> str:
 
 
 def ts_problems(ts: float) -> list[str]:
-    if not math.isfinite(ts) or ts < MIN_TS:
-        return [f"ts {ts} is not a plausible UTC epoch time in seconds"]
+    if not math.isfinite(ts) or ts < EARLIEST_TS:
+        return [f"ts {ts} is not a plausible UTC epoch time in seconds (before 1990-01-01)"]
     if ts > time.time() + MAX_FUTURE_S:
         return [f"ts {ts} is more than a day in the future (is the source clock wrong, or in ms?)"]
     return []

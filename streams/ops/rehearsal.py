@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from streams.config import SECTION_FILES, ShaftWatchConfig, load_config
+from streams.config import ShaftWatchConfig, load_config
 
 KEEP = 3
 
@@ -33,8 +33,8 @@ def prepare_rehearsal(cfg: ShaftWatchConfig) -> ShaftWatchConfig:
     root = home / stamp
     configs = root / "configs"
     configs.mkdir(parents=True, exist_ok=True)
-    for filename, _ in SECTION_FILES.values():
-        shutil.copy(Path(cfg.config_dir) / filename, configs / filename)
+    for path in Path(cfg.config_dir).glob("*.yaml"):  # the section files and those they name (allowlist.yaml)
+        shutil.copy(path, configs / path.name)
     runtime = yaml.safe_load((configs / "shaftwatch.yaml").read_text(encoding="utf-8")) or {}
     app = runtime.setdefault("app", {})
     topics = app.setdefault("topics", {})

@@ -7,7 +7,8 @@ import random
 import pytest
 
 from detectors.fence import (
-    FenceRules, Ping, Zone, ZoneIndex, nearest_site, new_device_state, new_zone_state, observe_ping, observe_presence,
+    Allowed, AllowList, FenceRules, Ping, Zone, ZoneIndex, nearest_site, new_device_state, new_zone_state,
+    observe_ping, observe_presence,
 )
 from detectors.timeofday import LocalClock
 from tests.sim.fence import ZONE, crew, local, passers, returning_vehicle
@@ -20,11 +21,11 @@ INDEX = ZoneIndex([
 ])
 
 
-def run(pings: list[Ping], watchlist=frozenset()):
+def run(pings: list[Ping], watchlist=frozenset(), allowed=AllowList(), rules=RULES):
     devices, zones, findings = {}, {}, []
     for ping in sorted(pings, key=lambda p: p.ts):
         state = devices.setdefault(ping.device_pid, new_device_state())
-        found, events = observe_ping(state, ping, INDEX.locate(ping, RULES), INDEX, RULES, CLOCK, watchlist)
+        found, events = observe_ping(state, ping, INDEX.locate(ping, rules), INDEX, rules, CLOCK, watchlist, allowed)
         findings += found
         for event in events:
             findings += observe_presence(zones.setdefault(event.zone_id, new_zone_state()), event, RULES, CLOCK)
@@ -109,3 +110,67 @@ def test_nearest_site():
     sites = {"S01": (110.4127, 34.4311), "S02": (110.4172, 34.4288)}
     assert nearest_site(110.4125, 34.4310, ("S01", "S02"), sites) == ["S01"]
     assert nearest_site(None, None, ("S01", "S02"), sites) == ["S01", "S02"]
+
+
+# --------------------------------------------------------------------------- stays, allow-list, time of day
+
+
+def still(pid: str, start: float, minutes: int, every_s: float = 120.0, lon=110.4127, lat=34.4311, kind="phone"):
+    """A device that stays at one spot, a fix every ``every_s`` with 30 m of jitter."""
+    rng = random.Random(pid)
+    return [Ping(pid, kind, start + k * every_s, lon + rng.uniform(-0.0003, 0.0003), lat + rng.uniform(-0.0003, 0.0003),
+                 30) for k in range(int(minutes * 60 / every_s) + 1)]
+
+
+def test_allow_listed_devices_raise_nothing_until_their_entry_ends():
+    resident = [p for night in range(1, 8) for p in still("p1:home", local(night, 22), 120)]
+    crew = [p for k in range(2) for p in still(f"p1:crew{k}", local(3, 23), 60)]
+    entry = Allowed("FZ-1", "p1:home", "resident", "王建国", "lives at 12号", CLOCK.day_number(local(5, 12)))
+    allowed = AllowList([entry])
+    found = run(resident + crew, allowed=allowed)
+    # Nothing of the resident while its entry holds: no entry, no frequent visitor, and it is
+    # not the third device of a crew (two strangers stay two).
+    assert all("p1:home" not in f.devices for f in found if f.ts < local(6, 0)), found
+    assert not [f for f in found if f.kind == "crew_in_zone"]
+    # From the day after its last day, the device counts again.
+    assert [f.kind for f in found if "p1:home" in f.devices][:1] == ["zone_entry"]
+    assert all(f.ts >= local(6, 0) for f in found if "p1:home" in f.devices)
+    # Without the list, the resident is a frequent visitor by the third night.
+    frequent = [f for f in run(resident) if f.kind == "frequent_visitor"]
+    assert frequent and frequent[0].strength >= 0.48
+
+
+def test_a_stay_needs_fixes_close_in_time():
+    """Two fixes 18 minutes apart on a road are not an 18-minute stay (issue 12)."""
+    t = local(3, 14)
+    gap = [Ping("p1:g", "phone", t, 110.4127, 34.4311, 50), Ping("p1:g", "phone", t + 1080, 110.4138, 34.4311, 50)]
+    assert run(gap) == []
+    close = [Ping("p1:g", "phone", t + k * 300, 110.4127, 34.4311, 50) for k in range(3)]
+    assert [f.kind for f in run(close)] == ["zone_entry"]
+
+
+@pytest.mark.parametrize("speed_mps", [1.0, 1.4, 5.0, 15.0])
+def test_walkers_and_vehicles_passing_through_do_not_stay(speed_mps):
+    """A fix every 30 s along a line through the zone at walking, cycling or driving speed:
+    not a visit, however long it takes to cross (a walker at 1 m/s takes 10 minutes)."""
+    t = local(3, 23)
+    step_deg = speed_mps * 30 / (111_320 * 0.825)  # metres -> degrees of longitude at 34.4 N
+    pings, lon = [], 110.400
+    while lon < 110.445:
+        pings.append(Ping("p1:w", "phone", t, lon, 34.435, 20))
+        lon += step_deg
+        t += 30
+    assert run(pings) == []
+
+
+def test_a_slow_stay_with_gps_jitter_still_counts():
+    found = run(still("p1:s", local(3, 23), 12, every_s=60))
+    assert [f.kind for f in found] == ["zone_entry"] and found[0].details["night"]
+
+
+def test_frequent_visitor_weighs_night_visits_over_day_visits():
+    by_day = [p for d in range(1, 8) for p in still("p1:farmer", local(d, 10), 30)]
+    assert [f for f in run(by_day) if f.kind == "frequent_visitor"] == []  # 7 day visits weigh 1.75 days
+    by_night = [p for d in range(1, 4) for p in still("p1:night", local(d, 1), 30)]
+    frequent = [f for f in run(by_night) if f.kind == "frequent_visitor"]
+    assert len(frequent) == 1 and frequent[0].details["weighted_days"] == 3.0 and frequent[0].strength >= 0.48

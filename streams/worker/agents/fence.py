@@ -20,6 +20,7 @@ from streams.contract.partitioning import check_home
 from streams.contract.records import SCHEMA_VERSION, FencePing, FencePresence, RecordError, Signal
 from streams.worker.app import PARTITIONS, app, config, config_watch
 from streams.worker.emit import emit
+from streams.worker.history import check_history, history_start
 from streams.worker.intake import accepted_rows, count_accepted, refusing
 from streams.worker.tables import device_state, zone_state
 from streams.worker.topics import fence_pings_topic, fence_presence_topic
@@ -28,6 +29,10 @@ SOURCE = "fence-agent"
 ZONE_SOURCE = "zone-agent"
 INDEX = ZoneIndex([z.zone() for z in config.fences.zones])
 SITES = {s.id: (s.lon, s.lat) for s in config.sites.sites}
+# Devices that raise nothing in a zone (fences.yaml allowlist_file), each until its date.
+ALLOWED = config.allowlist.allow_list(config.thresholds.clock())
+# The oldest ping this deployment accepts (fences.yaml history_from; the contract's floor is older).
+EARLIEST = history_start(config.fences.history_from)
 
 
 def load_watchlist() -> frozenset[str]:
@@ -61,6 +66,7 @@ def check_zone(zone_id: str) -> None:
 def check_ping(record: FencePing, partition: int) -> None:
     """RecordError naming the device unless its zone is known and it came on its partition."""
     try:
+        check_history(record.ts, EARLIEST, "fences.yaml")
         if record.zone_id is not None:
             check_zone(record.zone_id)
         check_home(record.device_pid, PARTITIONS, partition, "device")
@@ -100,7 +106,7 @@ async def fence_agent(stream):
                 state = device_state.get(record.device_pid) or new_device_state()
                 rules = in_force.at(ping.ts).fence
                 findings, found_presences = observe_ping(state, ping, INDEX.locate(ping, rules), INDEX, rules,
-                                                         in_force.clock, WATCHLIST)
+                                                         in_force.clock, WATCHLIST, ALLOWED)
                 device_state[record.device_pid] = state
                 presences += found_presences
                 for finding in findings:

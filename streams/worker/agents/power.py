@@ -13,11 +13,12 @@ from collections import defaultdict
 
 from prometheus_client import Counter
 
-from detectors.power import PowerFinding, MeterSpec, check_silence, feed_time, new_state, observe
+from detectors.power import MeterSpec, PowerFinding, check_silence, feed_time, new_state, observe
 from streams.contract.partitioning import check_home, partition_for
 from streams.contract.records import MeterReading, RecordError, Signal
 from streams.worker.app import PARTITIONS, app, config, config_watch
 from streams.worker.emit import emit
+from streams.worker.history import check_history, history_start
 from streams.worker.intake import accepted_rows, count_accepted, refusing
 from streams.worker.tables import BaselineBuckets, meter_baselines, meter_state
 from streams.worker.topics import meter_readings_topic
@@ -27,6 +28,7 @@ METER_READINGS_TOTAL = Counter("shaftwatch_meter_readings_total", "What the rule
                                "accepted, or duplicate_or_late (a re-sent interval, or beyond the late limit)",
                                ["outcome"])
 SPECS: dict[str, MeterSpec] = config.meters.specs()  # each with its closure calendar
+EARLIEST = history_start(config.meters.history_from)  # meters.yaml history_from: the oldest reading accepted
 SPECS_BY_PARTITION: dict[int, list[MeterSpec]] = defaultdict(list)
 for _spec in SPECS.values():
     SPECS_BY_PARTITION[partition_for(_spec.meter_id, PARTITIONS)].append(_spec)
@@ -76,6 +78,7 @@ def apply_readings(readings: list[MeterReading], states: dict[str, dict]) -> lis
 def check_reading(reading: MeterReading, partition: int) -> None:
     if reading.meter_id not in SPECS:
         raise RecordError(f"unknown meter {reading.meter_id!r} (not in meters.yaml)")
+    check_history(reading.ts, EARLIEST, "meters.yaml")
     check_home(reading.meter_id, PARTITIONS, partition, "meter")
 
 

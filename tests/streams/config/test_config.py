@@ -23,7 +23,7 @@ def test_demo_county_is_complete():
     kinds = {m.kind for m in cfg.meters.meters}
     assert {"mine_supply", "irrigation"} <= kinds
     assert sum(m.expected_zero for m in cfg.meters.meters) == 8
-    assert len(cfg.fences.zones) == 3
+    assert len(cfg.fences.zones) == 5
     assert all(site.responsible.name for site in cfg.sites.sites)
 
 
@@ -88,7 +88,7 @@ def test_config_check_command(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "streams.ops.cli", "--config", str(REPO / "configs"), "config", "check"],
                         capture_output=True, text=True, cwd=REPO)
     assert ok.returncode == 0, ok.stderr
-    assert "8 sites, 4 cameras, 40 meters, 3 fence zones" in ok.stdout
+    assert "8 sites, 4 cameras, 40 meters, 5 fence zones" in ok.stdout
     d = make_config_dir(tmp_path, app={"partitions_typo": 3})
     bad = subprocess.run([sys.executable, "-m", "streams.ops.cli", "--config", str(d), "config", "check"],
                          capture_output=True, text=True, cwd=REPO)

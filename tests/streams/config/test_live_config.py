@@ -43,7 +43,7 @@ def test_thresholds_reload_and_a_bad_edit_is_refused(tmp_path):
 def test_other_files_need_a_restart_and_are_not_applied(tmp_path):
     d = make_config_dir(tmp_path)
     watch = ConfigWatch(load_config(d))
-    _edit(d / "fences.yaml", "老鸦沟 禁入区", "老鸦沟 禁入区 (重划)")  # a zone renamed
+    _edit(d / "fences.yaml", "老鸦沟 1号硐 3号硐 保护区", "老鸦沟 1号硐 3号硐 保护区 (重划)")  # a zone renamed
     _edit(d / "thresholds.yaml", "  dwell_s: 300", "  dwell_s: 450")
     assert watch.check() == "restart_needed"
     assert watch.status()["restart_needed"] == ["fences.yaml"]
