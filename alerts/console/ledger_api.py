@@ -268,7 +268,7 @@ class LedgerApi:
 
     async def weekly(self, request: web.Request) -> web.Response:
         await self.console.person(request)
-        week = request.query.get("week") or week_of(time.time(), self.clock)
+        week = request.query.get("week") or week_of(time.time() - 7 * 86400, self.clock)  # last whole week
         fmt = request.query.get("format", "xlsx")
         try:
             report = await self.call(weekly_report, self.store, week, self.clock, self.county, self.weekly_visits)

@@ -174,6 +174,10 @@ async function refresh() {
       if (selected) await select(selected, false);
     } else if (view === "map") await loadMap();
     else if (view === "silences") await loadSilences();
+    else if (view === "ledger") await loadLedger();
+    else if (view === "patrol") await loadPatrol();
+    else if (view === "tipoffs") await loadTipoffs();
+    else if (view === "reports") loadReports();
     else if (view === "users") await loadUsers();
   } catch (error) { if (error.status !== 401) setLink(false, t("reconnecting")); }
 }
@@ -384,6 +388,156 @@ async function loadUsers() {
   }));
 }
 
+// ------------------------------------------------------------------ the ledger
+
+const SITE_STATUSES = ["sealed", "resealed", "closed", "backfilled", "breached", "active_licensed"];
+let ledgerSite = null;
+
+async function siteOptions(select, withAny) {
+  const {sites} = await api("/api/sites");
+  const value = select.value;
+  select.replaceChildren(...(withAny ? [option("", t("any"))] : []), ...sites.map((s) => option(s.id, `${s.id} ${s.name}`)));
+  if (value) select.value = value;
+}
+
+async function loadLedger() {
+  const {sites} = await api("/api/ledger/sites");
+  $("ledger").querySelector("tbody").replaceChildren(...sites.map((s) => {
+    const row = el("tr");
+    const site = el("td");
+    site.append(el("span", `${s.id} ${s.name}`, "site-name"), el("br"), el("span", s.township, "township"));
+    const status = el("td", t(`status_${s.status}`));
+    if (s.sealed_on) status.append(el("br"), el("span", s.sealed_on, "when"));
+    const who = el("td", s.responsible);
+    if (s.unit) who.append(el("br"), el("span", s.unit, "when"));
+    const visits = el("td", t("visits_of", {n: s.visits_7d, required: s.required_7d}), s.overdue ? "overdue" : "");
+    const manage = el("td");
+    const button = el("button", t("ledger_manage"));
+    button.type = "button";
+    button.addEventListener("click", () => openSite(s));
+    manage.append(button);
+    row.append(site, status, who, visits, manage);
+    return row;
+  }));
+}
+
+async function openSite(site) {
+  ledgerSite = site.id;
+  $("status-form").hidden = false;
+  $("status-title").textContent = `${site.id} ${site.name}`;
+  $("status-value").replaceChildren(...SITE_STATUSES.map((s) => option(s, t(`status_${s}`))));
+  $("status-value").value = site.status;
+  for (const node of $("status-form").querySelectorAll("select, input, button")) node.disabled = !session.may.ledger;
+  const {history} = await api(`/api/ledger/sites/${encodeURIComponent(site.id)}/history`);
+  $("site-history").replaceChildren(...history.map((e) => {
+    const item = el("li");
+    item.append(el("span", clock(e.at), "when"), ` ${e.actor} · ${e.kind} · ${e.note}`);
+    return item;
+  }));
+}
+
+// ------------------------------------------------------------------ patrols
+
+let visitPosition = null;
+
+async function loadPatrol() {
+  await siteOptions($("visit-site"), false);
+  const [{sites, townships}, {problems}] = await Promise.all([api("/api/coverage"), api("/api/problems")]);
+  $("coverage").replaceChildren(...sites.map((c) => {
+    const item = el("li");
+    item.append(el("strong", `${c.site_id} ${c.name}`), ` · ${t("visits_of", {n: c.visits_7d, required: c.required_7d})}`);
+    if (c.overdue) item.append(" ", el("span", t("overdue"), "overdue"));
+    if (c.last_visit_at) item.append(el("span", ` · ${clock(c.last_visit_at)}`, "when"));
+    return item;
+  }));
+  $("round").replaceChildren(...townships.map((r) => {
+    const item = el("li", t("round_line", r));
+    if (r.complete) item.append(" ", el("span", t("round_complete"), "tag"));
+    return item;
+  }));
+  $("problems").replaceChildren(...problems.filter((p) => p.state !== "closed").map((p) => {
+    const item = el("li");
+    item.append(el("strong", p.description), el("br"),
+                el("span", t("problem_found", {site: p.site_id, by: p.found_by, t: clock(p.found_at)}), "when"));
+    const step = p.state === "open" ? "rectify" : "close";
+    if (step === "rectify" || session.may.ledger) {
+      const steps = el("div", null, "steps");
+      const note = el("input");
+      note.placeholder = t("problem_note");
+      const button = el("button", t(`problem_${step}`));
+      button.type = "button";
+      button.addEventListener("click", async () => {
+        await api(`/api/problems/${p.id}/${step}`, {method: "POST", body: JSON.stringify({note: note.value})})
+          .then(loadPatrol).catch((e) => { $("visit-result").textContent = e.message; });
+      });
+      steps.append(note, button);
+      item.append(steps);
+    }
+    return item;
+  }));
+}
+
+// ------------------------------------------------------------------ tip-offs
+
+const TIP_STEPS = {received: ["start_verifying"], verifying: ["verify", "unfounded"]};
+const REWARD_STEPS = {none: "propose", proposed: "approve", approved: "pay"};
+const STEP_NEEDS = {propose: "ledger", approve: "users", pay: "ledger"};
+
+async function loadTipoffs() {
+  await siteOptions($("tipoff-site"), true);
+  const {tipoffs} = await api("/api/tipoffs");
+  $("tipoffs").replaceChildren(...tipoffs.map((tip) => {
+    const item = el("li");
+    item.dataset.id = tip.id;
+    item.append(el("strong", `#${tip.id} ${tip.site_id || `${tip.lon}, ${tip.lat}`}`),
+                ` · ${t(`tip_${tip.state}`)} · ${t(`reward_${tip.reward_state}`)}`,
+                tip.reward_yuan ? ` ${tip.reward_yuan} ${t("yuan")}` : "", el("br"), el("span", tip.text), el("br"),
+                el("span", `${clock(tip.received_at)} · ${tip.channel} · ${tip.received_by}`, "when"));
+    if (tip.contact) item.append(el("br"), el("span", `${t("contact")}: ${tip.contact}`, "notice"));
+    else if (tip.has_contact) item.append(el("br"), el("span", t("has_contact"), "when"));
+    const steps = el("div", null, "steps");
+    const input = el("input");
+    const wanted = [...(TIP_STEPS[tip.state] || [])];
+    const reward = tip.state === "verified" ? REWARD_STEPS[tip.reward_state] : null;
+    if (reward && session.may[STEP_NEEDS[reward]]) wanted.push(reward);
+    if (wanted.length) {
+      input.placeholder = wanted.includes("propose") ? t("yuan") : t("problem_note");
+      steps.append(input);
+    }
+    for (const step of wanted) {
+      const button = el("button", t(`step_${step}`));
+      button.type = "button";
+      button.dataset.step = step;
+      button.addEventListener("click", async () => {
+        const body = step === "propose" ? {yuan: Number(input.value)} : {note: input.value};
+        if (step === "verify" && !tip.site_id) body.site_id = $("tipoff-site").value || null;
+        await api(`/api/tipoffs/${tip.id}/${step}`, {method: "POST", body: JSON.stringify(body)})
+          .then(loadTipoffs).catch((e) => { $("tipoff-result").textContent = e.message; });
+      });
+      steps.append(button);
+    }
+    item.append(steps);
+    return item;
+  }));
+}
+
+async function postForm(path, form) {
+  const response = await fetch(path, {method: "POST", body: form, credentials: "same-origin",
+                                      headers: {"X-CSRF-Token": session.csrf}});
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+// ------------------------------------------------------------------ reports
+
+// Without a week the server makes last week's (the whole week before this one).
+function loadReports() {
+  const week = $("report-week").value.trim() ? `week=${encodeURIComponent($("report-week").value.trim())}&` : "";
+  $("report-xlsx").href = `/api/reports/weekly?${week}format=xlsx`;
+  $("report-csv").href = `/api/reports/weekly?${week}format=csv`;
+}
+
 function showView(name) {
   view = name;
   for (const button of $("tabs").querySelectorAll("button")) button.classList.toggle("current", button.dataset.view === name);
@@ -458,7 +612,9 @@ async function start(found) {
   $("tabs").hidden = false;
   $("sign-out").hidden = false;
   showWho();
-  for (const button of $("tabs").querySelectorAll("button[data-may]")) button.hidden = !session.may[button.dataset.may];
+  for (const node of document.querySelectorAll("nav button[data-may], .toolbar [data-may]")) {
+    node.hidden = !session.may[node.dataset.may];
+  }
   const township = $("filter-township").value;
   $("filter-township").replaceChildren(option("", t("all")), ...session.townships.map((tw) => option(tw, tw)));
   $("filter-township").value = township;
@@ -521,6 +677,66 @@ $("user-form").addEventListener("submit", async (e) => {
     await loadUsers();
   } catch (error) { $("user-result").textContent = error.message; }
 });
+$("ledger-import").addEventListener("change", async () => {
+  const file = $("ledger-import").files[0];
+  if (!file) return;
+  try {
+    const result = await api("/api/ledger/sites.csv", {method: "POST", body: await file.text(), headers: {"Content-Type": "text/csv"}});
+    $("ledger-result").textContent = t("ledger_imported", {added: result.added.length, updated: result.updated.length,
+                                                           errors: result.errors.length});
+    await loadLedger();
+  } catch (error) { $("ledger-result").textContent = error.message; }
+  $("ledger-import").value = "";
+});
+$("status-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  $("status-error").textContent = "";
+  try {
+    const site = await api(`/api/ledger/sites/${encodeURIComponent(ledgerSite)}/status`, {method: "POST", body: JSON.stringify({
+      status: $("status-value").value, on: $("status-date").value || null, reason: $("status-reason").value})});
+    $("status-reason").value = "";
+    await loadLedger();
+    await openSite(site);
+  } catch (error) { $("status-error").textContent = error.message; }
+});
+$("visit-locate").addEventListener("click", () => {
+  navigator.geolocation.getCurrentPosition((p) => {
+    visitPosition = {lon: p.coords.longitude.toFixed(6), lat: p.coords.latitude.toFixed(6)};
+    $("visit-position").textContent = t("visit_position", visitPosition);
+  }, (error) => { $("visit-position").textContent = error.message; }, {enableHighAccuracy: true, timeout: 15000});
+});
+$("visit-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const form = new FormData();
+  form.append("site_id", $("visit-site").value);
+  form.append("finding", $("visit-finding").value);
+  form.append("problem", $("visit-problem").checked ? "true" : "false");
+  if (visitPosition) { form.append("lon", visitPosition.lon); form.append("lat", visitPosition.lat); }
+  for (const file of $("visit-photos").files) form.append("photos", file);
+  try {
+    const visit = await postForm("/api/visits", form);
+    $("visit-result").textContent = t("visit_recorded", {id: visit.id});
+    $("visit-form").reset();
+    visitPosition = null;
+    $("visit-position").textContent = "";
+    await loadPatrol();
+  } catch (error) { $("visit-result").textContent = error.message; }
+});
+$("tipoff-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const form = new FormData();
+  form.append("text", $("tipoff-text").value);
+  form.append("site_id", $("tipoff-site").value);
+  form.append("contact", $("tipoff-contact").value);
+  for (const file of $("tipoff-photos").files) form.append("photos", file);
+  try {
+    const tip = await postForm("/api/tipoffs", form);
+    $("tipoff-result").textContent = t("tipoff_recorded", {id: tip.id});
+    $("tipoff-form").reset();
+    await loadTipoffs();
+  } catch (error) { $("tipoff-result").textContent = error.message; }
+});
+$("report-week").addEventListener("change", loadReports);
 setInterval(() => { if (session) refresh(); }, 60000);  // ages stay true without events
 
 applyLanguage();
