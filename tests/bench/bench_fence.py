@@ -17,6 +17,8 @@ from detectors.timeofday import LocalClock
 from streams.config import load_config
 from streams.contract.partitioning import partition_for
 from tests.bench.agent_rate import agent_rate, bench_broker
+from tests.bench.fence_real import main as real_main
+from tests.bench.real_data import DataMissing
 from tests.helpers import REPO, counter, isolated_config, wait_for, without_cameras
 
 SIGNALS_RAISED = "shaftwatch_signals_total"
@@ -70,6 +72,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    print("== the rules on real movement and on generated residents (tests/bench/fence_real.py) ==")
+    try:
+        real_main()
+    except DataMissing as exc:
+        print(f"skipped: {exc}")
+    print()
     n = 20_000 if args.quick else 100_000
     pings = county_pings(n, devices=5000, seed=1)
     print("== throughput: fence rules alone (plain data, one core) ==")

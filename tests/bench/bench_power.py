@@ -29,6 +29,8 @@ from streams.worker.changelog import encode_entry
 from tests.bench.agent_rate import agent_rate, bench_broker
 from tests.bench.power_quality import main as quality_main
 from tests.bench.power_quality import print_report
+from tests.bench.power_real import main as real_main
+from tests.bench.real_data import DataMissing
 from tests.helpers import http_json, isolated_config, without_cameras
 
 T0 = (time.time() // 900) * 900 - 30 * 86400
@@ -169,8 +171,14 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
 
-    print("== quality (seeded labelled series) ==")
-    print_report(quality_main(meters=100 if quick else 300, days=30 if quick else 60, seed=42))
+    print("== quality on REAL metered series (tests/bench/power_real.py: what each figure is measured on) ==")
+    try:
+        real_main(["--quick"] if quick else [])
+    except DataMissing as exc:
+        print(f"skipped: {exc}")
+
+    print("\n== quality (seeded labelled series, every kind of finding) ==")
+    print_report(quality_main(meters=100 if quick else 300, days=60 if quick else 90, seed=42))
 
     print("\n== throughput: rules alone (plain data, one core) ==")
     rules_rate = bench_rules(meters=500 if quick else 2000, intervals=5 if quick else 10, repeats=3 if quick else 5)
