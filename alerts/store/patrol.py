@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from alerts.store.schema import StoreError, problems, sites, visits, write_audit
+from alerts.store.schema import StoreError, advance, problems, sites, visits, write_audit
 from detectors.timeofday import LocalClock
 
 WEEK_S = 7 * 86400
@@ -64,23 +64,16 @@ class Patrols:
     def advance_problem(self, problem_id: int, step: str, actor: str, note: str) -> dict:
         """``rectify`` (open -> rectified: what was done) or ``close`` (rectified -> closed:
         the close-out, 销号), each with who, when and a note; audited."""
-        if step not in PROBLEM_STEPS:
-            raise StoreError(f"unknown step {step!r}; one of {list(PROBLEM_STEPS)}")
         if not note.strip():
             raise StoreError(f"{step} needs a note (what was done, or why it is closed)")
-        before, after = PROBLEM_STEPS[step]
         now = time.time()
         values = ({"rectified_at": now, "rectified_by": actor, "rectification": note} if step == "rectify"
                   else {"closed_at": now, "closed_by": actor, "close_note": note})
         with self.engine.begin() as c:
-            row = c.execute(sa.select(problems).where(problems.c.id == problem_id)).first()
-            if row is None:
-                raise StoreError(f"no problem {problem_id}")
-            if row.state != before:
-                raise StoreError(f"the problem is {row.state}; {step} needs it {before}")
-            c.execute(problems.update().where(problems.c.id == problem_id).values(state=after, **values))
-            write_audit(c, None, actor, f"problem_{after}", {"problem_id": problem_id, "site_id": row.site_id,
-                                                              "note": note})
+            row, written = advance(c, problems, problem_id, "state", PROBLEM_STEPS, step, "problem",
+                                   lambda row: values)
+            write_audit(c, None, actor, f"problem_{written['state']}", {"problem_id": problem_id,
+                                                                       "site_id": row["site_id"], "note": note})
             return dict(c.execute(sa.select(problems).where(problems.c.id == problem_id)).first()._mapping)
 
     def link_problem(self, problem_id: int, signal_id: str) -> None:

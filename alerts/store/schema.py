@@ -214,6 +214,25 @@ def create_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def advance(c, table: sa.Table, row_id: int, column: str, steps: dict[str, tuple[str, str]], step: str, what: str,
+            values_for=lambda row: {}) -> tuple[dict, dict]:
+    """Move one row's ``column`` a step along ``steps`` (step -> (from, to)), with the
+    other values ``values_for(row)`` gives (it raises StoreError to refuse). Returns the
+    row before and the values written; StoreError names what is wrong."""
+    if step not in steps:
+        raise StoreError(f"unknown step {step!r}; one of {list(steps)}")
+    before, after = steps[step]
+    row = c.execute(sa.select(table).where(table.c.id == row_id)).first()
+    if row is None:
+        raise StoreError(f"no {what} {row_id}")
+    row = dict(row._mapping)
+    if row[column] != before:
+        raise StoreError(f"the {what} is {row[column]}; {step} needs it {before}")
+    values = {column: after, **values_for(row)}
+    c.execute(table.update().where(table.c.id == row_id).values(**values))
+    return row, values
+
+
 def write_audit(c, incident_id: str | None, actor: str, action: str, detail: dict) -> None:
     """One line of the audit trail: who did what to which incident (or to the system), when."""
     c.execute(audit.insert().values(incident_id=incident_id, at=time.time(), actor=actor, action=action,

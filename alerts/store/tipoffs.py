@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from alerts.store.schema import StoreError, sites, tipoffs, write_audit
+from alerts.store.schema import StoreError, advance, sites, tipoffs, write_audit
 
 VERIFY = {"start_verifying": ("received", "verifying"), "verify": ("verifying", "verified"),
           "unfounded": ("verifying", "unfounded")}
@@ -63,52 +63,41 @@ class TipOffs:
 
     def verification(self, tip_id: int, step: str, actor: str, note: str = "", site_id: str | None = None) -> dict:
         """start_verifying, verify (a site must be known by then) or unfounded."""
-        if step not in VERIFY:
-            raise StoreError(f"unknown step {step!r}; one of {list(VERIFY)}")
-        before, after = VERIFY[step]
-        with self.engine.begin() as c:
-            row = self._row(c, tip_id)
-            if row["state"] != before:
-                raise StoreError(f"the tip-off is {row['state']}; {step} needs it {before}")
-            values: dict[str, Any] = {"state": after}
-            if site_id is not None:
-                values["site_id"] = site_id
-            if after in ("verified", "unfounded"):
+        def values_for(row: dict) -> dict[str, Any]:
+            values: dict[str, Any] = {"site_id": site_id} if site_id is not None else {}
+            if step in ("verify", "unfounded"):
                 if not note.strip():
                     raise StoreError(f"{step} needs a note: what the patrol found")
                 values.update(verified_by=actor, verified_at=time.time(), verification_note=note.strip())
-            if after == "verified" and not (site_id or row["site_id"]):
+            if step == "verify" and not (site_id or row["site_id"]):
                 raise StoreError("a verified tip-off needs its site")
-            c.execute(tipoffs.update().where(tipoffs.c.id == tip_id).values(**values))
-            write_audit(c, None, actor, f"tipoff_{after}", {"tipoff_id": tip_id, "note": note})
+            return values
+
+        with self.engine.begin() as c:
+            _, values = advance(c, tipoffs, tip_id, "state", VERIFY, step, "tip-off", values_for)
+            write_audit(c, None, actor, f"tipoff_{values['state']}", {"tipoff_id": tip_id, "note": note})
             return self._row(c, tip_id)
 
     def reward(self, tip_id: int, step: str, actor: str, yuan: int | None = None) -> dict:
         """propose (an amount, for a verified tip-off), approve (by someone other than who
         proposed it), pay."""
-        if step not in REWARD:
-            raise StoreError(f"unknown step {step!r}; one of {list(REWARD)}")
-        before, after = REWARD[step]
-        with self.engine.begin() as c:
-            row = self._row(c, tip_id)
-            if row["reward_state"] != before:
-                raise StoreError(f"the reward is {row['reward_state']}; {step} needs it {before}")
-            values: dict[str, Any] = {"reward_state": after}
+        def values_for(row: dict) -> dict[str, Any]:
             if step == "propose":
                 if row["state"] != "verified":
                     raise StoreError("only a verified tip-off is rewarded")
                 if not isinstance(yuan, int) or yuan <= 0:
                     raise StoreError("propose an amount in yuan (a whole number above 0)")
-                values.update(reward_yuan=yuan, reward_proposed_by=actor)
-            elif step == "approve":
+                return {"reward_yuan": yuan, "reward_proposed_by": actor}
+            if step == "approve":
                 if actor == row["reward_proposed_by"]:
                     raise StoreError("a reward is approved by someone other than who proposed it")
-                values["reward_approved_by"] = actor
-            else:
-                values["reward_paid_at"] = time.time()
-            c.execute(tipoffs.update().where(tipoffs.c.id == tip_id).values(**values))
-            write_audit(c, None, actor, f"reward_{after}", {"tipoff_id": tip_id, "yuan": values.get("reward_yuan",
-                                                                                                   row["reward_yuan"])})
+                return {"reward_approved_by": actor}
+            return {"reward_paid_at": time.time()}
+
+        with self.engine.begin() as c:
+            row, values = advance(c, tipoffs, tip_id, "reward_state", REWARD, step, "reward", values_for)
+            write_audit(c, None, actor, f"reward_{values['reward_state']}",
+                        {"tipoff_id": tip_id, "yuan": values.get("reward_yuan", row["reward_yuan"])})
             return self._row(c, tip_id)
 
     def link_signal(self, tip_id: int, signal_id: str) -> None:
