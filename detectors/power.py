@@ -213,7 +213,7 @@ def new_state() -> State:
         "flag_days": [],  # local day numbers that had a load finding (last 16), for relearn_days
         # The last judged intervals, contiguous: [[ts, kW above envelope, kW above profile, envelope], ...]
         "recent": [],
-        "tonight": None,  # [night, {test: largest value so far}, flagged]: the night being calibrated
+        "tonight": None,  # [night, {test: largest value so far}, flagged, {test: threshold}]: the night being judged
         "runs": {},  # rule -> {"start": ts, "count": n, "last": ts, "values": [...]}
         "live": False,  # has drawn power before (for silence and tamper rules)
         "silent_since": None,
@@ -490,6 +490,18 @@ def threshold(state: State, test: str, minimum: float, rules: PowerRules, kind_o
     return max(minimum, ordered[-1], max(same_kind), q50 + rules.calibration_spread * (q75 - q25))
 
 
+def _limits(state: State, ts: float, clock: LocalClock, rules: PowerRules) -> dict:
+    """Tonight's thresholds: the calibration changes once a night, so they are worked out
+    once a night (kept in tonight's entry of the state)."""
+    tonight = state["tonight"]
+    if len(tonight) < 4:
+        kind = night_type(ts, clock)
+        tonight.append({"spike": threshold(state, "spike", rules.deviation_score * rules.deviation_rel_spread, rules,
+                                           kind),
+                        "sustained": threshold(state, "sustained", rules.sustained_min_share, rules, kind)})
+    return tonight[3]
+
+
 def _note(state: State, ts: float, clock: LocalClock, rules: PowerRules, **values: float | None) -> None:
     """Keep tonight's largest value of each test; when a new night starts, the last one
     joins the calibration if it was clean."""
@@ -520,7 +532,7 @@ def _close_night(state: State, rules: PowerRules) -> None:
     for ``calibration_hold_days`` first: a thief returning night after night cannot raise
     the threshold within that time, while a new pattern that lasts (a weekly night shift,
     a season) becomes this meter's normal after it."""
-    night, best, flagged = state["tonight"]
+    night, best, flagged = state["tonight"][:3]
     state["tonight"] = None
     cal = dict(_calibration(state))
     held = list(cal.get("held") or [])
@@ -686,8 +698,8 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     spread = max(expected.spread, rules.deviation_rel_spread * envelope, floor / rules.deviation_score)
     score = (kw - envelope) / spread
     big = max(floor, rules.deviation_min_rated_fraction * spec.rated_kw)
-    kind_of_night = night_type(ts, clock)
-    needed = threshold(state, "spike", rules.deviation_score * rules.deviation_rel_spread, rules, kind_of_night)
+    limits = _limits(state, ts, clock, rules)
+    needed = limits["spike"]
     deviating = spike is not None and needed is not None and spike >= needed and score >= rules.deviation_score \
         and kw - envelope >= big
     run = _run(state, "baseline_deviation", deviating, ts, interval, kw)
@@ -700,7 +712,7 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
                 needed_share=round(needed, 3))
 
     # A sustained rise at night: the added load of the last few intervals.
-    needed = threshold(state, "sustained", rules.sustained_min_share, rules, kind_of_night)
+    needed = limits["sustained"]
     window = recent[-n:]
     added_kw = sum(r[1] for r in window) / n if sustained is not None else 0.0
     # Every one of those intervals carries at least half the share needed: one big reading is not a rise.
