@@ -77,7 +77,7 @@ test: setup postgres chromium fonts vtest
 	$(BIN)/python -m pytest
 
 test-fast: setup vtest
-	$(BIN)/python -m pytest -m "not broker"
+	$(BIN)/python -m pytest -m "not broker and not cluster"
 
 # Benchmarks print figures; they are not tests. BENCH_ARGS=--quick for a smoke run.
 # Real public data for the power and fence benchmarks ships inside these packages (read as

@@ -23,9 +23,11 @@ async def metadata_ok(bootstrap: str) -> None:
         await admin.close()
 
 
-def topic_plan(cfg: ShaftWatchConfig) -> list[NewTopic]:
-    """Every topic of the design with its partitions, replication and config."""
+def topic_plan(cfg: ShaftWatchConfig, replication: int | None = None) -> list[NewTopic]:
+    """Every topic of the design with its partitions, replication (the config's, unless
+    given) and config."""
     t = cfg.runtime.app.topics
+    replication = replication or t.replication
     retention_ms = str(t.retention_hours * 3600 * 1000)
     topics = []
     for spec in TOPICS:
@@ -34,7 +36,7 @@ def topic_plan(cfg: ShaftWatchConfig) -> list[NewTopic]:
         if spec is FRAMES:
             configs["retention.ms"] = str(3600 * 1000)
             configs["max.message.bytes"] = str(8 * 1024 * 1024)
-        topics.append(NewTopic(cfg.topic(spec.name), t.partitions, t.replication, topic_configs=configs))
+        topics.append(NewTopic(cfg.topic(spec.name), t.partitions, replication, topic_configs=configs))
     return topics
 
 

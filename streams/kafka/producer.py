@@ -10,6 +10,7 @@ failed was not acknowledged, so the caller's retry of it writes it once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -53,8 +54,15 @@ class KafkaSink:
         PRODUCER_RENEWALS_TOTAL.labels(producer=self.name).inc()
         log.warning("producer replaced after a fatal error", extra=ids(producer=self.name))
 
-    async def stop(self) -> None:
-        await self._producer.stop()
+    async def stop(self, timeout_s: float = 15.0) -> None:
+        """Send what is pending and close, waiting at most ``timeout_s``: when the cluster
+        cannot take a write (its leaders down, too few in-sync replicas) aiokafka would wait
+        for ever. What is dropped then was never acknowledged to anyone."""
+        try:
+            await asyncio.wait_for(self._producer.stop(), timeout_s)
+        except asyncio.TimeoutError:
+            log.warning("producer closed with records unsent (never acknowledged)",
+                        extra=ids(producer=self.name, timeout_s=timeout_s))
 
     async def __aenter__(self) -> KafkaSink:
         await self.start()

@@ -1,10 +1,15 @@
-"""A real single-node Apache Kafka broker (KRaft mode) for one machine and for tests.
+"""Real Apache Kafka (KRaft mode) on one machine: a single node for ``make run`` and the
+tests, and a cluster of several nodes (``shaftwatch broker --nodes 3``, the ``cluster``
+tests) with replication 3 and ``min.insync.replicas`` 2, as a county runs it.
 
-Used only when no cluster is configured (no ``KAFKA_BOOTSTRAP``). The broker's jars are
+The single node is used only when no cluster is configured (no ``KAFKA_BOOTSTRAP``). The broker's jars are
 Apache Kafka's own release from Maven Central (``org.apache.kafka:kafka_2.13`` and its
 runtime dependencies), copied once by the machine's Maven into a cache directory outside
 the repository. Its storage is formatted once and kept in the data directory, so a
-restart keeps every topic and committed offset. It listens on 127.0.0.1 only.
+restart keeps every topic and committed offset. It listens on 127.0.0.1 only. Every node
+of a local cluster is a broker and a controller (three controller voters, so one node can
+be lost and the quorum stands), in a data directory of its own, formatted with the
+cluster's one id.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ import time
 import uuid
 from pathlib import Path
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 from streams.config import LocalBrokerSettings
 from streams.kafka.admin import metadata_ok
 from streams.logs import ids
-from streams.ops.processes import stop_process
+from streams.ops.processes import stop_process, terminate, wait_or_kill
 
 log = logging.getLogger("shaftwatch.broker")
 
@@ -107,11 +114,20 @@ def port_open(host: str, port: int) -> bool:
 
 
 class LocalKafkaBroker:
-    """Start, wait for and stop one KRaft broker+controller process, by its PID."""
+    """Start, wait for and stop one KRaft broker+controller process, by its PID.
 
-    def __init__(self, settings: LocalBrokerSettings, data_dir: Path):
+    Alone (the defaults) it is a cluster of one. As node ``node_id`` of a
+    ``LocalKafkaCluster`` it is given the controller ``voters`` of every node, the
+    ``replication`` of the internal topics and the ``cluster_id`` all nodes share."""
+
+    def __init__(self, settings: LocalBrokerSettings, data_dir: Path, *, node_id: int = 1,
+                 voters: str | None = None, replication: int = 1, cluster_id: str | None = None):
         self.settings = settings
         self.data_dir = Path(data_dir)
+        self.node_id = node_id
+        self.voters = voters or f"{node_id}@{settings.host}:{settings.controller_port}"
+        self.replication = replication
+        self.cluster_id = cluster_id
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -125,10 +141,12 @@ class LocalKafkaBroker:
     def _properties(self) -> Path:
         s = self.settings
         path = self.data_dir / "server.properties"
+        r = self.replication
+        min_isr = min(2, r)  # with three copies, two must hold a write before it is acknowledged
         path.write_text("\n".join([
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@{s.host}:{s.controller_port}",
+            f"node.id={self.node_id}",
+            f"controller.quorum.voters={self.voters}",
             f"listeners=PLAINTEXT://{s.host}:{s.port},CONTROLLER://{s.host}:{s.controller_port}",
             f"advertised.listeners=PLAINTEXT://{s.host}:{s.port}",
             "controller.listener.names=CONTROLLER",
@@ -138,13 +156,19 @@ class LocalKafkaBroker:
             # Topics are created by ShaftWatch with their partition counts, never by accident.
             "auto.create.topics.enable=false",
             "num.partitions=1",
-            "offsets.topic.replication.factor=1",
+            f"default.replication.factor={r}",
+            f"min.insync.replicas={min_isr}",
+            "unclean.leader.election.enable=false",
+            f"offsets.topic.replication.factor={r}",
             "offsets.topic.num.partitions=8",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
+            f"transaction.state.log.replication.factor={r}",
+            f"transaction.state.log.min.isr={min_isr}",
+            f"share.coordinator.state.topic.replication.factor={r}",
+            f"share.coordinator.state.topic.min.isr={min_isr}",
             "group.initial.rebalance.delay.ms=0",
+            # A node that stops answering is fenced (and its leaderships moved) after 6 s.
+            "broker.session.timeout.ms=6000",
+            "broker.heartbeat.interval.ms=1000",
             "",
         ]))
         return path
@@ -163,7 +187,7 @@ class LocalKafkaBroker:
     def _format_once(self, libs: Path, props: Path) -> None:
         if (self.data_dir / "logs" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = self.cluster_id or new_cluster_id()
         proc = subprocess.run(
             # "--cluster-id=" keeps an id that starts with "-" (base64) from reading as an option.
             self._java(libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)),
@@ -171,7 +195,8 @@ class LocalKafkaBroker:
         )
         if proc.returncode != 0:
             raise BrokerError(f"formatting Kafka storage in {self.data_dir} failed:\n{proc.stdout}{proc.stderr}")
-        log.info("formatted Kafka storage", extra=ids(data_dir=str(self.data_dir), cluster_id=cluster_id))
+        log.info("formatted Kafka storage", extra=ids(data_dir=str(self.data_dir), cluster_id=cluster_id,
+                                                      node_id=self.node_id))
 
     def start(self) -> None:
         s = self.settings
@@ -194,7 +219,8 @@ class LocalKafkaBroker:
         )
         log_file.close()
         (self.data_dir / "broker.pid").write_text(str(self.proc.pid))
-        log.info("started Kafka", extra=ids(kafka_version=s.kafka_version, pid=self.proc.pid, bootstrap=self.bootstrap))
+        log.info("started Kafka", extra=ids(kafka_version=s.kafka_version, pid=self.proc.pid, bootstrap=self.bootstrap,
+                                            node_id=self.node_id))
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + self.settings.start_timeout_s
@@ -210,12 +236,26 @@ class LocalKafkaBroker:
             time.sleep(0.3)
         raise BrokerError(f"Kafka did not answer within {self.settings.start_timeout_s}s; see {self.log_path}")
 
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self, timeout: float = 30.0) -> None:
         """Controlled shutdown (SIGTERM), then SIGKILL if it does not finish in time."""
         if self.proc is None:
             return
         stop_process(self.proc, timeout)
-        log.info("stopped Kafka", extra=ids(pid=self.proc.pid, rc=self.proc.returncode))
+        self._stopped()
+
+    def kill(self) -> None:
+        """SIGKILL, as a power cut does it: no controlled shutdown, nothing flushed."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self._stopped()
+
+    def _stopped(self) -> None:
+        log.info("stopped Kafka", extra=ids(pid=self.proc.pid, rc=self.proc.returncode, node_id=self.node_id))
         self.proc = None
         (self.data_dir / "broker.pid").unlink(missing_ok=True)
 
@@ -230,3 +270,145 @@ class LocalKafkaBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def node_ports(settings: LocalBrokerSettings, nodes: int) -> list[tuple[int, int]]:
+    """(client port, controller port) of each node: the configured pair, then the next
+    pairs up (9092/9093, 9094/9095, 9096/9097 by default)."""
+    step = max(2, abs(settings.controller_port - settings.port) + 1)
+    return [(settings.port + i * step, settings.controller_port + i * step) for i in range(nodes)]
+
+
+class LocalKafkaCluster:
+    """Several KRaft nodes from the same jars on loopback ports: each is a broker and a
+    controller voter; topics are replicated ``min(3, nodes)`` times and a write needs two
+    in-sync copies. The nodes are stopped, killed and restarted one by one (by PID) for the
+    fault tests; the cluster's storage is kept in ``data_dir`` like the single node's."""
+
+    def __init__(self, settings: LocalBrokerSettings, data_dir: Path, nodes: int = 3,
+                 ports: list[tuple[int, int]] | None = None):
+        if nodes < 1:
+            raise BrokerError("a cluster needs at least one node")
+        self.settings = settings
+        self.data_dir = Path(data_dir)
+        ports = ports or node_ports(settings, nodes)
+        if len(ports) != nodes:
+            raise BrokerError(f"{nodes} nodes need {nodes} port pairs, got {len(ports)}")
+        voters = ",".join(f"{i + 1}@{settings.host}:{controller}" for i, (_, controller) in enumerate(ports))
+        self.replication = min(3, nodes)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        id_file = self.data_dir / "cluster.id"
+        if not id_file.exists():
+            id_file.write_text(new_cluster_id())
+        cluster_id = id_file.read_text().strip()
+        self.nodes = [
+            LocalKafkaBroker(settings.model_copy(update={"port": port, "controller_port": controller}),
+                             self.data_dir / f"node-{i + 1}", node_id=i + 1, voters=voters,
+                             replication=self.replication, cluster_id=cluster_id)
+            for i, (port, controller) in enumerate(ports)
+        ]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        return min(2, self.replication)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            for port in (node.settings.port, node.settings.controller_port):
+                if port_open(node.settings.host, port):
+                    raise BrokerError(f"something already listens on {node.settings.host}:{port}")
+        for node in self.nodes:
+            node.start()
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Every node answers and the cluster's metadata lists all of them."""
+        deadline = time.monotonic() + (timeout or self.settings.start_timeout_s)
+        for node in self.nodes:
+            node.wait_ready()
+        while time.monotonic() < deadline:
+            try:
+                if asyncio.run(cluster_size(self.bootstrap)) == len(self.nodes):
+                    return
+            except Exception as exc:  # noqa: BLE001 - not ready yet, any reason
+                log.debug("cluster not complete yet", extra=ids(error=repr(exc)))
+            time.sleep(0.5)
+        raise BrokerError(f"the cluster did not list its {len(self.nodes)} nodes within the time allowed")
+
+    def restart(self, index: int) -> None:
+        """Start a stopped or killed node again and wait until it answers."""
+        node = self.nodes[index]
+        if node.running():
+            raise BrokerError(f"node {node.node_id} is still running")
+        node.start()
+        node.wait_ready()
+
+    def wait_in_sync(self, timeout: float = 120.0) -> None:
+        """Every partition of every topic has all its replicas in sync again (after a node
+        came back), so the next fault starts from a whole cluster."""
+        deadline = time.monotonic() + timeout
+        lagging: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                lagging = asyncio.run(under_replicated(self.bootstrap))
+                if not lagging:
+                    return
+            except Exception as exc:  # noqa: BLE001 - a node still coming back
+                lagging = [repr(exc)]
+            time.sleep(1.0)
+        raise BrokerError(f"partitions still under-replicated after {timeout}s: {lagging[:5]}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM to every node at once (a node stopped alone would wait for a quorum the
+        others no longer form), then SIGKILL what has not finished in time."""
+        running = [node for node in self.nodes if node.proc is not None]
+        for node in running:
+            terminate(node.proc)
+        deadline = time.monotonic() + timeout
+        for node in running:
+            wait_or_kill(node.proc, deadline)
+            node._stopped()
+
+    def __enter__(self) -> LocalKafkaCluster:
+        try:
+            self.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def cluster_size(bootstrap: str) -> int:
+    """How many brokers the cluster's metadata lists."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    await admin.start()
+    try:
+        return len((await admin.describe_cluster())["brokers"])
+    finally:
+        await admin.close()
+
+
+async def under_replicated(bootstrap: str) -> list[str]:
+    """``topic:partition`` of every partition whose in-sync replicas are fewer than its replicas."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        out = []
+        for topic in await admin.describe_topics(list(await admin.list_topics())):
+            for p in topic["partitions"]:
+                if len(p["isr"]) < len(p["replicas"]):
+                    out.append(f"{topic['topic']}:{p['partition']}")
+        return out
+    finally:
+        await admin.close()
