@@ -160,7 +160,7 @@ class VisionPipeline:
         stats = BatchStats(frames=len(frames))
         errors: list[tuple[int, str]] = []
         findings: list[VisionFinding] = []
-        selected: list[tuple[int, FrameIn, list[Box], VisionRules]] = []
+        selected: list[tuple[int, FrameIn, list[Box], list[Box], VisionRules]] = []  # +motion, tracked boxes
         t = time.perf_counter()
         for i, frame in enumerate(frames):
             if frame.camera_id not in self.cameras:
@@ -179,7 +179,7 @@ class VisionPipeline:
                 rules = self.rules_for(frame.camera_id, frame.captured_at)
             tracked = self._tracked_regions(frame, rules)
             if result.motion or tracked:
-                selected.append((i, frame, result.regions + tracked, rules))
+                selected.append((i, frame, result.regions, tracked, rules))
             else:
                 findings += self._due_reports(frame, rules)
         stats.gate_ms = (time.perf_counter() - t) * 1000
@@ -188,19 +188,19 @@ class VisionPipeline:
             return findings, errors, stats
 
         t = time.perf_counter()
-        jobs = [FrameJob(frame.jpeg, regions, rules.detector) for _, frame, regions, rules in selected]
+        jobs = [FrameJob(frame.jpeg, motion + tracked, rules.detector) for _, frame, motion, tracked, rules in selected]
         results = self.detector.detect_frames(jobs)
         stats.decode_ms = self.detector.decode_ms
         stats.inference_ms = (time.perf_counter() - t) * 1000 - stats.decode_ms
 
         t = time.perf_counter()
-        for (i, frame, _, rules), found in zip(selected, results):
+        for (i, frame, motion, _, rules), found in zip(selected, results):
             if found.image is None:
                 errors.append((i, "corrupt frame: full decode failed"))
                 continue
             stats.passes += len(found.crops)
             stats.wanted += found.wanted
-            findings += self._track(i, frame, rules, found.detections, found.crops, stats)
+            findings += self._track(i, frame, rules, found.detections, motion, found.crops, stats)
         stats.track_ms = (time.perf_counter() - t) * 1000
         return findings, errors, stats
 
@@ -223,13 +223,13 @@ class VisionPipeline:
                 out.append((int(x0), int(y0), int(x1), int(y1)))
         return out
 
-    def _track(self, index: int, frame: FrameIn, rules: VisionRules, found: list[Detection], crops,
-               stats: BatchStats) -> list[VisionFinding]:
+    def _track(self, index: int, frame: FrameIn, rules: VisionRules, found: list[Detection], motion: list[Box],
+               crops, stats: BatchStats) -> list[VisionFinding]:
         camera = self.cameras[frame.camera_id]
         tracker = self.trackers[frame.camera_id]
         tracker.rules = rules.tracker
         w, h = jpeg_size(frame.jpeg)
-        counted = tracker.update(found, frame.captured_at, w, h)
+        counted = tracker.update(found, frame.captured_at, w, h, motion)
         boxes = [(z.name, t.label, t.box, t.median_score, t.track_id) for t, z in counted]
         stats.outcomes.append(FrameOutcome(index, camera.camera_id, frame.captured_at, found, boxes, len(crops),
                                            self.infrared[camera.camera_id]))

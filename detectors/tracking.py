@@ -80,8 +80,14 @@ class CameraTracker:
         self.tracks: dict[int, Track] = {}
         self.next_id = 1
 
-    def update(self, detections: list[Detection], ts: float, width: int, height: int) -> list[tuple[Track, ZoneSpec]]:
-        """Take one frame's detections; return the (track, zone) pairs that count now."""
+    def update(self, detections: list[Detection], ts: float, width: int, height: int,
+               motion: list[tuple[int, int, int, int]] | None = None) -> list[tuple[Track, ZoneSpec]]:
+        """Take one frame's detections; return the (track, zone) pairs that count now.
+
+        With ``motion`` (the gate's boxes of change), a new track starts only from a box
+        that overlaps one: a person-like thing that never moves (a tripod, a post, a
+        poster) is not an intruder, and a tile that happens to cover it once must not
+        make it one. Boxes that continue a track need no motion (a person standing still)."""
         for tid in [t for t, tr in self.tracks.items() if ts - tr.last_ts > self.rules.max_gap_s]:
             del self.tracks[tid]
         kept = []
@@ -100,6 +106,8 @@ class CameraTracker:
                 if kind_of(t.label) == kind_of(d.label) and overlap >= best_iou:
                     best, best_iou = tid, overlap
             if best is None:
+                if motion is not None and not any(_overlaps(d.box, m) for m in motion):
+                    continue
                 track = Track(self.next_id, d.label, d.box, ts, ts)
                 self.tracks[track.track_id] = track
                 self.next_id += 1
@@ -132,3 +140,7 @@ class CameraTracker:
 
     def is_stationary(self, track: Track) -> bool:
         return track.reported_box is not None and iou(track.reported_box, track.box) >= self.rules.stationary_iou
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

@@ -13,6 +13,7 @@
     shaftwatch report weekly [--week 2026-W49] [--out DIR] [--send]   the weekly ledger list (XLSX, CSV)
     shaftwatch watchlist hash      clear ids (stdin) -> pseudonyms, for a watchlist file
     shaftwatch model fetch|check   provision detector weights for an air-gapped site
+    shaftwatch eval vision DIR     person recall and precision by height on labelled footage (MOT format)
     shaftwatch schemas [--check]   write (or check) the published JSON Schemas
 """
 
@@ -311,6 +312,19 @@ def cmd_model(args) -> int:
     return 0
 
 
+def cmd_eval_vision(args) -> int:
+    cfg = _config_or_exit(args)
+    from streams.ops import eval_vision
+
+    try:
+        print(eval_vision.run(cfg, args.directory, args.camera, args.profile, args.min_visibility, args.limit,
+                              args.curve))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"shaftwatch: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_run(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
@@ -408,6 +422,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=".", help="directory for the files")
     r.add_argument("--send", action="store_true", help="also send it as configured (reports.weekly)")
     r.set_defaults(func=cmd_report_weekly)
+
+    p = sub.add_parser("eval", help="measure detection on labelled footage")
+    esub = p.add_subparsers(dest="eval_command", required=True)
+    e = esub.add_parser("vision", help="person recall and precision by height through the camera pipeline",
+                        description="DIR holds img1/ (pictures in capture order) and gt/gt.txt (MOT ground truth)")
+    e.add_argument("directory", type=Path, metavar="DIR")
+    e.add_argument("--camera", help="use this camera's zones and masks (default: the whole picture counts people)")
+    e.add_argument("--profile", choices=["auto", "day", "night"], default="auto",
+                   help="thresholds: day, night, or auto (the night profile for pictures seen as infrared)")
+    e.add_argument("--min-visibility", type=float, default=0.5,
+                   help="people less visible than this (MOT visibility column) are neither hits nor misses")
+    e.add_argument("--limit", type=int, default=None, help="only the first N frames")
+    e.add_argument("--curve", action="store_true",
+                   help="also print precision/recall by min_score and by the tracker threshold (for calibrating)")
+    e.set_defaults(func=cmd_eval_vision)
 
     p = sub.add_parser("watchlist", help="watchlist tools")
     wsub = p.add_subparsers(dest="watchlist_command", required=True)

@@ -131,3 +131,101 @@ def test_new_thresholds_reach_the_running_pipeline(detector):
     for f in frames(100):
         assert pipeline.process([f])[2].gated == fresh.process([f])[2].gated == 0
     assert pipeline.gates["CAM-P"].rules.pixel_threshold == 60
+
+
+# --------------------------------------------------------------------------- night, infrared, distance
+
+WHOLE_VIEW = ZoneSpec("picture", [(0, 0), (1, 0), (1, 1), (0, 1)], ("person",), 2)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The day's and night's vision rules of the shipped configs/thresholds.yaml."""
+    from streams.config import load_config
+    from tests.helpers import REPO
+
+    t = load_config(REPO / "configs").thresholds
+    return t.vision, t.at_night().vision
+
+
+def sequence_frames(directory) -> list[bytes]:
+    return [p.read_bytes() for p in sorted((directory / "img1").iterdir())]
+
+
+def test_a_camera_that_switches_to_infrared_gets_the_night_rules_and_the_other_does_not(detector, shipped):
+    """A dim figure (18 grey levels above the floor) walks in. The day's gate (25 levels) does
+    not see it; the night's (15) does. One camera sends it in colour by day, the other in grey
+    (infrared): only the infrared camera, switched to the night rules by its own gate, looks."""
+    from detectors.camera import VisionProfiles
+    day, night = shipped
+    assert night.motion.pixel_threshold < 18 < day.motion.pixel_threshold
+
+    def frames(camera_id: str, grey: bool) -> list[FrameIn]:
+        out = []
+        for k in range(8):
+            image = np.full((432, 768, 3), 70, np.uint8)
+            if not grey:
+                image[:, :, 2] = 110  # a colour picture: a reddish floor under sodium light
+            if k >= 3:
+                image[250:400, 300 + 25 * k:360 + 25 * k] += 18
+            out.append(FrameIn(camera_id, T0 + k, k, cv2.imencode(".jpg", image)[1].tobytes()))
+        return out
+
+    cameras = [CameraSpec("CAM-COLOUR", "S01", [SHAFT]), CameraSpec("CAM-IR", "S01", [SHAFT])]
+    pipeline = VisionPipeline(cameras, detector, VisionProfiles(day, night))  # no clock: day by the clock
+    gated = {"CAM-COLOUR": 0, "CAM-IR": 0}
+    for colour, ir in zip(frames("CAM-COLOUR", grey=False), frames("CAM-IR", grey=True)):
+        for frame in (colour, ir):
+            gated[frame.camera_id] += pipeline.process([frame])[2].gated
+    assert pipeline.infrared == {"CAM-COLOUR": False, "CAM-IR": True}
+    assert pipeline.rules_for("CAM-IR", T0) is night and pipeline.rules_for("CAM-COLOUR", T0) is day
+    assert gated["CAM-IR"] >= 3 and gated["CAM-COLOUR"] == 0
+    # Dawn: the IR camera turns back to colour; its gate sees the whole view change and looks again.
+    daylight = np.full((432, 768, 3), (120, 150, 190), np.uint8)
+    for k in range(3):
+        pipeline.process([FrameIn("CAM-IR", T0 + 20 + k, 20 + k, cv2.imencode(".jpg", daylight)[1].tobytes())])
+    assert pipeline.infrared["CAM-IR"] is False and pipeline.rules_for("CAM-IR", T0) is day
+
+
+@pytest.mark.parametrize("variant", ["night", "ir"])
+def test_empty_night_scenes_raise_nothing_even_with_the_night_gate(detector, shipped, tmp_path, variant):
+    """A real empty street at night and in infrared, with sensor noise, 20 frames, under the
+    night rules in force all the time: no finding, no box."""
+    from detectors.camera import VisionProfiles
+    from tests.sim.crowd import write_sequence
+    day, night = shipped
+    jpegs_ = sequence_frames(write_sequence(tmp_path / variant, variant, people=0, frames=20, seed=5))
+    pipeline = VisionPipeline([CameraSpec("CAM-N", "S01", [WHOLE_VIEW])], detector, VisionProfiles(night))
+    findings, errors, _ = run(pipeline, "CAM-N", jpegs_)
+    assert findings == [] and errors == []
+    boxes = [d for k, jpeg in enumerate(jpegs_)
+             for o in pipeline.process([FrameIn("CAM-N", T0 + 100 + k, 100 + k, jpeg)])[2].outcomes
+             for d in o.detections]
+    assert boxes == []
+
+
+def test_distant_walkers_in_a_1080p_view_are_reported(detector, shipped, tmp_path):
+    """Six real people, one at a time, 70 px tall, walking across a real 1080p street by day.
+    The gate lets them through (at its old min_area_fraction of 0.0015 it let none of them
+    through) and the mid squares and tiles find them (15 px tall in the whole view, far too
+    small for the model): most of them are reported, on the person."""
+    from detectors.boxes import iou
+    from detectors.camera import VisionProfiles
+    from tests.sim.crowd import write_sequence
+    day, _ = shipped
+    reported, old_gate_saw = 0, 0
+    for seed in range(1, 7):
+        seq = write_sequence(tmp_path / f"walker-{seed}", "day", people=1, frames=8, heights=(70, 70), seed=seed)
+        truth = {}
+        for line in (seq / "gt" / "gt.txt").read_text().split():
+            frame, _, x, y, w, h = (float(v) for v in line.split(",")[:6])
+            truth[int(frame) - 1] = (x, y, x + w, y + h)
+        pipeline = VisionPipeline([CameraSpec("CAM-F", "S01", [WHOLE_VIEW])], detector, VisionProfiles(day))
+        on_person = False
+        for k, jpeg in enumerate(sequence_frames(seq)):
+            for outcome in pipeline.process([FrameIn("CAM-F", T0 + k, k, jpeg)])[2].outcomes:
+                on_person |= any(iou(box, truth[k]) >= 0.5 for _, _, box, _, _ in outcome.counted)
+        reported += on_person
+        old_gate = MotionGate([WHOLE_VIEW.polygon], [], MotionRules(min_area_fraction=0.0015))
+        old_gate_saw += any(old_gate.check(j).motion for j in sequence_frames(seq))
+    assert reported >= 4 and old_gate_saw == 0
