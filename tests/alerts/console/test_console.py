@@ -18,7 +18,9 @@ import pytest
 from alerts.console.live import LiveFeed
 from streams.contract.decoding import encode
 from streams.contract.records import Signal
-from tests.alerts.console.clients import CHROMIUM, MACHINE_TOKEN, PASSWORDS, browser_like, sign_in
+from tests.alerts.console.clients import (
+    CHROMIUM, CHROMIUM_ARGS, MACHINE_TOKEN, PASSWORDS, browser_like, sign_in, signed_in_page,
+)
 from tests.helpers import REPO, WorkerProcess, night_ts, produce, serving
 
 ARTIFACTS = REPO / "test-artifacts" / "console"
@@ -142,8 +144,7 @@ def test_the_console_in_a_real_browser(console_setup, kafka_bootstrap, tmp_path)
     async def run():
         expect = playwright.expect
         async with serving(cfg) as base, playwright.async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 # A patrol member at a desk, in Chinese (the default).
                 page = await (await browser.new_context(viewport={"width": 1440, "height": 1000})).new_page()
@@ -207,11 +208,7 @@ def test_the_console_in_a_real_browser(console_setup, kafka_bootstrap, tmp_path)
                 await expect(page.locator("#incidents thead")).to_contain_text("Severity")
 
                 # Ops can silence; the map shows the shafts.
-                ops = await (await browser.new_context(viewport={"width": 1440, "height": 1000})).new_page()
-                await ops.goto(base)
-                await ops.fill("#username", "ops")
-                await ops.fill("#password", PASSWORDS["ops"])
-                await ops.click("#sign-in button")
+                ops = await signed_in_page(browser, base, "ops", 1440, 1000)
                 await ops.click("nav button[data-view=silences]")
                 await ops.select_option("#silence-site", "S02")
                 await ops.fill("#silence-reason", "持证回填 licensed backfill")
@@ -224,12 +221,7 @@ def test_the_console_in_a_real_browser(console_setup, kafka_bootstrap, tmp_path)
                 await ops.screenshot(path=str(ARTIFACTS / "map-1440.png"), full_page=True)
 
                 # A phone: the list becomes cards and nothing runs off the screen.
-                phone = await (await browser.new_context(viewport={"width": 390, "height": 844},
-                                                         is_mobile=True)).new_page()
-                await phone.goto(base)
-                await phone.fill("#username", "duty")
-                await phone.fill("#password", PASSWORDS["duty"])
-                await phone.click("#sign-in button")
+                phone = await signed_in_page(browser, base, "duty", 390, 844, is_mobile=True)
                 await expect(phone.locator("#incidents tbody tr").first).to_be_visible()
                 await expect(phone.locator("#incidents thead")).to_be_hidden()
                 assert await phone.evaluate("document.documentElement.scrollWidth") <= 390

@@ -21,7 +21,7 @@ from alerts.evidence import EvidenceStore
 from alerts.reports import week_of
 from streams.contract.decoding import decode
 from streams.contract.records import Signal
-from tests.alerts.console.clients import CHROMIUM, CHROMIUM_ARGS, MACHINE_TOKEN, PASSWORDS, browser_like
+from tests.alerts.console.clients import CHROMIUM, CHROMIUM_ARGS, MACHINE_TOKEN, browser_like, signed_in_page
 from tests.helpers import REPO, read_all, serving
 
 ARTIFACTS = REPO / "test-artifacts" / "console"
@@ -89,15 +89,8 @@ def test_visits_tipoffs_and_reports_in_a_real_browser(console_setup, kafka_boots
         async with serving(cfg) as base, playwright.async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
-            async def signed_in(user: str, width: int = 1440):
-                context = await browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
-                page = await context.new_page()
-                await page.goto(base)
-                await page.fill("#username", user)
-                await page.fill("#password", PASSWORDS[user])
-                await page.click("#sign-in button")
-                await expect(page.locator("#who")).to_be_visible()
-                return page
+            def signed_in(user: str, width: int = 1440):
+                return signed_in_page(browser, base, user, width)
 
             try:
                 # A patrol member at a shaft, on a phone: a visit with a photo that found a problem.
