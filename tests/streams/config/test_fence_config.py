@@ -53,8 +53,9 @@ def test_history_from_cannot_go_below_the_contract_floor(tmp_path):
     assert datetime.datetime.fromtimestamp(EARLIEST_TS, datetime.timezone.utc).date() == CONTRACT_EARLIEST
     assert ts_problems(EARLIEST_TS + 1) == [] and ts_problems(EARLIEST_TS - 1)  # 1990 back-fill passes the contract
     d = make_config_dir(tmp_path)
-    text = (d / "meters.yaml").read_text().replace("utility:", "history_from: 1985-01-01\nutility:", 1)
+    text = (d / "meters.yaml").read_text().replace("history_from: 2000-01-01", "history_from: 1985-01-01", 1)
     (d / "meters.yaml").write_text(text)
-    assert _problems(d) == [f"{d / 'meters.yaml'}:{text.splitlines().index('history_from: 1985-01-01') + 1}: "
-                            "history_from: the record contract accepts nothing before 1990-01-01"]
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("history_from: 1985-01-01"))
+    assert _problems(d) == [f"{d / 'meters.yaml'}:{line}: history_from: the record contract accepts nothing before "
+                            "1990-01-01"]
     assert history_start(datetime.date(1995, 6, 1)) == 801_964_800.0
