@@ -87,8 +87,9 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "cond
 
 
 @contextlib.asynccontextmanager
-async def serving(cfg):
-    """The real HTTP server app (ingest, console API) on a free loopback port; yields its base URL."""
+async def serving(cfg, port: int | None = None):
+    """The real HTTP server app (ingest, console API) on a loopback port (a free one unless
+    given); yields its base URL."""
     from aiohttp import web
 
     from streams.ops.server import create_web_app

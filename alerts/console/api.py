@@ -51,6 +51,8 @@ class ConsoleSettings:
     secure_cookies: bool = False  # True behind HTTPS: the cookie is then never sent in clear
     map_tile_url: str | None = None  # an XYZ tile template for the map's background; none by default
     config_view: dict[str, Any] = field(default_factory=dict)  # what ops may read of the config
+    # fences.yaml camara.renew_within_h in seconds; None when no carrier subscriptions are configured
+    fence_renew_within_s: float | None = None
 
 
 def api_error(status: int, message: str, **headers) -> web.HTTPException:
@@ -131,6 +133,7 @@ class ConsoleApi:
         settings = asdict(self.settings)
         settings.pop("config_view")
         settings.pop("session_ttl_s")
+        settings.pop("fence_renew_within_s")
         return {"user": person.name, "display_name": person.display_name or person.name, "role": person.role,
                 "csrf": csrf, "may": {c: person.may(c) for c in ("act", "silence", "ledger", "config", "users")},
                 **settings}
@@ -217,6 +220,21 @@ class ConsoleApi:
     async def config_view(self, request: web.Request) -> web.Response:
         await self.person(request, "config")
         return web.json_response(self.settings.config_view)
+
+    async def fence_subscriptions(self, request: web.Request) -> web.Response:
+        """The carriers' geofencing subscriptions for the watchlist, for ops: counts, those
+        that lapsed (that fence is silent for someone until ops publish again), those
+        expiring before the next renewal would be due."""
+        await self.person(request, "config")
+        if self.settings.fence_renew_within_s is None:
+            return web.json_response({"configured": False, "counts": {}, "lapsed": [], "expiring": []})
+        overview = await self.call(self.store.fence_subscriptions.overview, time.time(),
+                                   self.settings.fence_renew_within_s)
+        keep = ("carrier", "subscription_id", "device_pid", "zone_id", "event", "status", "expires_at",
+                "ended_reason", "updated_at")
+        return web.json_response({"configured": True, "counts": overview["counts"],
+                                  **{k: [{f: row[f] for f in keep} for row in overview[k]]
+                                     for k in ("lapsed", "expiring")}})
 
     # ------------------------------------------------------------------ users
 
@@ -329,6 +347,7 @@ def add_api_routes(app: web.Application, api: ConsoleApi) -> None:
     app.router.add_get("/api/sites", api.sites)
     app.router.add_get("/api/sites/{site_id}", api.site)
     app.router.add_get("/api/config", api.config_view)
+    app.router.add_get("/api/fence-subscriptions", api.fence_subscriptions)
     app.router.add_get("/api/users", api.list_users)
     app.router.add_post("/api/users", api.add_user)
     app.router.add_post("/api/users/{username}/password", api.reset_password)

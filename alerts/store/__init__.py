@@ -11,6 +11,7 @@ One module per concept, each a small class on the same engine:
 - ``accounts`` — people's accounts, sessions and login throttling;
 - ``patrol`` — visits, the problems they find and their close-out, coverage;
 - ``tipoffs`` — public tip-offs, their verification and rewards;
+- ``fence_subscriptions`` — the carriers' CAMARA geofencing subscriptions for the watchlist;
 - ``schema`` — the tables, the engine, the audit trail.
 
 Every method is synchronous and short: workers and the server call them from an executor
@@ -22,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alerts.store.accounts import Accounts
+from alerts.store.fence_subscriptions import FenceSubscriptions
 from alerts.store.incidents import Incidents, published
 from alerts.store.ledger import Ledger
 from alerts.store.notification_log import NotificationLog, ReportLog
@@ -35,7 +37,7 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 class AlertStore:
     """The store's parts on one database: ``incidents``, ``silences``, ``notifications``,
-    ``ledger``, ``accounts``, ``patrols`` and ``tipoffs``."""
+    ``ledger``, ``accounts``, ``patrols``, ``tipoffs`` and ``fence_subscriptions``."""
 
     def __init__(self, url: str):
         self.url = url
@@ -48,6 +50,7 @@ class AlertStore:
         self.accounts = Accounts(self.engine)
         self.patrols = Patrols(self.engine)
         self.tipoffs = TipOffs(self.engine)
+        self.fence_subscriptions = FenceSubscriptions(self.engine)
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest migration (idempotent)."""

@@ -189,6 +189,28 @@ reports_sent = sa.Table(
     sa.UniqueConstraint("kind", "period", "destination", name="uq_report_once"),
 )
 
+# The carriers' CAMARA geofencing subscriptions for the watchlist (streams.edge.fence_publisher):
+# subscription id -> pseudonym and zone, never the clear number it was made with.
+fence_subscriptions = sa.Table(
+    "fence_subscriptions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("carrier", sa.String(32), nullable=False),
+    sa.Column("subscription_id", sa.String(256), nullable=False),
+    sa.Column("device_pid", sa.String(40), nullable=False, index=True),
+    sa.Column("zone_id", sa.String(32), nullable=False),
+    sa.Column("circle", sa.JSON, nullable=False),  # {"key", "lat", "lon", "radius_m"}
+    sa.Column("event", sa.String(8), nullable=False),  # enter, exit
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float),
+    # requested, active, inactive: watching; ended: the carrier ended it (ops must republish);
+    # deleted, replaced: ended by us (removed from the watchlist, renewed by a newer one)
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("ended_reason", sa.String(64)),
+    sa.Column("ended_note", sa.Text),
+    sa.UniqueConstraint("carrier", "subscription_id", name="uq_fence_subscription"),
+)
+
 SYSTEM = "system"  # the actor of what the system does by itself
 
 

@@ -144,7 +144,8 @@ def _bad_scalar(node: yaml.Node, path: tuple = ()) -> tuple[int | None, str]:
 
 
 def _cross_check(cfg: dict[str, Section], directory: Path) -> list[ConfigProblem]:
-    """References between files: every camera, meter and fence names a known site."""
+    """References between files: every camera, meter and fence names a known site; every
+    carrier with a CAMARA endpoint pushes as an ingest source."""
     problems: list[ConfigProblem] = []
     site_ids = {s.id for s in cfg["sites"].sites}
 
@@ -164,6 +165,19 @@ def _cross_check(cfg: dict[str, Section], directory: Path) -> list[ConfigProblem
     check("cameras", cfg["cameras"].cameras, "cameras", "site_id")
     check("meters", cfg["meters"].meters, "meters", "site_id")
     check("fences", cfg["fences"].zones, "zones", "site_ids")
+
+    # A carrier's CAMARA events reach ingest with the token of its own ingest source.
+    fence_sources = {s.id for s in cfg["runtime"].ingest.sources if s.feed == "fences"}
+    camara = cfg["fences"].camara
+    for i, endpoint in enumerate(camara.endpoints if camara else []):
+        if endpoint.carrier not in fence_sources:
+            filename = SECTION_FILES["fences"][0]
+            loc = ("camara", "endpoints", i, "carrier")
+            root = yaml.compose((directory / filename).read_text(encoding="utf-8"))
+            problems.append(ConfigProblem(
+                str(directory / filename), line_of(root, loc), ".".join(map(str, loc)),
+                f"carrier {endpoint.carrier!r} has no ingest source of feed fences in shaftwatch.yaml "
+                f"(its events are sent with that source's token)"))
     return problems
 
 

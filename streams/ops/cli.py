@@ -12,6 +12,8 @@
     shaftwatch ledger export|import FILE   the shaft ledger as CSV
     shaftwatch report weekly [--week 2026-W49] [--out DIR] [--send]   the weekly ledger list (XLSX, CSV)
     shaftwatch watchlist hash      clear ids (stdin) -> pseudonyms, for a watchlist file
+    shaftwatch fences publish      the watchlist's numbers (stdin) -> the carriers' CAMARA geofencing subscriptions
+    shaftwatch fences export       the zones and their warning SMS as GeoJSON, for the carriers' fence systems
     shaftwatch model fetch|check   provision detector weights for an air-gapped site
     shaftwatch eval vision DIR     person recall and precision by height on labelled footage (MOT format)
     shaftwatch schemas [--check]   write (or check) the published JSON Schemas
@@ -294,6 +296,38 @@ def cmd_watchlist_hash(args) -> int:
     return 0
 
 
+def cmd_fences_publish(args) -> int:
+    """Create, renew and delete the carriers' CAMARA geofencing subscriptions for the clear
+    numbers on stdin (never stored: the store keeps subscription id -> pseudonym)."""
+    cfg = _config_or_exit(args)
+    from alerts.store import AlertStore
+    from streams.edge.fence_publisher import FencePublisher
+    from streams.edge.pseudonyms import load_key
+
+    if cfg.fences.camara is None or not cfg.fences.camara.endpoints:
+        print("shaftwatch: fences.yaml has no camara endpoints: nothing to publish to", file=sys.stderr)
+        return 2
+    sources = {s.id: s for s in cfg.runtime.ingest.sources}
+    store = AlertStore(cfg.store_url)
+    store.migrate()
+    publisher = FencePublisher(
+        cfg.fences, store.fence_subscriptions, load_key(cfg.runtime.pseudonym_key_env, create=False),
+        api_tokens={e.carrier: os.environ.get(e.token_env, "") for e in cfg.fences.camara.endpoints},
+        sink_tokens={e.carrier: os.environ.get(sources[e.carrier].token_env, "") for e in cfg.fences.camara.endpoints})
+    report = asyncio.run(publisher.publish(sys.stdin.read().splitlines()))
+    print(report.text())
+    return 0 if report.ok else 1
+
+
+def cmd_fences_export(args) -> int:
+    """The zones with their warning SMS as GeoJSON on stdout."""
+    cfg = _config_or_exit(args)
+    from streams.edge.fence_publisher import zones_geojson
+
+    print(json.dumps(zones_geojson(cfg.fences), ensure_ascii=False, indent=1))
+    return 0
+
+
 def cmd_model(args) -> int:
     cfg = _config_or_exit(args)
     from streams.ops import model_weights as models
@@ -441,6 +475,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("watchlist", help="watchlist tools")
     wsub = p.add_subparsers(dest="watchlist_command", required=True)
     wsub.add_parser("hash", help="clear ids on stdin -> pseudonyms on stdout").set_defaults(func=cmd_watchlist_hash)
+
+    p = sub.add_parser("fences", help="the carriers' side of the fence")
+    fsub = p.add_subparsers(dest="fences_command", required=True)
+    fsub.add_parser("publish", help="clear numbers on stdin -> CAMARA geofencing subscriptions at each carrier "
+                                    "(created, renewed before expiry, deleted when left out)"
+                    ).set_defaults(func=cmd_fences_publish)
+    fsub.add_parser("export", help="the zones and their warning SMS as GeoJSON").set_defaults(func=cmd_fences_export)
 
     p = sub.add_parser("schemas", help="write the JSON Schemas of records and config files")
     p.add_argument("--check", action="store_true", help="fail if the published schemas are stale")

@@ -72,6 +72,7 @@ def console_settings(cfg: ShaftWatchConfig) -> ConsoleSettings:
         county=cfg.sites.county, townships=tuple(cfg.sites.townships),
         timezone_offset_h=cfg.thresholds.timezone_offset_h, session_ttl_s=console.session_hours * 3600,
         secure_cookies=console.secure_cookies, map_tile_url=console.map_tile_url,
+        fence_renew_within_s=cfg.fences.camara.renew_within_h * 3600 if cfg.fences.camara else None,
         config_view={"config_dir": cfg.config_dir, "thresholds": cfg.thresholds.model_dump(mode="json"),
                      "cameras": [{"id": c.id, "site_id": c.site_id, "zones": [z.name for z in c.zones]}
                                  for c in cfg.cameras.cameras],
@@ -80,6 +81,9 @@ def console_settings(cfg: ShaftWatchConfig) -> ConsoleSettings:
 
 
 SITES_OVERDUE = Gauge("shaftwatch_sites_overdue", "Sites visited fewer times in the last 7 days than required")
+FENCE_SUBSCRIPTIONS_LAPSED = Gauge(
+    "shaftwatch_fence_subscriptions_lapsed",
+    "Carrier geofencing subscriptions ended or expired without renewal: a fence silent for someone on the watchlist")
 COVERAGE_EVERY_S = 60.0
 
 
@@ -116,12 +120,15 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
         return signal.signal_id
 
     async def watch_coverage() -> None:
-        """Sites overdue for a patrol visit, as a metric (a county can alert on it)."""
+        """Sites overdue for a patrol visit and fences gone silent for someone on the
+        watchlist, as metrics (a county can alert on them)."""
+        loop = asyncio.get_running_loop()
         while True:
             with contextlib.suppress(Exception):
-                rows = await asyncio.get_running_loop().run_in_executor(
-                    None, store.patrols.coverage, time.time(), cfg.sites.patrol.weekly_visits)
+                rows = await loop.run_in_executor(None, store.patrols.coverage, time.time(),
+                                                  cfg.sites.patrol.weekly_visits)
                 SITES_OVERDUE.set(sum(1 for r in rows if r["overdue"]))
+                FENCE_SUBSCRIPTIONS_LAPSED.set(len(await loop.run_in_executor(None, store.fence_subscriptions.lapsed)))
             await asyncio.sleep(COVERAGE_EVERY_S)
 
     async def end_live_pages(app: web.Application) -> None:
@@ -146,7 +153,7 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
 
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
-    add_ingest_routes(app, cfg, lambda: app[SINK])
+    add_ingest_routes(app, cfg, lambda: app[SINK], store.fence_subscriptions)
     evidence = EvidenceStore(cfg.evidence_dir)
     console = ConsoleApi(store, client_tokens(cfg.runtime.api_clients, os.environ), publish, live,
                          evidence.path_of, console_settings(cfg))

@@ -169,6 +169,7 @@ function scheduleReload() {
 
 async function refresh() {
   try {
+    if (session.may.config) await loadFenceNotice();
     if (view === "incidents") {
       await loadList();
       if (selected) await select(selected, false);
@@ -365,6 +366,22 @@ async function loadSilences() {
     item.append(end);
     return item;
   }));
+}
+
+// The carriers' geofencing subscriptions for the watchlist: one the carrier ended is a
+// fence gone silent for someone, until ops publish again (shaftwatch fences publish).
+async function loadFenceNotice() {
+  const fences = await api("/api/fence-subscriptions");
+  const carriers = [...new Set(fences.lapsed.map((s) => s.carrier))].join(", ");
+  $("fence-notice").hidden = !fences.lapsed.length;
+  $("fence-notice").textContent = fences.lapsed.length ? t("fence_lapsed", {n: fences.lapsed.length, carriers}) : "";
+  $("fence-subscriptions").hidden = !fences.configured;
+  $("fence-counts").textContent = Object.entries(fences.counts).map(([carrier, counts]) =>
+    `${carrier}: ${Object.entries(counts).map(([status, n]) => `${t(`fence_status_${status}`)} ${n}`).join(", ")}`)
+    .join(" · ");
+  $("fence-lapsed").replaceChildren(...fences.lapsed.map((s) => el("li",
+    `${s.carrier} · ${s.zone_id} · ${t(`fence_event_${s.event}`)} · ${s.device_pid.slice(0, 11)}… · `
+    + `${s.ended_reason || t("fence_expired")} · ${clock(s.updated_at)}`)));
 }
 
 async function loadUsers() {

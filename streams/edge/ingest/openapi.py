@@ -34,6 +34,8 @@ def openapi() -> dict:
             "errors": {"type": "array", "items": {"type": "object", "properties": {
                 "row": {"type": "integer", "description": "1-based row number in the request"},
                 "reason": {"type": "string"}}}},
+            "acknowledged": {"type": "integer", "description": "CAMARA only: subscription lifecycle events "
+                                                               "(started, updated, ended) taken note of"},
         },
         "required": ["accepted", "rejected", "errors"],
     }
@@ -65,9 +67,14 @@ def openapi() -> dict:
         }}
     paths[CAMARA_PATH] = {"post": {
         "summary": "Push CAMARA Device Geofencing notifications (CloudEvents)",
-        "description": "area-entered / area-left notifications of GSMA CAMARA Device Geofencing subscriptions, "
-                       "one CloudEvent or a JSON array of them. The circle's centre stands for the position and "
-                       "its radius for the accuracy. Answered like the plain fence endpoint.",
+        "description": "The sink of the GSMA CAMARA Device Geofencing subscriptions that `shaftwatch fences "
+                       "publish` makes: one CloudEvent or a JSON array of them. area-entered / area-left become "
+                       "fence rows (the circle's centre stands for the position, its radius for the accuracy); "
+                       "one without a device object is placed by its subscriptionId (whose pseudonym, which "
+                       "zone), and refused if that subscription is not one of ours. subscription-started, "
+                       "-updated and -ended are acknowledged and recorded; an ended subscription we did not "
+                       "delete is shown to ops as a fence gone silent. Answered like the plain fence endpoint, "
+                       "with the count of acknowledged lifecycle events.",
         "security": [{"bearer": []}],
         "requestBody": {"required": True, "content": {
             "application/cloudevents+json": {"schema": {"type": "object"}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
@@ -15,10 +15,10 @@ from streams.contract.decoding import decode, encode, encode_batch
 from streams.contract.partitioning import partition_for
 from streams.contract.records import SCHEMA_VERSION, Contract, DeadLetter, FencePing, MeterReading, RecordError
 from streams.contract.topics import DEAD_LETTERS
-from streams.edge.ingest.camara import parse_camara_events
+from streams.edge.ingest.camara import CamaraIntake
 from streams.edge.ingest.feeds import CAMARA_PATH, FENCES, METERS, Feed
 from streams.edge.ingest.openapi import openapi
-from streams.edge.ingest.parsing import IngestError, parse_rows, parse_time
+from streams.edge.ingest.parsing import IngestError, Rows, parse_rows, parse_time
 from streams.edge.pseudonyms import load_key, pseudonymize
 from streams.kafka.producer import KafkaSink
 from streams.logs import ids
@@ -104,11 +104,17 @@ class IngestService:
 
     async def handle(self, request: web.Request, feed: Feed, check: Callable[[Contract], None],
                      prepare: Callable[[dict], dict] = lambda fields: fields,
-                     parse: Callable | None = None) -> web.Response:
+                     read: Callable[[IngestSource, bytes, str], Awaitable[tuple[Rows, dict]]] | None = None
+                     ) -> web.Response:
+        """``read(source, body, content type)`` -> (rows, more fields for the answer) replaces
+        the plain rows of ``parse_rows`` (CAMARA events: streams.edge.ingest.camara)."""
         try:
             source = self.authenticate(request, feed)
             body = await request.read()
-            rows = (parse or parse_rows)(feed, body, request.content_type)
+            if read is None:
+                rows, more = parse_rows(feed, body, request.content_type), {}
+            else:
+                rows, more = await read(source, body, request.content_type)
             if len(rows) > self.cfg.runtime.ingest.max_rows:
                 raise IngestError(413, f"{len(rows)} rows; at most {self.cfg.runtime.ingest.max_rows} per request")
         except IngestError as exc:
@@ -131,6 +137,7 @@ class IngestService:
             "accepted": len(accepted),
             "rejected": len(rejected),
             "errors": [{"row": n, "reason": r} for n, _, r in rejected[:MAX_ERRORS_SHOWN]],
+            **more,
         })
 
     async def _produce(self, feed: Feed, records: list[Contract]) -> None:
@@ -159,8 +166,11 @@ class IngestService:
 INGEST = web.AppKey("ingest", IngestService)
 
 
-def add_ingest_routes(app: web.Application, cfg: ShaftWatchConfig, sink: Callable[[], KafkaSink]) -> None:
-    """Mount the ingest endpoints; ``sink()`` gives the server's producer once it started."""
+def add_ingest_routes(app: web.Application, cfg: ShaftWatchConfig, sink: Callable[[], KafkaSink],
+                      fence_subscriptions) -> None:
+    """Mount the ingest endpoints; ``sink()`` gives the server's producer once it started;
+    ``fence_subscriptions`` (the store's) places CAMARA events that come without a device."""
+    intake = CamaraIntake(fence_subscriptions)
 
     async def start(app: web.Application) -> None:
         app[INGEST] = IngestService(cfg, sink())
@@ -175,8 +185,10 @@ def add_ingest_routes(app: web.Application, cfg: ShaftWatchConfig, sink: Callabl
 
     async def camara(request: web.Request) -> web.Response:
         service = request.app[INGEST]
-        return await service.handle(request, FENCES, service.check_known_zone, service.pseudonymize_row,
-                                    parse=parse_camara_events)
+        return await service.handle(
+            request, FENCES, service.check_known_zone,
+            lambda fields: intake.pseudonymized(fields, service.pseudonymize_row),
+            read=lambda source, body, content_type: intake.rows(source.id, body, content_type))
 
     async def spec(request: web.Request) -> web.Response:
         return web.json_response(openapi())

@@ -9,7 +9,6 @@ both emit ``Signal`` records to ``signals`` keyed by site.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from detectors.fence import (
     FenceFinding, Ping, PresenceEvent, ZoneIndex, nearest_site, new_device_state, new_zone_state, observe_ping,
@@ -35,15 +34,7 @@ ALLOWED = config.allowlist.allow_list(config.thresholds.clock())
 EARLIEST = history_start(config.fences.history_from)
 
 
-def load_watchlist() -> frozenset[str]:
-    path = config.fences.watchlist_file
-    if not path:
-        return frozenset()
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
-
-
-WATCHLIST = load_watchlist()
+WATCHLIST = config.fences.read_watchlist()
 
 
 def to_signals(finding: FenceFinding, lon: float | None = None, lat: float | None = None) -> list[Signal]:

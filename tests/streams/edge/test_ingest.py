@@ -167,7 +167,7 @@ def test_fence_pings_are_pseudonymized_before_kafka(ingest, kafka_bootstrap, mon
     status, answer = asyncio.run(post(cfg, "/ingest/fence-pings/camara", json.dumps(camara),
                                       content_type="application/cloudevents-batch+json", token="carrier-token"))
     assert status == 200 and (answer["accepted"], answer["rejected"]) == (1, 1)
-    assert "not an area-entered or area-left" in answer["errors"][0]["reason"]
+    assert "not a CAMARA geofencing notification" in answer["errors"][0]["reason"]
 
     records = asyncio.run(read_all(kafka_bootstrap, cfg.topic("fence-pings"), expect=3, timeout=15))
     from streams.contract.partitioning import partition_for
