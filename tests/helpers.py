@@ -96,7 +96,7 @@ async def serving(cfg, port: int | None = None):
 
     runner = web.AppRunner(create_web_app(cfg))
     await runner.setup()
-    port = free_port()
+    port = port or free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         yield f"http://127.0.0.1:{port}"
