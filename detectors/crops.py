@@ -21,7 +21,8 @@ finer than the one before:
 Finer levels are spent only where they are needed: on the regions that matter (motion
 inside the camera's zones, and boxes of objects being tracked there) that are too small
 at the coarser level for the model to see (a region's height times the level's scale
-under ``min_object_px``). Every model pass costs about the same, so a batch has one budget
+under ``min_object_px``) and are not mostly inside a larger region (the blobs of a moving
+arm or a shadow inside the box of a tracked person are not a distant person). Every model pass costs about the same, so a batch has one budget
 of passes (``passes_per_frame`` times its frames): first every frame's base view (the
 mid squares it needs, or the whole frame where the budget does not stretch that far),
 then the native tiles of all frames taken in turn, each frame's most useful first, until
@@ -105,6 +106,16 @@ def _intersection(a: Box, b: Box) -> int:
     return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
+def _area(a: Box) -> int:
+    return max(1, (a[2] - a[0]) * (a[3] - a[1]))
+
+
+def _grown(a: Box, share: float) -> Box:
+    """The box grown on every side by ``share`` of its height."""
+    m = int((a[3] - a[1]) * share)
+    return (a[0] - m, a[1] - m, a[2] + m, a[3] + m)
+
+
 def merge_regions(regions: list[Box], margin: int) -> list[Box]:
     """Union of regions that overlap or lie within ``margin`` of each other: a person's
     motion blobs and its tracked box become one region, so one crop, not three."""
@@ -149,7 +160,11 @@ def frame_options(frame: FrameNeeds, size: int, overlap: float, min_object_px: f
     scales = levels(w, h, size)
 
     def too_small(scale: float) -> list[Box]:
-        return [r for r in frame.regions if (r[3] - r[1]) * scale < min_object_px]
+        """Regions too small to be seen at this scale, except those that are a part of a
+        larger region (a moving arm in the box of a tracked person, a shadow beside it)."""
+        large = [_grown(r, 0.1) for r in frame.regions if (r[3] - r[1]) * scale >= min_object_px]
+        return [r for r in frame.regions if (r[3] - r[1]) * scale < min_object_px
+                and not any(2 * _intersection(r, big) >= _area(r) for big in large)]
 
     whole = Crop(WHOLE, (0, 0, w, h), scales[WHOLE])
     mid: list[Crop] = []

@@ -1,14 +1,16 @@
 """`make bench-vision`: the camera pipeline on this machine, and capture-to-signal latency
 through the real broker. Not a test: it prints figures.
 
-1. Throughput on plain data, for (a) static scenes only, (b) 10% of frames with motion,
-   (c) every frame with motion: frames/s and ms per frame in each stage (gate, decode,
-   inference), gated pipeline vs the same frames fully decoded and detected (ungated),
-   side by side as a ratio; and how many cameras at 1 frame/s that carries.
-2. Person recall on small, distant people: real frames pasted at reduced scale into a
-   1920x1080 scene, detected on the whole frame shrunk to the model's input vs on
-   native-resolution regions around the motion.
-3. p50/p99 from capture time to the signal landing in ``signals``, through the broker and
+1. A crowded 1080p street at night (tests/sim/crowd.py: 25 real people 60-320 px tall,
+   motion everywhere): model passes and full-pipeline ms per frame, and person recall and
+   precision by height, for the detection stage as it was before issue 11 (per-frame crop
+   cap, whole frame shrunk beyond it, old thresholds) and as it is now, at several budgets.
+2. Throughput on plain data (768x432 real footage), for (a) static scenes only, (b) 10% of
+   frames with motion, (c) every frame with motion: frames/s and ms per frame in each
+   stage, gated pipeline vs the same frames fully decoded and detected whole (ungated), and
+   old vs new; and how many cameras at 1 frame/s that carries.
+3. Frames/s through the vision agent on the real broker (10% with motion).
+4. p50/p99 from capture time to the signal landing in ``signals``, through the broker and
    a real worker, with cameras at 1 frame/s.
 """
 
@@ -17,8 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -26,7 +31,7 @@ import numpy as np
 import yaml
 from aiokafka import AIOKafkaConsumer
 
-from detectors.camera import CameraSpec, FrameIn, VisionPipeline
+from detectors.camera import CameraSpec, FrameIn, VisionPipeline, VisionProfiles, VisionRules
 from detectors.objects import ObjectDetector
 from detectors.tracking import ZoneSpec
 from streams.config import load_config
@@ -34,8 +39,11 @@ from streams.contract.frames import FrameMeta
 from streams.contract.partitioning import partition_for
 from streams.kafka.admin import ensure_topics, topic_plan
 from streams.kafka.producer import KafkaSink
+from streams.ops import eval_vision
+from tests.bench import legacy_vision
 from tests.bench.agent_rate import agent_rate, bench_broker
 from tests.helpers import REPO, WorkerProcess, isolated_config
+from tests.sim.crowd import write_sequence
 
 SHARED = REPO.parent / "shared"
 MODEL = SHARED / "models" / "nanodet-m-coco-416.onnx"
@@ -82,16 +90,17 @@ def scenario(cameras: int, frames_per_camera: int, motion_share: float) -> list[
     return batches
 
 
-def run_gated(detector, batches, cameras: int) -> dict:
-    pipeline = VisionPipeline([CameraSpec(f"CAM-{c:03d}", "S01", [ZONE]) for c in range(cameras)], detector)
+def run_gated(detector, batches, cameras: int, rules: VisionRules) -> dict:
+    pipeline = VisionPipeline([CameraSpec(f"CAM-{c:03d}", "S01", [ZONE]) for c in range(cameras)], detector, rules)
     pipeline.process(batches[0])  # backgrounds learned; not timed
-    totals = {"frames": 0, "gated": 0, "gate": 0.0, "decode": 0.0, "inference": 0.0, "track": 0.0}
+    totals = {"frames": 0, "gated": 0, "passes": 0, "gate": 0.0, "decode": 0.0, "inference": 0.0, "track": 0.0}
     started = time.perf_counter()
     for batch in batches[1:]:
         for i in range(0, len(batch), 16):
             _, _, s = pipeline.process(batch[i:i + 16])
             totals["frames"] += s.frames
             totals["gated"] += s.gated
+            totals["passes"] += s.passes
             for stage in ("gate", "decode", "inference", "track"):
                 totals[stage] += getattr(s, f"{stage}_ms")
     totals["seconds"] = time.perf_counter() - started
@@ -116,53 +125,57 @@ def run_ungated(detector, batches) -> dict:
     return totals
 
 
-def throughput(detector, quick: bool) -> float:
+def throughput(detector, legacy, shipped: VisionRules, quick: bool) -> float:
     cameras, per_camera = (20, 6) if quick else (40, 11)
-    print(f"== throughput on plain data: {cameras} cameras, {per_camera - 1} timed frames each ==")
-    print(f"{'scenario':22} {'gated f/s':>10} {'ungated f/s':>12} {'ratio':>6} {'gated%':>7} "
-          f"{'gate ms':>8} {'decode ms':>10} {'infer ms':>9}  (ms per input frame)")
+    print(f"\n== throughput on plain data: {cameras} cameras of real footage at 768x432, {per_camera - 1} timed "
+          f"frames each ==")
+    print(f"{'scenario':26} {'gated f/s':>10} {'ungated f/s':>12} {'ratio':>6} {'gated%':>7} {'passes':>7} "
+          f"{'gate ms':>8} {'decode ms':>10} {'infer ms':>9}  (per input frame; passes per gated frame)")
     rate_10 = 0.0
     for name, share in (("(a) static only", 0.0), ("(b) 10% with motion", 0.1), ("(c) all with motion", 1.0)):
         batches = scenario(cameras, per_camera, share)
-        g = run_gated(detector, batches, cameras)
         u = run_ungated(detector, batches)
-        gfps, ufps = g["frames"] / g["seconds"], u["frames"] / u["seconds"]
-        n = g["frames"]
-        print(f"{name:22} {gfps:>10.1f} {ufps:>12.1f} {gfps / ufps:>5.1f}x {100 * g['gated'] / n:>6.0f}% "
-              f"{g['gate'] / n:>8.2f} {g['decode'] / n:>10.2f} {g['inference'] / n:>9.2f}")
-        if share == 0.1:
-            rate_10 = gfps
+        ufps = u["frames"] / u["seconds"]
+        runs = [("now", detector, shipped)] + ([("before", legacy, legacy_vision.RULES)] if share else [])
+        for when, det, rules in runs:
+            g = run_gated(det, batches, cameras, rules)
+            gfps, n = g["frames"] / g["seconds"], g["frames"]
+            passes = g["passes"] / g["gated"] if g["gated"] else 0.0
+            print(f"{name + ', ' + when:26} {gfps:>10.1f} {ufps:>12.1f} {gfps / ufps:>5.1f}x "
+                  f"{100 * g['gated'] / n:>6.0f}% {passes:>7.2f} {g['gate'] / n:>8.2f} {g['decode'] / n:>10.2f} "
+                  f"{g['inference'] / n:>9.2f}")
+            if share == 0.1 and when == "now":
+                rate_10 = gfps
     return rate_10
 
 
-def recall(detector) -> None:
-    print("\n== person recall on small, distant people (real frames pasted into a 1920x1080 scene) ==")
-    cap = cv2.VideoCapture(str(PEOPLE))
-    truth = []
-    for index in range(240, 1390, 40):  # frames where the full-size detector sees a person clearly
-        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, frame = cap.read()
-        if ok and any(d.label == "person" and d.score >= 0.6 for d in detector.detect([frame])[0]):
-            truth.append(frame)
-    rng = np.random.default_rng(3)
-    print(f"{'person height':>14} {'whole frame':>12} {'regions':>8}   over {len(truth)} frames with a person")
-    for scale in (0.3, 0.2, 0.12):
-        whole_hits = region_hits = 0
-        heights = []
-        for frame in truth:
-            canvas = np.full((1080, 1920, 3), 70, np.uint8)
-            canvas = np.clip(canvas + rng.normal(0, 6, canvas.shape), 0, 255).astype(np.uint8)
-            small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            y0, x0 = 600, 800
-            canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
-            region = (x0, y0, x0 + small.shape[1], y0 + small.shape[0])  # where the motion is
-            found = detector.detect([canvas])[0]
-            whole_hits += any(d.label == "person" for d in found)
-            regional = detector.detect_regions([canvas], [[region]])[0]
-            region_hits += any(d.label == "person" for d in regional)
-            heights.append(int(370 * scale))
-        n = len(truth)
-        print(f"{'~' + str(statistics.median(heights)) + ' px':>14} {whole_hits / n:>12.2f} {region_hits / n:>8.2f}")
+def crowd(detector, legacy, shipped: VisionRules, night: VisionRules, quick: bool) -> None:
+    """Section 1: the crowded 1080p night street, before and now."""
+    frames = 6 if quick else 12
+    with tempfile.TemporaryDirectory() as tmp:
+        seq = eval_vision.read_sequence(write_sequence(Path(tmp) / "night", "night", people=25, frames=frames,
+                                                       heights=(60, 320), seed=31))
+        print(f"== a crowded 1080p street at night: 25 real people 60-320 px tall walking (tests/sim/crowd.py), "
+              f"motion everywhere, {frames - 1} frames ==")
+        names = ["<60", "60-100", "100-150", "150-300", ">300"]
+        print(f"{'detection stage':34} {'passes':>6} {'ms/frame':>9}  recall by height {' '.join(f'{n:>7}' for n in names)}"
+              f"  {'R 100-300':>9} {'P 100-300':>9} {'P all':>6} {'reported':>9}")
+        runs = [("before issue 11 (crop cap 6)", legacy, VisionProfiles(legacy_vision.RULES)),
+                ("now, whole frame only (budget 1)", detector,
+                 VisionProfiles(replace(night, detector=replace(night.detector, passes_per_frame=1)))),
+                (f"now, shipped (budget {night.detector.passes_per_frame:g})", detector, VisionProfiles(night)),
+                ("now, budget 4", detector,
+                 VisionProfiles(replace(night, detector=replace(night.detector, passes_per_frame=4))))]
+        for name, det, profiles in runs:
+            ev = eval_vision.evaluate(seq, det, profiles)
+            d = ev.detected
+            recall = " ".join(f"{f'{h}/{n}':>7}" for h, n in zip(d.found, d.people))
+            band = eval_vision.band_keys()
+            print(f"{name:34} {statistics.mean(ev.passes):>6.2f} {statistics.median(ev.ms):>9.0f}  "
+                  f"{'':16} {recall}  {d.recall(band):>9.2f} {d.precision(band):>9.2f} "
+                  f"{d.precision(range(5)):>6.2f} {len(ev.people_reported):>4}/{len(ev.people_in_zones):<4}")
+        print("(ms/frame: the whole pipeline per frame, one frame per batch: gate, decode, crops, model, merge, "
+              "tracking; 'reported': people counted in the zone at least once)")
 
 
 def write_cameras(config_dir: Path, cameras: int) -> None:
@@ -247,15 +260,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     detector = ObjectDetector(MODEL)
-    print(f"model: {MODEL.name}, input {detector.input_size} px, CPU")
-    rate_10 = throughput(detector, args.quick)
+    legacy = legacy_vision.LegacyDetector(MODEL)
+    thresholds = load_config(REPO / "configs").thresholds
+    shipped, night = thresholds.vision, thresholds.at_night().vision
+    print(f"model: {MODEL.name}, input {detector.input_size} px, CPU; load average at start "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores, shared)\n")
+    crowd(detector, legacy, shipped, night, args.quick)
+    rate_10 = throughput(detector, legacy, shipped, args.quick)
     print(f"\nat 1 frame/s per camera, with 10% of frames showing motion, one core of this machine carries "
           f"about {rate_10:.0f} cameras (the pipeline runs on one executor thread per worker; "
           f"a second worker on the second core doubles it, minus the broker's share)")
     through_agent = agent_throughput(args.quick)
     print(f"through the vision agent on the real broker (10% with motion, Kafka transport included): "
-          f"{through_agent:.0f} frames/s")
-    recall(detector)
+          f"{through_agent:.0f} frames/s, so about {through_agent:.0f} cameras at 1 frame/s")
     lat = latency(args.quick)
     if len(lat) >= 2:
         q = statistics.quantiles(lat, n=100)
@@ -264,6 +281,7 @@ def main() -> None:
               f"(cameras at 1 frame/s, people coming and going on a few of them)")
     else:
         print("\n== capture -> signal through the broker ==\nno signals arrived: see the worker log")
+    print(f"\nload average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -83,3 +83,12 @@ def test_tiles_are_spread_over_a_group_of_far_people_most_useful_first():
         covered[y0:y1, x0:x1] = True
     assert all(covered[y0:y1, x0:x1].all() for x0, y0, x1, y1 in group)
     assert len(natives) <= 4  # tiles over the row, not one per person
+
+
+def test_small_blobs_of_a_larger_moving_object_are_not_taken_for_distant_people():
+    person = (380, 0, 540, 374)  # a tracked person in a 768x432 view
+    limbs = [(412, 320, 440, 344), (452, 264, 472, 288), (368, 120, 436, 248)]  # an arm, a hand, a shadow
+    (p,) = plan(FrameNeeds(768, 432, [person, *limbs], passes=2))
+    assert [c.level for c in p.crops] == [WHOLE]
+    (p,) = plan(FrameNeeds(768, 432, [person, *limbs, (40, 60, 52, 90)], passes=2))  # and someone far off
+    assert [c.level for c in p.crops] == [WHOLE, NATIVE] and p.crops[1].box[0] == 0
