@@ -175,6 +175,30 @@ class WorkerProcess:
         return stop_process(self.proc, timeout) if self.proc is not None else 0
 
 
+class ServerProcess:
+    """`shaftwatch server` (ingest, console API) as a real child process, stopped by its PID;
+    ``env`` adds tokens and keys to its environment."""
+
+    def __init__(self, config_dir: Path, bootstrap: str, log_path: Path, env: dict[str, str] | None = None):
+        self.port = free_port()
+        env = dict(os.environ, SHAFTWATCH_CONFIG_DIR=str(config_dir), KAFKA_BOOTSTRAP=bootstrap, **(env or {}))
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "streams.ops.cli", "server", "--port", str(self.port)],
+                                         env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        try:
+            wait_for(lambda: http_json(self.url("/health"))["kafka"] == "ok", 60, what=f"server up ({log_path})")
+        except BaseException:
+            self.stop()
+            raise
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> int:
+        return stop_process(self.proc, 20)
+
+
 # --------------------------------------------------------------------------- Kafka
 
 

@@ -60,3 +60,25 @@ def test_dockerfile_runs_unprivileged_with_offline_models():
     for path in re.findall(r"^COPY (\S+) ", text, re.M):
         if path != "pyproject.toml" and path != "README.md":
             assert (REPO / path).exists(), path
+
+
+def test_the_local_cluster_runs_the_compose_stacks_kafka_settings(tmp_path):
+    """The cluster tests (tests/cluster/) run Kafka as compose.yaml deploys it: three
+    broker+controller nodes, replication 3, two in-sync copies for a write, no auto-created
+    topics. The local nodes' server.properties are compared with the compose environment."""
+    from streams.config import LocalBrokerSettings
+    from streams.ops.local_broker import LocalKafkaCluster
+
+    cluster = LocalKafkaCluster(LocalBrokerSettings(), tmp_path, 3, [(19092, 19093), (19094, 19095), (19096, 19097)])
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    assert len([name for name in compose if name.startswith("kafka-")]) == len(cluster.nodes)
+    env = compose["kafka-1"]["environment"]
+    for node in cluster.nodes:
+        node.data_dir.mkdir(parents=True)
+        props = dict(line.split("=", 1) for line in node._properties().read_text().splitlines() if "=" in line)
+        assert props["process.roles"] == env["KAFKA_PROCESS_ROLES"]
+        assert props["controller.quorum.voters"].count("@") == env["KAFKA_CONTROLLER_QUORUM_VOTERS"].count("@")
+        for key in ("auto.create.topics.enable", "default.replication.factor", "min.insync.replicas",
+                    "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+                    "transaction.state.log.min.isr"):
+            assert props[key] == str(env["KAFKA_" + key.upper().replace(".", "_")]).lower(), key

@@ -4,7 +4,10 @@ Starts, in order: the local Kafka broker (unless a cluster is configured), the t
 the Faust worker(s), the HTTP server and the demo feeds, each as a child process in its
 own session so that Ctrl-C reaches only this supervisor, which then stops them in reverse
 order by PID (SIGTERM, then SIGKILL after a grace period) and the broker last. A child
-that dies unexpectedly is restarted with a backoff.
+that dies unexpectedly is restarted with a backoff, and so is the local broker (its
+storage is kept, so it comes back with every topic and committed offset); each restart is
+logged and counted in ``shaftwatch_child_restarts_total{child}``, served with the
+supervisor's own /metrics on ``http.feeder_ops_port + 3``.
 """
 
 from __future__ import annotations
@@ -18,17 +21,49 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from prometheus_client import start_http_server
+
 from alerts.store import AlertStore
 from alerts.store.accounts import one_time_password
 from streams.config import ShaftWatchConfig
 from streams.kafka.admin import ensure_topics, topic_plan
 from streams.logs import ids
-from streams.ops.local_broker import LocalKafkaBroker
+from streams.metrics import CHILD_RESTARTS_TOTAL
+from streams.ops.local_broker import BrokerError, LocalKafkaBroker
 from streams.ops.processes import stop_on_signals, terminate, wait_or_kill
 
 log = logging.getLogger("shaftwatch.supervisor")
 
 GRACE_S = 20.0
+# The first restart of a dead child (or broker) waits this long, each next one twice as
+# long, at most MAX_BACKOFF_S; the environment may set the first wait (tests do).
+RESTART_BASE_S = float(os.environ.get("SHAFTWATCH_RESTART_BASE_S") or 1.0)
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass
+class Restarts:
+    """When a dead process may be started again: exponential backoff, logged and counted."""
+
+    name: str
+    count: int = 0
+    next_start: float = 0.0
+
+    def due(self, dead: bool, rc: int | None) -> bool:
+        """True when the dead process should be started now (the backoff has passed)."""
+        if not dead:
+            return False
+        if self.next_start == 0.0:
+            delay = min(MAX_BACKOFF_S, RESTART_BASE_S * 2.0 ** self.count)
+            self.next_start = time.monotonic() + delay
+            log.error("exited unexpectedly; restarting", extra=ids(child=self.name, rc=rc, restart_in_s=delay))
+            return False
+        if time.monotonic() < self.next_start:
+            return False
+        self.count += 1
+        self.next_start = 0.0
+        CHILD_RESTARTS_TOTAL.labels(child=self.name).inc()
+        return True
 
 
 @dataclass
@@ -37,8 +72,10 @@ class Child:
     args: list[str]
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
-    restarts: int = 0
-    next_start: float = 0.0
+    restarts: Restarts | None = None
+
+    def __post_init__(self) -> None:
+        self.restarts = Restarts(self.name)
 
     def start(self, base_env: dict[str, str]) -> None:
         env = {**base_env, **self.env}
@@ -96,18 +133,20 @@ def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s:
         for child in children:
             child.start(env)
         print(banner(cfg, bootstrap, theft_site, theft_after_s, demo_passwords), flush=True)
+        broker_restarts = Restarts("kafka")
         while not stop.wait(1.0):
+            if broker is not None:
+                dead = broker.proc is None or broker.proc.poll() is not None
+                if broker_restarts.due(dead, broker.proc.returncode if broker.proc is not None else None):
+                    try:
+                        broker.start()  # the children reconnect by themselves once it answers
+                    except BrokerError as exc:
+                        broker.proc = None
+                        log.error("could not restart Kafka", extra=ids(error=str(exc)))
             for child in children:
-                if child.proc is not None and child.proc.poll() is not None and not stop.is_set():
-                    if child.next_start == 0.0:
-                        delay = min(60.0, 2.0 ** child.restarts)
-                        child.next_start = time.monotonic() + delay
-                        log.error("exited unexpectedly; restarting",
-                                  extra=ids(child=child.name, rc=child.proc.returncode, restart_in_s=delay))
-                    elif time.monotonic() >= child.next_start:
-                        child.restarts += 1
-                        child.next_start = 0.0
-                        child.start(env)
+                if child.proc is not None and not stop.is_set() and \
+                        child.restarts.due(child.proc.poll() is not None, child.proc.returncode):
+                    child.start(env)
     finally:
         log.info("stopping", extra=ids(children=[c.name for c in children]))
         for child in reversed(children):
@@ -136,6 +175,17 @@ def demo_accounts(cfg: ShaftWatchConfig) -> dict[str, str]:
     return passwords
 
 
+def serve_metrics(cfg: ShaftWatchConfig) -> None:
+    """The supervisor's /metrics (restarts of its children and of the broker), on the port
+    after the demo feeders' three; a port already taken is logged, not fatal."""
+    port = cfg.runtime.http.feeder_ops_port + 3
+    try:
+        start_http_server(port, addr=cfg.runtime.http.host)
+        log.info("supervisor metrics listening", extra=ids(host=cfg.runtime.http.host, port=port))
+    except OSError as exc:
+        log.warning("supervisor metrics not served", extra=ids(port=port, error=str(exc)))
+
+
 def banner(cfg: ShaftWatchConfig, bootstrap: str, theft_site: str | None, theft_after_s: float,
            demo_passwords: dict[str, str]) -> str:
     port = cfg.runtime.app.worker_web_port
@@ -150,6 +200,8 @@ def banner(cfg: ShaftWatchConfig, bootstrap: str, theft_site: str | None, theft_
     ]
     lines.append(f"  demo feeds     http://{cfg.runtime.http.host}:{cfg.runtime.http.feeder_ops_port}/health .. "
                  f"{cfg.runtime.http.feeder_ops_port + 2}  (meters, fences, cameras; /metrics)")
+    lines.append(f"  supervisor     http://{cfg.runtime.http.host}:{cfg.runtime.http.feeder_ops_port + 3}/metrics  "
+                 "(restarts of children and of the local broker)")
     roles = {u.username: u.role for u in cfg.runtime.demo.users}
     for username, password in demo_passwords.items():
         lines.append(f"  sign in as {username:<12} ({roles[username]}) with {password}   (this run only)")

@@ -2,27 +2,50 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+from streams.kafka.admin import metadata_ok
 from streams.metrics import CONTENT_TYPE_LATEST, generate_latest
-from streams.worker.app import app, config_watch
+from streams.worker.app import app, config, config_watch
 from streams.worker.tables import BaselineBuckets, camera_activity, meter_state
 
 _started = time.time()
 
 
+_kafka_answer: dict = {"at": 0.0, "kafka": "unknown"}
+KAFKA_CHECK_S = 3.0  # how long /health waits for Kafka's answer; an answer is kept this long too
+
+
+async def kafka_status() -> str:
+    """"ok", or "unreachable: ..." when Kafka does not answer a metadata request in time.
+    Asked at most every KAFKA_CHECK_S, so a busy health checker does not load the brokers."""
+    if time.monotonic() - _kafka_answer["at"] >= KAFKA_CHECK_S:
+        try:
+            await asyncio.wait_for(metadata_ok(config.bootstrap_servers), KAFKA_CHECK_S)
+            answer = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means: not reachable
+            answer = f"unreachable: {exc!r}"
+        _kafka_answer.update(at=time.monotonic(), kafka=answer)
+    return _kafka_answer["kafka"]
+
+
 @app.page("/health")
 async def health(web, request):
+    """200 while Kafka answers; 503 ("degraded") when it does not: the worker then holds
+    its partitions but can neither read nor commit, and says so."""
     assignment = sorted(f"{tp.topic}:{tp.partition}" for tp in app.assignor.assigned_actives())
+    kafka = await kafka_status()
     return web.json({
-        "status": "ok",
+        "status": "ok" if kafka == "ok" else "degraded",
         "component": "worker",
         "app": app.conf.id,
+        "kafka": kafka,
         "uptime_s": round(time.time() - _started, 1),
         "rebalancing": app.rebalancing,
         "active_partitions": assignment,
         "config": config_watch.status(),
-    })
+    }, status=200 if kafka == "ok" else 503)
 
 
 @app.page("/metrics")

@@ -3,11 +3,13 @@ produced as batch messages of one partition each, bad rows dead-lettered, and th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Awaitable, Callable
 
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
 from alerts.auth import bearer_holder
 from streams.config import IngestSource, ShaftWatchConfig
@@ -22,10 +24,15 @@ from streams.edge.ingest.parsing import IngestError, Rows, parse_rows, parse_tim
 from streams.edge.pseudonyms import load_key, pseudonymize
 from streams.kafka.producer import KafkaSink
 from streams.logs import ids
+from streams.metrics import INGEST_UNAVAILABLE_TOTAL
 
 log = logging.getLogger("shaftwatch.ingest")
 
 MAX_ERRORS_SHOWN = 1000
+# A batch that Kafka has not acknowledged within this time is answered 503 with Retry-After
+# (a partner's client must never wait without an answer while a broker is down).
+PRODUCE_TIMEOUT_S = 10.0
+RETRY_AFTER_S = 5
 
 
 def validate_rows(feed: Feed, rows, source_id: str, check: Callable[[Contract], None],
@@ -121,15 +128,27 @@ class IngestService:
             if exc.status in (400, 415):
                 # A carrier body that cannot be read may hold clear device ids: keep only the reason.
                 raw = b"" if feed is FENCES else await request.read()
-                await self._dead_letter(feed, raw, f"request refused: {exc}")
+                try:
+                    await asyncio.wait_for(self._dead_letter(feed, raw, f"request refused: {exc}"), PRODUCE_TIMEOUT_S)
+                except (asyncio.TimeoutError, KafkaError) as error:
+                    # The answer is about the body, not about Kafka: the client still hears why.
+                    log.warning("refused request not dead-lettered: Kafka did not take it",
+                                extra=ids(feed=feed.name, error=repr(error)))
             return web.json_response({"error": str(exc)}, status=exc.status)
         accepted, rejected = validate_rows(feed, rows, source.id, check, prepare)
-        await self._produce(feed, accepted)
-        for number, raw, reason in rejected:
-            if feed is FENCES:
-                raw = b""  # a refused carrier row still holds a clear device id: keep only the reason
-            await self._dead_letter(feed, raw, f"row {number}: {reason}", wait=False)
-        await self.sink.flush()
+        try:
+            await asyncio.wait_for(self._produce_all(feed, accepted, rejected), PRODUCE_TIMEOUT_S)
+        except (asyncio.TimeoutError, KafkaError) as exc:
+            # Not acknowledged: the client is told to send the batch again (a re-sent batch is
+            # harmless, see the module's doc), and when, instead of being left waiting.
+            INGEST_UNAVAILABLE_TOTAL.labels(feed=feed.name).inc()
+            log.warning("ingest batch not acknowledged by Kafka; answered 503", extra=ids(
+                source_id=source.id, feed=feed.name, rows=len(rows), error=repr(exc)))
+            return web.json_response(
+                {"error": f"Kafka did not acknowledge the batch within {PRODUCE_TIMEOUT_S:.0f} s; nothing of it "
+                          f"counts as accepted: send it again after {RETRY_AFTER_S} s",
+                 "retry_after_s": RETRY_AFTER_S},
+                status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
         log.info("ingest batch", extra=ids(source_id=source.id, feed=feed.name, accepted=len(accepted),
                                            rejected=len(rejected)))
         return web.json_response({
@@ -139,6 +158,15 @@ class IngestService:
             "errors": [{"row": n, "reason": r} for n, _, r in rejected[:MAX_ERRORS_SHOWN]],
             **more,
         })
+
+    async def _produce_all(self, feed: Feed, accepted: list[Contract], rejected: list[tuple[int, bytes, str]]) -> None:
+        """Good rows to their topic and bad rows to dead-letters, all acknowledged by Kafka."""
+        await self._produce(feed, accepted)
+        for number, raw, reason in rejected:
+            if feed is FENCES:
+                raw = b""  # a refused carrier row still holds a clear device id: keep only the reason
+            await self._dead_letter(feed, raw, f"row {number}: {reason}", wait=False)
+        await self.sink.flush()
 
     async def _produce(self, feed: Feed, records: list[Contract]) -> None:
         """Batches of up to rows_per_message rows, each holding keys of one partition only."""
