@@ -621,13 +621,18 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     night = clock.is_night(ts)
     interval = spec.interval_s
 
-    def finding(kind: str, run: dict, strength: float, expected_words: str, seen: str, why: str, **details):
+    def finding(kind: str, run: dict, strength: float, expected_words: str, seen: str, why: str,
+                expected_kw: float | None = None, **details):
         if kind in LOAD_RULES:
             _mark_flag_day(state, ts, clock)
             _flag_night(state, ts, clock, rules)
+        # The evidence a person reads: the readings of the last two hours (those not yet
+        # learnt, kept anyway) and this one, against what the meter should draw.
+        samples = [list(p) for p in state["pending"] if p[0] < ts] + [[ts, round(kw, 4)]]
         out.append(PowerFinding(kind, spec.meter_id, spec.site_id, ts, round(min(1.0, max(0.0, strength)), 3),
                                 expected_words, seen, why, run["start"],
-                                {"kw": kw, "intervals": run["count"], **details}))
+                                {"kw": kw, "intervals": run["count"], "samples": samples,
+                                 "expected_kw": None if expected_kw is None else round(expected_kw, 3), **details}))
 
     # A cut line drawing power.
     if spec.expected_zero:
@@ -635,7 +640,8 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
         if run and _due(run, rules.reconnect_intervals, rules):
             finding("reconnection", run, 0.7 + 0.3 * min(1.0, kw / 20.0), "0 kW (the utility cut this line)",
                     f"{kw:.1f} kW for {run['count']} interval(s)",
-                    f"Meter {spec.meter_id} feeds a closed mine whose supply was cut, yet it draws power.")
+                    f"Meter {spec.meter_id} feeds a closed mine whose supply was cut, yet it draws power.",
+                    expected_kw=0.0)
         return out  # every other rule is about meters that are allowed to draw
 
     explained_by_plan = False
@@ -650,13 +656,14 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
             when = "outside the irrigation season" if not in_season else f"outside irrigation hours {start_h}-{end_h} h"
             finding("irrigation_off_plan", run, 0.5 + 0.3 * min(1.0, kw / max(spec.pump_kw, 1.0)),
                     f"under {rules.irrigation_idle_kw:g} kW {when}", f"{kw:.1f} kW for {run['count']} interval(s)",
-                    f"Irrigation meter {spec.meter_id} draws power {when}.")
+                    f"Irrigation meter {spec.meter_id} draws power {when}.", expected_kw=rules.irrigation_idle_kw)
         limit = spec.pump_kw * rules.irrigation_overload_factor
         run = _run(state, "irrigation_overload", night and kw > limit, ts, interval, kw)
         if run and _due(run, rules.irrigation_overload_intervals, rules):
             finding("irrigation_overload", run, 0.6 + 0.4 * min(1.0, kw / (limit * 2)),
                     f"at most {spec.pump_kw:g} kW (the declared pump)", f"{kw:.1f} kW at night",
-                    f"Irrigation meter {spec.meter_id} carries far more than its pump at night.")
+                    f"Irrigation meter {spec.meter_id} carries far more than its pump at night.",
+                    expected_kw=spec.pump_kw)
 
     is_closed = expected is not None and closed(ts, spec, clock)
     if expected is None or is_closed:
@@ -708,7 +715,8 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     if run and _due(run, 1, rules):
         finding("baseline_deviation", run, 0.4 + 0.5 * min(1.0, score / (rules.deviation_score * 3)),
                 f"at most about {envelope:.1f} kW at this hour", f"{kw:.1f} kW (score {score:.0f})",
-                f"Meter {spec.meter_id} draws far more than it does at this hour.", score=round(score, 1),
+                f"Meter {spec.meter_id} draws far more than it does at this hour.", expected_kw=envelope,
+                score=round(score, 1),
                 needed_share=round(needed, 3))
 
     # A sustained rise at night: the added load of the last few intervals.
@@ -729,6 +737,7 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
                     f"at most about {envelope:.1f} kW now", f"{kw:.1f} kW, {added_kw:+.1f} kW "
                     f"({sustained:.0%}) above it on average over the last {n} intervals",
                     f"Meter {spec.meter_id} has drawn more than it ever does at this hour for a while.",
+                    expected_kw=envelope,
                     added_kw=round(added_kw, 2), added_share=round(sustained, 3), needed_share=round(needed, 3))
     elif run is not None:
         state["runs"].pop("sustained_excess")
@@ -758,6 +767,7 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
                 f"at most about {envelope:.1f} kW at night",
                 f"a steady {flat_kw:+.1f} kW ({share:.0%}) on top for {hours:.1f} h",
                 f"A steady industrial-like load runs at night on meter {spec.meter_id}, where it should be quiet.",
+                expected_kw=envelope,
                 cv=round(cv, 3), added_kw=round(flat_kw, 2), added_share=round(share, 3))
 
     # Far below both references on a working day, for hours: part of the load bypasses the meter.

@@ -71,6 +71,11 @@ def test_reconnection_fires_on_the_first_interval_and_repeats_hourly():
     assert first.ts == theft_start and first.episode_start == theft_start and first.strength >= 0.9
     assert "cut" in first.why and "30.0 kW" in first.seen
     assert observe(CUT, RULES, CLOCK, state, theft_start, power_kw=30.0) is None  # re-sent: ignored
+    # The evidence for the console's chart: the last two hours' readings and what it should draw.
+    last = found[-1]
+    assert last.details["expected_kw"] == 0.0
+    assert [kw for _, kw in last.details["samples"]][-3:] == [30.0] * 3 and last.details["samples"][-1][0] == last.ts
+    assert [ts for ts, _ in last.details["samples"]] == sorted(ts for ts, _ in last.details["samples"])
 
 
 def test_noise_on_a_cut_line_is_not_a_reconnection():
@@ -224,6 +229,8 @@ def test_sustained_excess_finds_a_steady_night_rise_within_three_intervals():
     assert first.episode_start == night
     assert first.details["added_kw"] == pytest.approx(2.5, abs=0.8)
     assert first.details["needed_share"] == pytest.approx(RULES.sustained_min_share)
+    assert first.details["expected_kw"] == pytest.approx(10.0, rel=0.5)  # the envelope at this hour
+    assert first.details["samples"][-1] == [first.ts, pytest.approx(first.details["kw"])]
 
 
 def test_one_odd_reading_is_not_a_sustained_rise():
