@@ -19,13 +19,16 @@ PRODUCE_ERRORS_TOTAL = Counter("shaftwatch_produce_errors_total", "Produce calls
                                ["topic", "producer"])
 INGEST_UNAVAILABLE_TOTAL = Counter("shaftwatch_ingest_unavailable_total", "Ingest requests answered 503 because "
                                    "Kafka did not acknowledge the batch in time", ["feed"])
+CONSUMER_LAG = Gauge("shaftwatch_consumer_lag_records", "Records on a partition that this worker holds not yet "
+                     "committed by its group (end offset minus committed offset), as of the scrape",
+                     ["topic", "partition"])
 CHILD_RESTARTS_TOTAL = Counter("shaftwatch_child_restarts_total", "Children of `shaftwatch run` (the local Kafka "
                                "broker included) restarted after they died", ["child"])
 PRODUCER_RENEWALS_TOTAL = Counter("shaftwatch_producer_renewals_total", "Producers replaced after a fatal error",
                                   ["producer"])
 
 __all__ = [
-    "CHILD_RESTARTS_TOTAL", "CONTENT_TYPE_LATEST", "DEAD_LETTERS_TOTAL", "INGEST_UNAVAILABLE_TOTAL", "PRODUCER_RENEWALS_TOTAL", "PRODUCE_ERRORS_TOTAL",
+    "CHILD_RESTARTS_TOTAL", "CONSUMER_LAG", "CONTENT_TYPE_LATEST", "DEAD_LETTERS_TOTAL", "INGEST_UNAVAILABLE_TOTAL", "PRODUCER_RENEWALS_TOTAL", "PRODUCE_ERRORS_TOTAL",
     "RECORDS_ACCEPTED_TOTAL", "RECORDS_IN_TOTAL", "RECORDS_LAST_ACCEPTED", "RECORDS_PRODUCED_TOTAL",
     "generate_latest",
 ]

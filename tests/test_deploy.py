@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import subprocess
 
+import pytest
 import yaml
 
 from streams.config import load_config
@@ -82,3 +85,40 @@ def test_the_local_cluster_runs_the_compose_stacks_kafka_settings(tmp_path):
                     "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
                     "transaction.state.log.min.isr"):
             assert props[key] == str(env["KAFKA_" + key.upper().replace(".", "_")]).lower(), key
+
+
+def metric_names_in_code() -> set[str]:
+    """Every metric ShaftWatch defines (Counter/Gauge/Histogram names in the source), with
+    the series a histogram exposes."""
+    names = set()
+    for package in ("streams", "alerts", "detectors"):
+        for path in (REPO / package).rglob("*.py"):
+            for kind, name in re.findall(r'(Counter|Gauge|Histogram)\(\s*"(shaftwatch_[a-z_]+)"', path.read_text()):
+                names.add(name)
+                if kind == "Histogram":
+                    names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+    return names
+
+
+def test_alert_rules_and_dashboard_use_real_metric_names():
+    known = metric_names_in_code()
+    assert {"shaftwatch_consumer_lag_records", "shaftwatch_records_accepted_total"} <= known
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    assert {r["alert"] for g in rules["groups"] for r in g["rules"]} >= {
+        "ConsumerLagGrowing", "CameraFeedSilent", "DeadLetterRate", "ConfigRefused", "IngestUnavailable"}
+    dashboard = json.loads((DEPLOY / "grafana" / "shaftwatch.json").read_text())
+    exprs += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"shaftwatch_[a-z_]+", expr)}
+    assert used and used <= known, f"not defined in the code: {sorted(used - known)}"
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert scrape["rule_files"] == ["alerts.yml"]
+    assert {j["job_name"] for j in scrape["scrape_configs"]} == {"shaftwatch-worker", "shaftwatch-server",
+                                                                  "shaftwatch-gateway"}
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian's prometheus package) not installed")
+def test_promtool_accepts_the_rules_and_the_config():
+    for args in (["check", "rules", "alerts.yml"], ["check", "config", "prometheus.yml"]):
+        result = subprocess.run(["promtool", *args], cwd=DEPLOY / "prometheus", capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr

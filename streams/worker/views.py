@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from streams.kafka.admin import metadata_ok
-from streams.metrics import CONTENT_TYPE_LATEST, generate_latest
+from streams.metrics import CONSUMER_LAG, CONTENT_TYPE_LATEST, generate_latest
 from streams.worker.app import app, config, config_watch
 from streams.worker.tables import BaselineBuckets, camera_activity, meter_state
 
@@ -48,8 +48,28 @@ async def health(web, request):
     }, status=200 if kafka == "ok" else 503)
 
 
+async def update_consumer_lag() -> None:
+    """Lag of every partition this worker holds, as of this scrape: the partition's end offset
+    (its high watermark, as last fetched) minus the offset this worker last committed there
+    (before its first commit: its read position)."""
+    CONSUMER_LAG.clear()
+    committed = app.monitor.tp_committed_offsets or {}
+    for tp in app.assignor.assigned_actives():
+        try:
+            end = app.consumer.highwater(tp)
+            done = committed.get(tp)
+            if done is None:
+                done = await app.consumer.position(tp)
+        except Exception:  # noqa: BLE001 - nothing fetched from it yet
+            continue
+        if end is None or done is None or end < 0:
+            continue
+        CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, end - done))
+
+
 @app.page("/metrics")
 async def metrics(web, request):
+    await update_consumer_lag()
     # aiohttp wants the charset apart from the content type; the exposition format is ASCII.
     return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4")
 
