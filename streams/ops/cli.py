@@ -7,7 +7,7 @@
     shaftwatch topics              create the topics on the configured cluster
     shaftwatch gateway             camera gateway: configured cameras -> frames
     shaftwatch demo cameras|meters|fences   one demo feed
-    shaftwatch config check        validate configs/ and say what is wrong
+    shaftwatch config check [DIR]  validate configs/ (or DIR) and say what is wrong
     shaftwatch users add|list|password|disable   people's accounts for the console
     shaftwatch ledger export|import FILE   the shaft ledger as CSV
     shaftwatch report weekly [--week 2026-W49] [--out DIR] [--send]   the weekly ledger list (XLSX, CSV)
@@ -16,7 +16,7 @@
     shaftwatch fences export       the zones and their warning SMS as GeoJSON, for the carriers' fence systems
     shaftwatch model fetch|check   provision detector weights for an air-gapped site
     shaftwatch eval vision DIR     person recall and precision by height on labelled footage (MOT format)
-    shaftwatch schemas [--check]   write (or check) the published JSON Schemas
+    shaftwatch schemas [--check]   write (or check) the published JSON Schemas and OpenAPI documents
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ def _config_or_exit(args):
 
 
 def cmd_config_check(args) -> int:
+    if args.directory is not None:  # `shaftwatch config check DIR`, as `promtool check config FILE`
+        args.config = args.directory
     cfg = _config_or_exit(args)
     print(f"{cfg.config_dir}: OK — {len(cfg.sites.sites)} sites, {len(cfg.cameras.cameras)} cameras, "
           f"{len(cfg.meters.meters)} meters, {len(cfg.fences.zones)} fence zones")
@@ -64,6 +66,9 @@ def _schema_files() -> dict[str, dict]:
     from streams.edge.ingest.openapi import openapi
 
     files["openapi.json"] = openapi()
+    from alerts.console.openapi import console_openapi
+
+    files["console-openapi.json"] = console_openapi()
     return files
 
 
@@ -417,7 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True)
-    csub.add_parser("check", help="validate the config files").set_defaults(func=cmd_config_check)
+    c = csub.add_parser("check", help="validate the config files (of DIR, or of --config / $SHAFTWATCH_CONFIG_DIR)")
+    c.add_argument("directory", nargs="?", type=Path, metavar="DIR", help="the config directory to check")
+    c.set_defaults(func=cmd_config_check)
 
     p = sub.add_parser("model", help="detector weights: provision and check")
     msub = p.add_subparsers(dest="model_command", required=True)
