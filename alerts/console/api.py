@@ -35,6 +35,7 @@ from alerts.store.incidents import OPEN_STATES
 
 PAGE_DIR = Path(__file__).with_name("static")
 COOKIE = "shaftwatch_session"
+CSRF_HEADER = "X-CSRF-Token"  # a change made with the session cookie carries the session's token in it
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 Publish = Callable[[dict], Awaitable[None]]
 EvidencePath = Callable[[str], Path | None]  # an evidence reference -> its file, if it is one
@@ -90,7 +91,7 @@ class ConsoleApi:
             if found is None:
                 raise api_error(401, "sign in first")
             person, csrf = found
-            offered = request.headers.get("X-CSRF-Token", "")
+            offered = request.headers.get(CSRF_HEADER, "")
             if request.method not in SAFE_METHODS and not hmac.compare_digest(offered.encode(), csrf.encode()):
                 raise api_error(403, "this change needs the session's CSRF token (reload the page)")
         if not person.may(capability):
@@ -303,6 +304,12 @@ class ConsoleApi:
             raise api_error(404, "no such evidence file")
         return web.FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
 
+    async def openapi(self, request: web.Request) -> web.Response:
+        """This API's OpenAPI document: a description, no data, so no sign-in."""
+        from alerts.console.openapi import console_openapi  # it reads this module's names
+
+        return web.json_response(console_openapi())
+
     async def page(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(PAGE_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
@@ -354,5 +361,6 @@ def add_api_routes(app: web.Application, api: ConsoleApi) -> None:
     app.router.add_post("/api/users/{username}/disable", api.disable_user)
     app.router.add_get("/api/live", api.live_feed)
     app.router.add_get("/api/evidence", api.evidence)
+    app.router.add_get("/api/openapi.json", api.openapi)
     app.router.add_get("/", api.page)
     app.router.add_static("/console/", PAGE_DIR)
