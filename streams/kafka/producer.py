@@ -92,8 +92,10 @@ class KafkaSink:
             raise
 
     def _count(self, topic: str, future) -> None:
-        if future.cancelled() or future.exception() is not None:
-            self._finished = self._finished or isinstance(future.exception(), FATAL)
+        # A cancelled send (its caller gave up waiting: the ingest's 503) is an error too.
+        error = None if future.cancelled() else future.exception()
+        if future.cancelled() or error is not None:
+            self._finished = self._finished or isinstance(error, FATAL)
             PRODUCE_ERRORS_TOTAL.labels(topic=topic, producer=self.name).inc()
             log.error("produce failed", extra=ids(topic=topic, producer=self.name))
         else:

@@ -132,6 +132,7 @@ def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s:
         children = plan_children(cfg, theft_site, theft_after_s, with_demo)
         for child in children:
             child.start(env)
+        serve_metrics(cfg)
         print(banner(cfg, bootstrap, theft_site, theft_after_s, demo_passwords), flush=True)
         broker_restarts = Restarts("kafka")
         while not stop.wait(1.0):
