@@ -3,10 +3,18 @@ are missing; and the one question every health check asks Kafka."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from streams.config import ShaftWatchConfig
 from streams.contract.topics import FRAMES, TOPICS
+from streams.logs import ids
+
+log = logging.getLogger("shaftwatch.admin")
 
 
 class TopicError(RuntimeError):
@@ -40,8 +48,24 @@ def topic_plan(cfg: ShaftWatchConfig, replication: int | None = None) -> list[Ne
     return topics
 
 
-async def ensure_topics(bootstrap: str, topics: list[NewTopic]) -> list[str]:
-    """Create the missing topics; return the names created. Existing ones are kept as they are."""
+async def ensure_topics(bootstrap: str, topics: list[NewTopic], retry_for_s: float = 60.0) -> list[str]:
+    """Create the missing topics; return the names created. Existing ones are kept as they are.
+
+    A node of the cluster that is down but still in the metadata (Kafka fences it after its
+    session timeout) answers nothing: such retriable errors are retried for ``retry_for_s``,
+    so a worker started while a node is down waits for the cluster instead of exiting."""
+    deadline = time.monotonic() + retry_for_s
+    while True:
+        try:
+            return await _ensure_topics(bootstrap, topics)
+        except KafkaError as exc:
+            if not getattr(exc, "retriable", False) or time.monotonic() >= deadline:
+                raise
+            log.warning("Kafka not ready for topic creation; retrying", extra=ids(error=repr(exc)))
+            await asyncio.sleep(1.0)
+
+
+async def _ensure_topics(bootstrap: str, topics: list[NewTopic]) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     await admin.start()
     try:
