@@ -186,14 +186,14 @@ def read_and_validate(path: str, body: bytes, content_type: str) -> None:
         assert record.source_id == "fuzz-source"
 
 
-@settings(max_examples=FUZZ_EXAMPLES["parsers"] // 2, deadline=None, derandomize=True,
+@settings(max_examples=FUZZ_EXAMPLES["parsers"] // 2, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(bodies(METERS, camara=False))
 def test_meter_bodies_never_crash_the_parser(body):
     read_and_validate(METERS.path, *body)
 
 
-@settings(max_examples=FUZZ_EXAMPLES["parsers"] // 2, deadline=None, derandomize=True,
+@settings(max_examples=FUZZ_EXAMPLES["parsers"] // 2, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(bodies(FENCES, camara=False))
 def test_fence_bodies_never_crash_the_parser(body):
@@ -247,7 +247,7 @@ statuses: dict[int, int] = {}
 
 
 @pytest.mark.broker
-@settings(max_examples=FUZZ_EXAMPLES["http"], deadline=None, derandomize=True,
+@settings(max_examples=FUZZ_EXAMPLES["http"], deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(sorted(FEEDS)).flatmap(lambda path: st.tuples(
