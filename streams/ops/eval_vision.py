@@ -6,7 +6,8 @@ order: natural sort of their names) and ground truth in ``DIR/gt/gt.txt``, one b
 line: ``frame, id, left, top, width, height[, conf, class, visibility]`` (frames count
 from 1). Rows with conf 0 or a class other than 1 (pedestrian) or 7 (static person) mark
 areas to ignore, as do people less visible than ``--min-visibility``: a box found there
-is neither a hit nor a false alarm. ``seqinfo.ini`` (frameRate) is read when present.
+(overlapping it at IoU 0.5, or half or more inside it) is neither a hit nor a false alarm.
+``seqinfo.ini`` (frameRate) is read when present.
 
 The frames go one by one through ``detectors.camera.VisionPipeline`` with the config's
 thresholds (the day profile, or the night profile for frames from a camera in infrared,
@@ -151,7 +152,8 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def match(boxes: list[tuple[float, tuple]], truth: list[Truth], threshold: float):
     """Greedy matching, best score first, to the free person with the highest IoU at or above
-    ``threshold``; a box left over that overlaps an ignored person that much is ignored.
+    ``threshold``; a box left over that overlaps an ignored person or area that much, or
+    lies half or more inside it (one person of a group labelled as one area), is ignored.
     -> per person the box index or None; per box the person index or None; per box ignored."""
     matched: list[int | None] = [None] * len(truth)
     box_hit: list[int | None] = [None] * len(boxes)
@@ -165,9 +167,17 @@ def match(boxes: list[tuple[float, tuple]], truth: list[Truth], threshold: float
         if free:
             j = max(free, key=lambda j: overlap[i, j])
             matched[j], box_hit[i] = i, j
-        elif any(truth[j].ignore and overlap[i, j] >= threshold for j in range(len(truth))):
+        elif any(truth[j].ignore and (overlap[i, j] >= threshold or _inside(boxes[i][1], truth[j].box) >= 0.5)
+                 for j in range(len(truth))):
             ignored[i] = True
     return matched, box_hit, ignored
+
+
+def _inside(box, area) -> float:
+    """The share of ``box`` that lies inside ``area``."""
+    ix = max(0.0, min(box[2], area[2]) - max(box[0], area[0]))
+    iy = max(0.0, min(box[3], area[3]) - max(box[1], area[1]))
+    return ix * iy / max(1e-9, (box[2] - box[0]) * (box[3] - box[1]))
 
 
 @dataclass

@@ -86,3 +86,18 @@ def test_a_parked_car_is_not_reported_again_until_it_moves():
     assert reports.count(True) == 1
     moved = [bool(camera.frame(float(t), [car(500 + 30 * (t - 40))])) for t in range(40, 60)]
     assert any(moved)
+
+
+def test_a_far_walker_whose_boxes_never_overlap_at_1_frame_per_second_is_one_track():
+    """A person 60 px tall walks across at 1.4 m/s: ~45 px a second, three times their own
+    width, so two boxes a second apart never overlap. It is still one person, and it counts."""
+    camera = Camera([ROAD.__class__("yard", [(0, 0), (1, 0), (1, 1), (0, 1)], ("person",), min_frames=3)])
+    reports = [camera.frame(float(t), [Detection("person", 0.5, (300 + 45 * t, 600, 315 + 45 * t, 660))])
+               for t in range(8)]
+    assert len(camera.tracker.tracks) == 1 and sum(map(len, reports)) == 1
+    # Two walkers crossing each other's path keep their own tracks.
+    camera = Camera([ROAD])
+    for t in range(6):
+        camera.frame(float(t), [Detection("person", 0.5, (300 + 45 * t, 600, 315 + 45 * t, 660)),
+                                Detection("person", 0.5, (700 - 45 * t, 610, 715 - 45 * t, 670))])
+    assert sorted(len(tr.scores) for tr in camera.tracker.tracks.values()) == [6, 6]

@@ -226,3 +226,59 @@ def write_sequence(directory: Path, variant: str = "night", people: int = 25, fr
         f"[Sequence]\nname={directory.name}\nimDir=img1\nframeRate=1\nseqLength={frames}\n"
         f"imWidth={width}\nimHeight={height}\nimExt=.jpg\n")
     return directory
+
+
+def write_street_sequence(directory: Path, step: int = 10, min_area: int = 150) -> Path:
+    """The real street of vtest.avi (768x576, people 40-150 px) as a MOT sequence, one
+    picture every ``step`` frames (10: one a second), with pseudo ground truth from
+    background subtraction: isolated, whole, upright figures are people (conf 1); every other
+    foreground blob (pairs, groups, people at the border, bags) is an area to ignore
+    (conf 0). People standing still long enough to be part of the background are not
+    labelled, so precision here is a lower bound."""
+    if not VTEST.exists():
+        raise FileNotFoundError(f"{VTEST} is missing (make vtest)")
+    background = _street()
+    (directory / "img1").mkdir(parents=True, exist_ok=True)
+    (directory / "gt").mkdir(exist_ok=True)
+    rows, k = [], 0
+    for index, image in sorted(_frames(VTEST, range(5, 795, step)).items()):
+        k += 1
+        cv2.imwrite(str(directory / "img1" / f"{k:06d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(_foreground(image, background, 40))
+        for j in range(1, count):
+            x, y, w, h, area = stats[j]
+            if area < min_area:
+                continue
+            person = 40 <= h <= 150 and 2.2 <= h / w <= 4.5 and area >= 0.35 * w * h and x > 2 and y > 2 \
+                and x + w < 766 and y + h < 574
+            rows.append(f"{k},{j},{x},{y},{w},{h},{1 if person else 0},1,1.0")
+    (directory / "gt" / "gt.txt").write_text("\n".join(rows) + "\n")
+    (directory / "seqinfo.ini").write_text(f"[Sequence]\nname=vtest\nimDir=img1\nframeRate={10 / step:g}\n"
+                                           f"seqLength={k}\nimWidth=768\nimHeight=576\nimExt=.jpg\n")
+    return directory
+
+
+def write_room_sequence(directory: Path, step: int = 15) -> Path:
+    """The demo's room (one-by-one-person-detection.mp4, 768x432, people 200-430 px) as a MOT
+    sequence: its empty first frame, then one picture every ``step`` frames (15: 1.5 s)
+    that shows exactly one whole person, boxed by background subtraction."""
+    room = _frames(PEOPLE, [0])[0]
+    (directory / "img1").mkdir(parents=True, exist_ok=True)
+    (directory / "gt").mkdir(exist_ok=True)
+    cv2.imwrite(str(directory / "img1" / "000001.jpg"), room, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    rows, k = [], 1
+    for index, image in sorted(_frames(PEOPLE, range(20, 1390, step)).items()):
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(_foreground(image, room, 45))
+        if count < 2:
+            continue
+        j = 1 + int(np.argmax(stats[1:, 4]))
+        x, y, w, h, area = stats[j]
+        if h < 120 or area < 0.3 * w * h or x <= 2 or x + w >= 766 or y + h >= 430:
+            continue
+        k += 1
+        cv2.imwrite(str(directory / "img1" / f"{k:06d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        rows.append(f"{k},1,{x},{y},{w},{h},1,1,1.0")
+    (directory / "gt" / "gt.txt").write_text("\n".join(rows) + "\n")
+    (directory / "seqinfo.ini").write_text(f"[Sequence]\nname=room\nimDir=img1\nframeRate={10 / step:g}\n"
+                                           f"seqLength={k}\nimWidth=768\nimHeight=432\nimExt=.jpg\n")
+    return directory

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import MODEL, PEOPLE, make_config_dir
+from tests.sim.crowd import VTEST
 
 needs_shared = pytest.mark.skipif(not (MODEL.exists() and PEOPLE.exists()),
                                   reason="the offline model or the real footage of ../shared is missing")
@@ -105,3 +106,21 @@ def test_eval_vision_prints_the_curves_for_calibrating(night_crowd, tmp_path, ca
     low, high = _row(out, "0.15"), _row(out, "0.60")  # the first table: recall falls, precision rises
     assert float(low[1]) >= float(high[1]) and float(low[2]) <= float(high[2])
     assert main(["--config", str(config), "eval", "vision", str(tmp_path)]) == 1  # not a MOT folder
+
+
+@needs_shared
+@pytest.mark.skipif(not VTEST.exists(), reason=f"{VTEST} is missing (make vtest installs Debian's opencv-doc)")
+def test_eval_vision_on_a_real_street_at_one_frame_a_second(tmp_path, capsys):
+    """Real footage (vtest.avi, walkers 40-150 px, one picture a second) with ground truth
+    from background subtraction: the walkers are found and, followed from frame to frame
+    although their boxes a second apart barely overlap, reported."""
+    from streams.ops.cli import main
+    from tests.sim.crowd import write_street_sequence
+
+    street = write_street_sequence(tmp_path / "street")
+    config = make_config_dir(tmp_path / "configs")
+    assert main(["--config", str(config), "eval", "vision", str(street), "--limit", "40"]) == 0
+    out = capsys.readouterr().out
+    for name in ("60-100 px", "100-150 px"):
+        row = _row(out, name)
+        assert int(row[2]) >= 15 and float(row[3]) >= 0.9 and float(row[6]) >= 0.75
