@@ -13,7 +13,7 @@ export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/$(DATA_DIR)/ultralytics
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup kafka postgres chromium fonts vtest run test test-fast bench-data bench-power bench-fence bench-fusion bench-vision bench config-check schemas clean
+.PHONY: help setup kafka postgres chromium fonts vtest promtool run test test-fast bench-data bench-power bench-fence bench-fusion bench-vision bench soak config-check schemas clean
 
 help:
 	@echo "make run     the whole system on this machine (local Kafka, worker, server, demo feeds)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench-fusion  fusion: signals/s and signal -> store p50/p99"
 	@echo "make bench-vision  cameras: frames/s gated vs ungated, per-stage ms, recall on small people, capture->signal p50/p99"
 	@echo "make bench         every benchmark above"
+	@echo "make soak          bounded soak run of the demo county (SOAK_S=600): RSS, lag, p99 at start and end"
 	@echo "make config-check | schemas | clean"
 
 $(STAMP): pyproject.toml
@@ -49,6 +50,13 @@ postgres:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || \
 	  echo "PostgreSQL could not be installed here: its tests will be skipped"
 
+# deploy/prometheus is checked with promtool (Debian's prometheus package; its service is not
+# started). Where it cannot be installed, that check is reported as skipped.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
+	  echo "promtool could not be installed here: its check of deploy/prometheus will be skipped"
+
 # The console is tested in a real browser: Debian's chromium, driven by Playwright (whose own
 # browser download does not work here). Installed as root when missing; where that cannot be
 # done, the browser test is reported as skipped.
@@ -72,7 +80,7 @@ vtest:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq opencv-doc >/dev/null; } || \
 	  echo "opencv-doc could not be installed here: the crowd tests use ../shared/data footage only"
 
-test: setup postgres chromium fonts vtest
+test: setup postgres chromium fonts vtest promtool
 	mkdir -p $(YOLO_CONFIG_DIR)
 	$(BIN)/python -m pytest
 
@@ -107,6 +115,13 @@ bench-vision: setup vtest
 	$(BIN)/python -m tests.bench.bench_vision $(BENCH_ARGS)
 
 bench: bench-vision bench-power bench-fence bench-fusion
+
+# A bounded soak run (not part of make test): `shaftwatch run` with the demo county for
+# SOAK_S seconds (600 by default), RSS of every process, consumer lag and signal -> store p99
+# at start and end. Exits 1 when RSS grew more than 5% or the lag grew.
+SOAK_S ?= 600
+soak: setup
+	SOAK_S=$(SOAK_S) $(BIN)/python -m tests.bench.soak
 
 config-check: $(STAMP)
 	$(BIN)/shaftwatch config check
