@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels
 LABELS = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
 # Names a zone may use for several labels at once (configs/cameras.yaml: objects: [vehicle]).
@@ -83,18 +85,40 @@ def suppress(detections: list[Detection], threshold: float) -> list[Detection]:
     IoU or more, one stays, with the best score and label. Its extent is the best one
     seen: a box that no tile cut is preferred to a cut one, and two cut views of one
     object (the halves two tiles saw) are joined."""
+    ordered = sorted(detections, key=lambda d: -d.score)
+    if not ordered:
+        return []
+    overlap = iou_matrix([d.box for d in ordered])
+    kinds = [kind_of(d.label) for d in ordered]
+    taken = np.zeros(len(ordered), bool)
     kept: list[Detection] = []
-    for d in sorted(detections, key=lambda d: -d.score):
-        twin = next((k for k in kept if kind_of(k.label) == kind_of(d.label) and iou(k.box, d.box) >= threshold),
-                    None)
-        if twin is None:
-            kept.append(Detection(d.label, d.score, d.box, d.cut))
-        elif twin.cut and d.cut:
-            twin.box = (min(twin.box[0], d.box[0]), min(twin.box[1], d.box[1]),
-                        max(twin.box[2], d.box[2]), max(twin.box[3], d.box[3]))
-        elif twin.cut:
-            twin.box, twin.cut = d.box, False
+    for i, d in enumerate(ordered):
+        if taken[i]:
+            continue
+        keep = Detection(d.label, d.score, d.box, d.cut)
+        for j in np.nonzero(~taken & (overlap[i] >= threshold))[0]:
+            if j <= i or kinds[j] != kinds[i]:
+                continue
+            taken[j] = True
+            other = ordered[j]
+            if keep.cut and other.cut:
+                keep.box = (min(keep.box[0], other.box[0]), min(keep.box[1], other.box[1]),
+                            max(keep.box[2], other.box[2]), max(keep.box[3], other.box[3]))
+            elif keep.cut:
+                keep.box, keep.cut = other.box, False
+        kept.append(keep)
     return kept
+
+
+def iou_matrix(boxes) -> np.ndarray:
+    """IoU of every pair of boxes."""
+    b = np.array(boxes, float).reshape(-1, 4)
+    w = np.clip(np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]), 0, None)
+    inter = w * h
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area[:, None] + area[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def merge_fragments(detections: list[Detection], share: float) -> list[Detection]:

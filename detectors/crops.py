@@ -35,6 +35,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from detectors.boxes import Box
 
 WHOLE, MID, NATIVE = "whole", "mid", "native"
@@ -119,21 +121,39 @@ def _grown(a: Box, share: float) -> Box:
 def merge_regions(regions: list[Box], margin: int) -> list[Box]:
     """Union of regions that overlap or lie within ``margin`` of each other: a person's
     motion blobs and its tracked box become one region, so one crop, not three."""
-    boxes = [list(r) for r in regions]
-    merged = True
-    while merged:
-        merged = False
+    boxes = np.array(regions, np.int64).reshape(-1, 4)
+    while len(boxes) > 1:
+        near = ((boxes[:, None, 0] - margin <= boxes[None, :, 2]) & (boxes[None, :, 0] - margin <= boxes[:, None, 2])
+                & (boxes[:, None, 1] - margin <= boxes[None, :, 3]) & (boxes[None, :, 1] - margin <= boxes[:, None, 3]))
+        # each region joins everything it touches; repeat until nothing touches anything else
+        groups: list[list[int]] = []
+        seen = np.zeros(len(boxes), bool)
         for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] - margin <= b[2] and b[0] - margin <= a[2] and a[1] - margin <= b[3] and b[1] - margin <= a[3]:
-                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return [tuple(b) for b in boxes]
+            if seen[i]:
+                continue
+            group, frontier = {i}, [i]
+            while frontier:
+                k = frontier.pop()
+                for j in np.nonzero(near[k] & ~seen)[0]:
+                    if j not in group:
+                        group.add(int(j))
+                        frontier.append(int(j))
+            seen[list(group)] = True
+            groups.append(sorted(group))
+        if len(groups) == len(boxes):
+            break
+        boxes = np.array([[boxes[g, 0].min(), boxes[g, 1].min(), boxes[g, 2].max(), boxes[g, 3].max()]
+                          for g in groups])
+    return [tuple(int(v) for v in b) for b in boxes]
+
+
+def _intersections(a: list[Box], b: list[Box]) -> np.ndarray:
+    """Pairwise intersection areas, ``len(a)`` x ``len(b)``."""
+    x = np.array(a, np.int64).reshape(-1, 4)
+    y = np.array(b, np.int64).reshape(-1, 4)
+    w = np.clip(np.minimum(x[:, None, 2], y[None, :, 2]) - np.maximum(x[:, None, 0], y[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(x[:, None, 3], y[None, :, 3]) - np.maximum(x[:, None, 1], y[None, :, 1]), 0, None)
+    return w * h
 
 
 def levels(width: int, height: int, size: int) -> dict[str, float]:
@@ -150,9 +170,13 @@ def levels(width: int, height: int, size: int) -> dict[str, float]:
 def _native(frame: FrameNeeds, size: int, overlap: float, small: list[Box]) -> list[Crop]:
     """Native tiles centred on (groups of) small regions, most small-region area first."""
     w, h = frame.width, frame.height
-    tiles = [t for group in merge_regions(small, size // 8) for t in tiles_over(group, size, w, h, overlap)]
-    covered = {tile: sum(_intersection(tile, r) for r in small) for tile in dict.fromkeys(tiles)}
-    return [Crop(NATIVE, tile, 1.0) for tile, area in sorted(covered.items(), key=lambda kv: -kv[1]) if area > 0]
+    if not small:
+        return []
+    tiles = list(dict.fromkeys(t for group in merge_regions(small, size // 8)
+                               for t in tiles_over(group, size, w, h, overlap)))
+    covered = _intersections(tiles, small).sum(axis=1)
+    order = sorted(range(len(tiles)), key=lambda k: -covered[k])
+    return [Crop(NATIVE, tiles[k], 1.0) for k in order if covered[k] > 0]
 
 
 def frame_options(frame: FrameNeeds, size: int, overlap: float, min_object_px: float) -> _Options:
@@ -163,8 +187,11 @@ def frame_options(frame: FrameNeeds, size: int, overlap: float, min_object_px: f
         """Regions too small to be seen at this scale, except those that are a part of a
         larger region (a moving arm in the box of a tracked person, a shadow beside it)."""
         large = [_grown(r, 0.1) for r in frame.regions if (r[3] - r[1]) * scale >= min_object_px]
-        return [r for r in frame.regions if (r[3] - r[1]) * scale < min_object_px
-                and not any(2 * _intersection(r, big) >= _area(r) for big in large)]
+        small = [r for r in frame.regions if (r[3] - r[1]) * scale < min_object_px]
+        if not small or not large:
+            return small
+        part_of = (2 * _intersections(small, large) >= np.array([[_area(r)] for r in small])).any(axis=1)
+        return [r for r, part in zip(small, part_of) if not part]
 
     whole = Crop(WHOLE, (0, 0, w, h), scales[WHOLE])
     mid: list[Crop] = []
