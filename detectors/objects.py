@@ -5,9 +5,8 @@ planner (``detectors.crops``) decides, for all frames of a batch together, which
 each frame gets: the whole frame at the model's size, and finer squares and native-
 resolution tiles where the motion or the tracked objects in the camera's zones are too
 small to be found on the whole. Each frame is decoded only as finely as its finest crop
-needs; crops are shrunk to the model's size here (area averaging, which keeps small
-figures visible where ultralytics' own bilinear letterbox would alias them); all crops
-of all cameras go to the model in one call; boxes come back to frame coordinates and are
+needs; crops are shrunk to the model's size here (after the decoder's own reduction
+the step left is small); all crops of all cameras go to the model in one call; boxes come back to frame coordinates and are
 merged (``detectors.boxes.merge``).
 """
 
@@ -158,7 +157,11 @@ def crop_image(image: np.ndarray, reduction: int, crop: Crop) -> np.ndarray:
     target = (max(1, round((x1 - x0) * crop.scale)), max(1, round((y1 - y0) * crop.scale)))
     if (part.shape[1], part.shape[0]) == target:
         return part
-    return cv2.resize(part, target, interpolation=cv2.INTER_AREA)
+    # Area averaging keeps small figures when shrinking a lot; after the JPEG decoder's own
+    # reduction what is left is less than half, where bilinear (as ultralytics' letterbox
+    # uses) is as good and 7x faster (2.5 ms a crop here for area averaging).
+    shrink = part.shape[1] / target[0]
+    return cv2.resize(part, target, interpolation=cv2.INTER_AREA if shrink >= 2 else cv2.INTER_LINEAR)
 
 
 def to_frame(d: Detection, crop: Crop, image_w: int, image_h: int, width: int, height: int) -> Detection:
