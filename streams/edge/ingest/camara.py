@@ -167,19 +167,3 @@ class CamaraIntake:
         elif notice.kind == "started":
             self.subscriptions.set_status(carrier, notice.subscription_id, "active")
 
-
-# Transitional: the ingest fuzz tests read bodies through these two names; they move to
-# read_body and CamaraIntake, then these go.
-CAMARA_EVENTS = AREA_EVENTS
-
-
-def parse_camara_events(feed, body: bytes, content_type: str) -> Rows:
-    """Rows of a body as ingest sees them before the store: area events with a device."""
-    rows: Rows = []
-    for event, raw, problem in read_body(body, content_type):
-        if isinstance(event, Notice):
-            continue
-        if event is not None:
-            event, problem = CamaraIntake._placed(event, {})
-        rows.append((event, raw, problem))
-    return rows

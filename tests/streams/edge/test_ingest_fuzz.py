@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.config import load_config
+from streams.edge.ingest.camara import read_body
 from streams.edge.ingest.feeds import CAMARA_PATH, FENCES, METERS
 from streams.edge.ingest.parsing import IngestError, parse_rows
 from streams.edge.ingest.service import validate_rows
@@ -38,7 +39,7 @@ ROW_SCHEMAS = {METERS.name: SPEC["components"]["schemas"]["MeterReadingRow"],
 FEEDS = {METERS.path: METERS, FENCES.path: FENCES, CAMARA_PATH: FENCES}
 TOKENS = {"meters": "fuzz-utility-token", "fences": "fuzz-carrier-token"}
 CAMARA_TYPES = [f"org.camaraproject.geofencing-subscriptions.v0.{kind}" for kind in (
-    "area-entered", "area-left", "subscription-started", "subscription-ended")]
+    "area-entered", "area-left", "subscription-started", "subscription-updated", "subscription-ended")]
 
 
 # --------------------------------------------------------------------------- strategies
@@ -130,8 +131,11 @@ def camara_bodies(draw) -> bytes:
                                                      "ipv4Address": json_values})
         return st.fixed_dictionaries({}, optional={
             "type": st.sampled_from(CAMARA_TYPES) | json_scalars, "time": json_scalars,
-            "data": st.fixed_dictionaries({}, optional={"device": device | json_values, "area": area | json_values})
-            | json_values})
+            "data": st.fixed_dictionaries({}, optional={
+                "device": device | json_values, "area": area | json_values,
+                "subscriptionId": st.sampled_from(["sub-1", ""]) | json_scalars,
+                "terminationReason": st.sampled_from(["SUBSCRIPTION_EXPIRED", "SUBSCRIPTION_DELETED"]) | json_scalars,
+                "updateReason": st.sampled_from(["SUBSCRIPTION_ACTIVE"]) | json_scalars}) | json_values})
     body = draw(event() | st.lists(event() | json_values, max_size=4) | json_values)
     return json.dumps(body).encode()
 
@@ -198,6 +202,23 @@ def test_meter_bodies_never_crash_the_parser(body):
 @given(bodies(FENCES, camara=False))
 def test_fence_bodies_never_crash_the_parser(body):
     read_and_validate(FENCES.path, *body)
+
+
+@settings(max_examples=FUZZ_EXAMPLES["parsers"] // 3, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(bodies(FENCES, camara=True))
+def test_camara_bodies_never_crash_the_reader(body):
+    """Each CloudEvent becomes a row, a lifecycle notice or a refusal with its reason; a body
+    that is no JSON a 4xx with its reason (the store's part is fuzzed over HTTP below)."""
+    try:
+        events = read_body(*body)
+    except IngestError as exc:
+        assert 400 <= exc.status < 500 and str(exc), exc
+        return
+    for event, raw, problem in events:
+        assert (event is None) == bool(problem) and isinstance(raw, bytes)
+        if isinstance(event, dict):
+            assert event["event"] in ("enter", "exit") and ("device_id" in event or event["subscription_id"])
 
 
 @pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
