@@ -23,7 +23,11 @@ _NEXT = {
 
 
 class LifecycleError(ValueError):
-    pass
+    """An action that cannot be: unknown, or missing what it needs (a request error)."""
+
+
+class LifecycleConflict(LifecycleError):
+    """An action the incident's present state does not allow (acknowledge a resolved one)."""
 
 
 def check_transition(state: str, action: str, disposition: str | None = None) -> str:
@@ -31,10 +35,10 @@ def check_transition(state: str, action: str, disposition: str | None = None) ->
     if action not in ("acknowledge", "dispatch", "resolve"):
         raise LifecycleError(f"unknown action {action!r}; one of acknowledge, dispatch, resolve")
     if state == "resolved":
-        raise LifecycleError("the incident is resolved; new evidence opens a new incident")
+        raise LifecycleConflict("the incident is resolved; new evidence opens a new incident")
     new_state = _NEXT.get((state, action))
     if new_state is None:
-        raise LifecycleError(f"cannot {action} an incident that is {state}")
+        raise LifecycleConflict(f"cannot {action} an incident that is {state}")
     if action == "resolve" and disposition not in DISPOSITIONS:
         raise LifecycleError(f"resolving needs a disposition, one of {list(DISPOSITIONS)}")
     return new_state

@@ -28,8 +28,8 @@ from aiohttp import web
 from alerts.auth import ROLES, Person, bearer_holder
 from alerts.console.live import HEARTBEAT_S, LiveFeed
 from alerts.fusion import SEVERITIES
-from alerts.lifecycle import LifecycleError
-from alerts.store import AlertStore, StoreError
+from alerts.lifecycle import LifecycleConflict, LifecycleError
+from alerts.store import AlertStore, Conflict, NotFound, StoreError
 from alerts.store.accounts import one_time_password
 from alerts.store.incidents import OPEN_STATES
 
@@ -60,6 +60,16 @@ def api_error(status: int, message: str, **headers) -> web.HTTPException:
     kind = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
             409: web.HTTPConflict, 429: web.HTTPTooManyRequests}[status]
     return kind(text=json.dumps({"error": message}), content_type="application/json", headers=headers or None)
+
+
+def refusal(exc: Exception) -> web.HTTPException:
+    """The answer to a refused request: 404 when what it names does not exist, 409 when it
+    conflicts with what is there (an existing user, an incident's state), else 400."""
+    if isinstance(exc, NotFound):
+        return api_error(404, str(exc))
+    if isinstance(exc, (Conflict, LifecycleConflict)):
+        return api_error(409, str(exc))
+    return api_error(400, str(exc))
 
 
 class ConsoleApi:
@@ -164,10 +174,8 @@ class ConsoleApi:
             incident = await self.call(self.store.incidents.transition, request.match_info["incident_id"],
                                        request.match_info["action"], person.name, body.get("disposition"),
                                        body.get("note"))
-        except StoreError as exc:
-            raise api_error(404, str(exc)) from None
-        except LifecycleError as exc:
-            raise api_error(409, str(exc)) from None
+        except (StoreError, LifecycleError) as exc:
+            raise refusal(exc) from None
         await self.publish(incident)
         return web.json_response(incident)
 
@@ -196,8 +204,10 @@ class ConsoleApi:
         person = await self.person(request, "silence")
         try:
             silence = await self.call(self.store.silences.end, int(request.match_info["silence_id"]), person.name)
-        except (StoreError, ValueError) as exc:
-            raise api_error(404, str(exc)) from None
+        except ValueError:
+            raise api_error(404, f"no silence {request.match_info['silence_id']}") from None
+        except StoreError as exc:
+            raise refusal(exc) from None
         return web.json_response(silence)
 
     # ------------------------------------------------------------------ sites and the map
@@ -253,7 +263,7 @@ class ConsoleApi:
                                    str(body.get("role", "")), password, person.name,
                                    str(body.get("display_name", "")).strip())
         except StoreError as exc:
-            raise api_error(400, str(exc)) from None
+            raise refusal(exc) from None
         return web.json_response({**user, "one_time_password": password}, status=201)
 
     async def reset_password(self, request: web.Request) -> web.Response:
@@ -262,7 +272,7 @@ class ConsoleApi:
         try:
             await self.call(self.store.accounts.set_password, request.match_info["username"], password, person.name)
         except StoreError as exc:
-            raise api_error(404, str(exc)) from None
+            raise refusal(exc) from None
         return web.json_response({"username": request.match_info["username"], "one_time_password": password})
 
     async def disable_user(self, request: web.Request) -> web.Response:
@@ -270,7 +280,7 @@ class ConsoleApi:
         try:
             await self.call(self.store.accounts.disable, request.match_info["username"], person.name)
         except StoreError as exc:
-            raise api_error(404, str(exc)) from None
+            raise refusal(exc) from None
         return web.json_response({"disabled": request.match_info["username"]})
 
     # ------------------------------------------------------------------ live feed, files, page

@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from alerts.console.api import ConsoleApi, api_error, read_json
+from alerts.console.api import ConsoleApi, api_error, read_json, refusal
 from alerts.evidence import EvidenceError, EvidenceStore
 from alerts.reports import to_csv, to_xlsx, week_of, weekly_report
 from alerts.sealing import Sealer
@@ -72,7 +72,7 @@ class LedgerApi:
         try:
             site = await self.call(self.store.ledger.edit, request.match_info["site_id"], body, person.name, reason)
         except StoreError as exc:
-            raise api_error(400, str(exc)) from None
+            raise refusal(exc) from None
         return web.json_response(site)
 
     async def change_status(self, request: web.Request) -> web.Response:
@@ -83,7 +83,7 @@ class LedgerApi:
                                    str(body.get("status", "")), person.name, str(body.get("reason", "")),
                                    body.get("on") or None)
         except StoreError as exc:
-            raise api_error(400, str(exc)) from None
+            raise refusal(exc) from None
         return web.json_response(site)
 
     async def export_csv(self, request: web.Request) -> web.Response:
@@ -100,7 +100,7 @@ class LedgerApi:
         except UnicodeDecodeError:
             raise api_error(400, "the CSV must be UTF-8") from None
         except StoreError as exc:
-            raise api_error(400, str(exc)) from None
+            raise refusal(exc) from None
         return web.json_response(result)
 
     # ------------------------------------------------------------------ patrols
@@ -119,7 +119,7 @@ class LedgerApi:
                                     str(form.get("finding", "")), photos, _number(form.get("lon")),
                                     _number(form.get("lat")), problem)
         except (StoreError, EvidenceError, ValueError) as exc:
-            raise api_error(400, str(exc)) from None
+            raise refusal(exc) from None
         if visit["problem_id"] is not None:
             signal_id = await self.emit({
                 "site_id": visit["site_id"], "source_id": f"patrol:{person.name}", "kind": "patrol_finding",
@@ -156,7 +156,7 @@ class LedgerApi:
             problem = await self.call(self.store.patrols.advance_problem, int(request.match_info["problem_id"]), step,
                                       person.name, str(body.get("note", "")))
         except (StoreError, ValueError) as exc:
-            raise api_error(400, str(exc)) from None
+            raise refusal(exc) from None
         return web.json_response(problem)
 
     # ------------------------------------------------------------------ tip-offs
@@ -183,7 +183,7 @@ class LedgerApi:
                                   lon=_number(fields.get("lon")), lat=_number(fields.get("lat")), photos=photos,
                                   contact_sealed=self.sealer.seal(contact) if contact else None, at=now)
         except (StoreError, EvidenceError, ValueError) as exc:
-            raise api_error(400, str(exc)) from None
+            raise refusal(exc) from None
         return web.json_response(self._shown(tip, person), status=201)
 
     async def tipoffs(self, request: web.Request) -> web.Response:
@@ -204,17 +204,19 @@ class LedgerApi:
         capability = {"propose": "ledger", "pay": "ledger", "approve": "users"}.get(step, "act")
         person = await self.console.person(request, capability)
         body = await read_json(request)
-        tip_id = int(request.match_info["tipoff_id"])
+        try:
+            tip_id = int(request.match_info["tipoff_id"])
+        except ValueError:
+            raise api_error(404, f"no tip-off {request.match_info['tipoff_id']}") from None
         try:
             if step in ("propose", "approve", "pay"):
-                yuan = body.get("yuan")
                 tip = await self.call(self.store.tipoffs.reward, tip_id, step, person.name,
-                                      int(yuan) if yuan not in (None, "") else None)
+                                      whole_yuan(body.get("yuan")))
             else:
                 tip = await self.call(self.store.tipoffs.verification, tip_id, step, person.name,
                                       str(body.get("note", "")), body.get("site_id") or None)
         except (StoreError, ValueError) as exc:
-            raise api_error(400, str(exc)) from None
+            raise refusal(exc) from None
         if step == "verify":
             signal_id = await self.emit({
                 "site_id": tip["site_id"], "source_id": f"tipoff:{tip['id']}", "kind": "tipoff_verified",
@@ -256,7 +258,7 @@ class LedgerApi:
             source = str(body.get("source") or person.name)[:64]
             kind = str(body.get("kind") or "external_report")[:64]
         except (ValueError, TypeError, EvidenceError) as exc:
-            raise api_error(400, str(exc)) from None
+            raise refusal(exc) from None
         signal_id = await self.emit({
             "site_id": site_id, "source_id": source, "kind": kind, "ts": ts, "strength": strength,
             "summary": f"{source}: {note[:300]}", "details": {"source": source, "posted_by": person.name, "note": note,
@@ -273,7 +275,7 @@ class LedgerApi:
         try:
             report = await self.call(weekly_report, self.store, week, self.clock, self.county, self.weekly_visits)
         except ValueError as exc:
-            raise api_error(400, str(exc)) from None
+            raise refusal(exc) from None
         if fmt == "csv":
             return web.Response(body=to_csv(report).encode(), content_type="text/csv", charset="utf-8",
                                 headers={"Content-Disposition": f'attachment; filename="ledger-{week}.csv"'})
@@ -287,6 +289,18 @@ def _number(value: Any) -> float | None:
     if value in (None, ""):
         return None
     return float(value)
+
+
+def whole_yuan(value: Any) -> int | None:
+    """A reward in whole yuan: a whole number (or its text), or nothing; 99.9 and true are refused."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"yuan must be a whole number, not {value!r}")
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"yuan must be a whole number, not {value!r}")
+    return int(number)
 
 
 def _b64(text: Any) -> bytes:

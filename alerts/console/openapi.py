@@ -315,9 +315,9 @@ def incident_operations() -> list[tuple[str, str, dict]]:
                             "note": {"type": "string", "description": "kept with a resolve; in the audit trail "
                                      "for every action"}}),
             ok=answer(ref("IncidentRecord"), "the incident as stored after the step"),
-            errors={400: error(NOT_JSON), 404: error("no such incident"),
-                    409: error("the step is not allowed from the incident's state, the action is unknown, or "
-                               "a resolve came without a valid disposition")})),
+            errors={400: error("not a JSON object, an unknown action, or a resolve without a valid disposition"),
+                    404: error("no such incident"),
+                    409: error("the step is not allowed from the incident's state")})),
     ]
 
 
@@ -436,7 +436,7 @@ def user_operations() -> list[tuple[str, str, dict]]:
                              "'_' or '-', starting with a letter"},
                 "role": {"enum": list(ROLES)}, "display_name": {"type": "string"}}, ("username", "role")),
             ok_status=201, ok=answer(extended("User", {"one_time_password": one_time}), "the user was added"),
-            errors={400: error("not a JSON object, a bad user name or role, or the user exists")})),
+            errors={400: error("not a JSON object, a bad user name or role"), 409: error("the user exists")})),
         ("post", "/api/users/{username}/password", operation(
             "post", "/api/users/{username}/password", "Reset a user's password",
             "A new one-time password; the user's sessions end and a disabled user is enabled again. Audited.",
@@ -502,7 +502,8 @@ def ledger_operations() -> list[tuple[str, str, dict]]:
             "history. Audited.", capability="ledger", tag="ledger", params=site_id,
             body=json_body({**editable, "reason": {"type": "string"}}, closed=True),
             ok=answer(ref("Site"), "the site as it stands"),
-            errors={400: error("not a JSON object, a field that is not editable, a bad value, or no such site")})),
+            errors={400: error("not a JSON object, a field that is not editable, or a bad value"),
+                    404: error("no such site")})),
         ("post", "/api/ledger/sites/{site_id}/status", operation(
             "post", "/api/ledger/sites/{site_id}/status", "Change a site's status",
             "Sealed, resealed, backfilled, breached...: with the date and the reason (required). Sealing sets "
@@ -511,7 +512,8 @@ def ledger_operations() -> list[tuple[str, str, dict]]:
                             "on": {"type": "string", "format": "date", "description": "default today (UTC)"}},
                            ("status", "reason")),
             ok=answer(ref("Site"), "the site as it stands"),
-            errors={400: error("not a JSON object, an unknown status, a bad date, no reason, or no such site")})),
+            errors={400: error("not a JSON object, an unknown status, a bad date, or no reason"),
+                    404: error("no such site")})),
         ("get", "/api/ledger/sites/{site_id}/history", operation(
             "get", "/api/ledger/sites/{site_id}/history", "A site's history",
             "What happened to a site, oldest first; an unknown site has an empty history.", tag="ledger",
@@ -555,8 +557,8 @@ def patrol_operations() -> list[tuple[str, str, dict]]:
             params={"problem_id": {"type": "integer"}, "step": {"enum": list(PROBLEM_STEPS)}},
             body=json_body({"note": {"type": "string"}}, ("note",)),
             ok=answer(ref("Problem"), "the problem as it stands"),
-            errors={400: error("not a JSON object, no note, an unknown step, no such problem, or the problem is "
-                               "not in the state the step needs")})),
+            errors={400: error("not a JSON object, no note, an unknown step, or the problem is not in the state "
+                               "the step needs"), 404: error("no such problem")})),
     ]
 
 
@@ -594,8 +596,9 @@ def tipoff_operations() -> list[tuple[str, str, dict]]:
                                         "tip-off has none yet"},
                             "yuan": {"type": "integer", "minimum": 1, "description": "propose: the reward"}}),
             ok=answer(ref("TipOff"), "the tip-off as it stands"),
-            errors={400: error("not a JSON object, an unknown step, no such tip-off, the tip-off is not in the "
-                               "state the step needs, a missing note, site or amount, or the proposer approving")})),
+            errors={400: error("not a JSON object, an unknown step, the tip-off is not in the state the step "
+                               "needs, a missing note or site, an amount that is not a whole number of yuan, or "
+                               "the proposer approving"), 404: error("no such tip-off")})),
     ]
 
 

@@ -28,7 +28,7 @@ from alerts.store.incidents import Incidents, published
 from alerts.store.ledger import Ledger
 from alerts.store.notification_log import NotificationLog, ReportLog
 from alerts.store.patrol import Patrols
-from alerts.store.schema import StoreError, create_engine
+from alerts.store.schema import Conflict, NotFound, StoreError, create_engine
 from alerts.store.silences import Silences
 from alerts.store.tipoffs import TipOffs
 
@@ -64,4 +64,4 @@ class AlertStore:
             command.upgrade(cfg, "head")
 
 
-__all__ = ["AlertStore", "StoreError", "published"]
+__all__ = ["AlertStore", "Conflict", "NotFound", "StoreError", "published"]

@@ -15,7 +15,7 @@ import time
 import sqlalchemy as sa
 
 from alerts.auth import ROLES, Person, hash_password, password_matches
-from alerts.store.schema import StoreError, login_attempts, sessions, users, write_audit
+from alerts.store.schema import Conflict, NotFound, StoreError, login_attempts, sessions, users, write_audit
 
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 10
@@ -49,7 +49,7 @@ class Accounts:
             raise StoreError(f"a password has at least {MIN_PASSWORD} characters")
         with self.engine.begin() as c:
             if c.execute(sa.select(users.c.id).where(users.c.username == username)).first() is not None:
-                raise StoreError(f"user {username!r} exists")
+                raise Conflict(f"user {username!r} exists")
             c.execute(users.insert().values(username=username, display_name=display_name or username, role=role,
                                             password_hash=hash_password(password), created_at=time.time(),
                                             created_by=created_by))
@@ -72,7 +72,7 @@ class Accounts:
         with self.engine.begin() as c:
             row = c.execute(sa.select(users.c.id).where(users.c.username == username)).first()
             if row is None:
-                raise StoreError(f"no user {username!r}")
+                raise NotFound(f"no user {username!r}")
             c.execute(users.update().where(users.c.id == row.id).values(password_hash=hash_password(password),
                                                                           disabled_at=None))
             c.execute(sessions.delete().where(sessions.c.user_id == row.id))  # old sessions end
@@ -82,7 +82,7 @@ class Accounts:
         with self.engine.begin() as c:
             row = c.execute(sa.select(users.c.id).where(users.c.username == username)).first()
             if row is None:
-                raise StoreError(f"no user {username!r}")
+                raise NotFound(f"no user {username!r}")
             c.execute(users.update().where(users.c.id == row.id).values(disabled_at=time.time()))
             c.execute(sessions.delete().where(sessions.c.user_id == row.id))
             write_audit(c, None, disabled_by, "user_disabled", {"username": username})

@@ -22,7 +22,7 @@ from alerts.fusion import (
 )
 from alerts.lifecycle import check_transition
 from alerts.store.schema import (
-    SYSTEM, StoreError, audit, incident_signals, incidents, silences, site_events, sites, write_audit,
+    SYSTEM, NotFound, audit, incident_signals, incidents, silences, site_events, sites, write_audit,
 )
 from detectors.timeofday import LocalClock
 
@@ -114,7 +114,7 @@ class Incidents:
             with self.engine.begin() as c:
                 row = c.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
                 if row is None:
-                    raise StoreError(f"no incident {incident_id}")
+                    raise NotFound(f"no incident {incident_id}")
                 row = dict(row._mapping)
                 new_state = check_transition(row["state"], action, disposition)
                 values: dict[str, Any] = {"state": new_state, "written_at": time.time()}

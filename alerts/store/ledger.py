@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from alerts.store.schema import StoreError, site_events, sites, visits, write_audit
+from alerts.store.schema import NotFound, StoreError, site_events, sites, visits, write_audit
 from detectors.geometry import metres_between
 
 STATUSES = ("sealed", "resealed", "closed", "backfilled", "breached", "active_licensed")
@@ -146,7 +146,7 @@ class Ledger:
         with self.engine.begin() as c:
             row = c.execute(sa.select(sites).where(sites.c.id == site_id)).first()
             if row is None:
-                raise StoreError(f"no site {site_id}")
+                raise NotFound(f"no site {site_id}")
             before = dict(row._mapping)
             changed = {k: [before[k], v] for k, v in checked.items() if before[k] != v}
             if changed:
@@ -166,7 +166,7 @@ class Ledger:
         with self.engine.begin() as c:
             row = c.execute(sa.select(sites).where(sites.c.id == site_id)).first()
             if row is None:
-                raise StoreError(f"no site {site_id}")
+                raise NotFound(f"no site {site_id}")
             values: dict[str, Any] = {"status": status}
             if status in ("sealed", "resealed"):
                 values["sealed_on"] = on_date

@@ -218,6 +218,14 @@ class StoreError(Exception):
     """A request the store refuses (unknown incident, a silence without a matcher, ...)."""
 
 
+class NotFound(StoreError):
+    """What a request names (an incident, a site, a tip-off ...) does not exist."""
+
+
+class Conflict(StoreError):
+    """What a request would create exists already."""
+
+
 def create_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -246,7 +254,7 @@ def advance(c, table: sa.Table, row_id: int, column: str, steps: dict[str, tuple
     before, after = steps[step]
     row = c.execute(sa.select(table).where(table.c.id == row_id)).first()
     if row is None:
-        raise StoreError(f"no {what} {row_id}")
+        raise NotFound(f"no {what} {row_id}")
     row = dict(row._mapping)
     if row[column] != before:
         raise StoreError(f"the {what} is {row[column]}; {step} needs it {before}")

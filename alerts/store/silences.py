@@ -8,7 +8,7 @@ import time
 
 import sqlalchemy as sa
 
-from alerts.store.schema import StoreError, silences, write_audit
+from alerts.store.schema import NotFound, StoreError, silences, write_audit
 
 
 class Silences:
@@ -39,7 +39,7 @@ class Silences:
         with self.engine.begin() as c:
             row = c.execute(sa.select(silences).where(silences.c.id == silence_id)).first()
             if row is None:
-                raise StoreError(f"no silence {silence_id}")
+                raise NotFound(f"no silence {silence_id}")
             if row.ends_at > now:
                 c.execute(silences.update().where(silences.c.id == silence_id).values(ends_at=max(now, row.starts_at)))
                 write_audit(c, None, ended_by, "silence_ended", {"silence_id": silence_id, "was_until": row.ends_at})

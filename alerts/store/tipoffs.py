@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from alerts.store.schema import StoreError, advance, sites, tipoffs, write_audit
+from alerts.store.schema import NotFound, StoreError, advance, sites, tipoffs, write_audit
 
 VERIFY = {"start_verifying": ("received", "verifying"), "verify": ("verifying", "verified"),
           "unfounded": ("verifying", "unfounded")}
@@ -107,5 +107,5 @@ class TipOffs:
     def _row(self, c, tip_id: int) -> dict:
         row = c.execute(sa.select(tipoffs).where(tipoffs.c.id == tip_id)).first()
         if row is None:
-            raise StoreError(f"no tip-off {tip_id}")
+            raise NotFound(f"no tip-off {tip_id}")
         return dict(row._mapping)

@@ -117,7 +117,7 @@ def test_two_sites_one_real_incident_ranked_first_and_replay_changes_nothing(kaf
 
         listed, acked, refused, unauthorized = asyncio.run(act())
         assert [i["id"] for i in listed] == [top["id"], weak["id"], weak2["id"]]
-        assert acked["state"] == "acknowledged" and refused == 409 and unauthorized == 401
+        assert acked["state"] == "acknowledged" and refused == 400 and unauthorized == 401  # no action "reopen"
         audit = store.incidents.get(top["id"])["audit"]
         assert audit[-1]["actor"] == "值班台 duty desk" and audit[-1]["action"] == "acknowledge"
         records = asyncio.run(read_all(kafka_bootstrap, cfg.topic("alerts"), expect=100, timeout=8))
