@@ -62,6 +62,11 @@ def api_error(status: int, message: str, **headers) -> web.HTTPException:
     return kind(text=json.dumps({"error": message}), content_type="application/json", headers=headers or None)
 
 
+def username_in(request: web.Request) -> str:
+    """The user a path names, as accounts store it (sign-in lower-cases the name too)."""
+    return request.match_info["username"].strip().lower()
+
+
 def refusal(exc: Exception) -> web.HTTPException:
     """The answer to a refused request: 404 when what it names does not exist, 409 when it
     conflicts with what is there (an existing user, an incident's state), else 400."""
@@ -270,18 +275,18 @@ class ConsoleApi:
         person = await self.person(request, "users")
         password = one_time_password()
         try:
-            await self.call(self.store.accounts.set_password, request.match_info["username"], password, person.name)
+            await self.call(self.store.accounts.set_password, username_in(request), password, person.name)
         except StoreError as exc:
             raise refusal(exc) from None
-        return web.json_response({"username": request.match_info["username"], "one_time_password": password})
+        return web.json_response({"username": username_in(request), "one_time_password": password})
 
     async def disable_user(self, request: web.Request) -> web.Response:
         person = await self.person(request, "users")
         try:
-            await self.call(self.store.accounts.disable, request.match_info["username"], person.name)
+            await self.call(self.store.accounts.disable, username_in(request), person.name)
         except StoreError as exc:
             raise refusal(exc) from None
-        return web.json_response({"disabled": request.match_info["username"]})
+        return web.json_response({"disabled": username_in(request)})
 
     # ------------------------------------------------------------------ live feed, files, page
 

@@ -57,8 +57,9 @@ class LedgerApi:
         sites, coverage = await self.call(self.store.ledger.sites), await self.call(
             self.store.patrols.coverage, time.time(), self.weekly_visits)
         by_site = {c["site_id"]: c for c in coverage}
-        return web.json_response({"sites": [{**s, **{k: by_site[s["id"]][k] for k in ("visits_7d", "required_7d",
-                                                                                      "overdue")}}
+        # (a site added between the two reads has no coverage yet)
+        unseen = {"visits_7d": 0, "required_7d": 0, "overdue": False}
+        return web.json_response({"sites": [{**s, **{k: by_site.get(s["id"], unseen)[k] for k in unseen}}
                                             for s in sites]})
 
     async def history(self, request: web.Request) -> web.Response:

@@ -54,6 +54,8 @@ def test_refusals_say_what_is_wrong_with_the_right_status(console_setup):
 
             assert (await status("/api/users", {"username": "ops", "role": "ops"}))[0] == 409
             assert (await status("/api/users/nobody/disable"))[0] == 404
+            assert await status("/api/users/OPS/disable") == (200, "")  # names are kept lower-case
+            assert store.accounts.get("ops")["disabled_at"] is not None
             assert (await status("/api/silences/xyz/end"))[0] == 404
 
     asyncio.run(run())
