@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 import time
 
 import pytest
@@ -29,7 +30,10 @@ def test_table_recovers_exact_state_after_restart(kafka_bootstrap, worker_env):
     assert state["M-0002"]["last_ts"] == base + 9 * 900
     detail = worker.get("/state/meters/M-0002")
     assert bin(detail["seen"]).count("1") == 10  # ten intervals remembered
-    assert sum(len(samples) for samples in detail["buckets"].values()) == 10  # and learnt
+    # Learnt once older than the learn delay (a theft found late is never learnt); the rest wait.
+    delay = cfg.thresholds.power.learn_delay_intervals
+    assert len(detail["pending"]) == delay and [p[0] for p in detail["pending"]] == [base + i * 900 for i in range(2, 10)]
+    assert sum(len(v) for k, v in detail["buckets"].items() if k.startswith("h")) == 10 - delay
     assert worker.stop() == 0
 
     restarted = start()  # memory store: everything it knows comes back from the changelog
@@ -42,14 +46,16 @@ def test_table_recovers_exact_state_after_restart(kafka_bootstrap, worker_env):
 
 
 def test_a_batch_message_writes_each_meters_state_once(kafka_bootstrap, worker_env):
-    """BatchedChangelogTable: twelve readings of three meters in one message leave one
-    meter-state record per meter in the changelog, and one record per baseline bucket
-    they touched, each holding the latest value."""
+    """BatchedChangelogTable: a message of readings of three meters leaves one meter-state
+    record per meter in the changelog, and one record per baseline bucket the readings
+    touched, each holding the latest value."""
     cfg, start = worker_env
     worker = start()
     base = (time.time() // 3600) * 3600 - 86400  # on the hour: four readings share an hour bucket
+    # Twelve intervals a meter: the four oldest are past the learn delay (8) and learnt.
+    per_meter = 4 + cfg.thresholds.power.learn_delay_intervals
     rows = [{"meter_id": m, "ts": base + i * 900, "energy_kwh": 1.0} for m in ("M-0001", "M-0002", "M-0003")
-            for i in range(1, 5)]
+            for i in range(1, per_meter + 1)]
     groups: dict[int, list] = {}
     for row in rows:
         groups.setdefault(partition_for(row["meter_id"], 2), []).append(row)
@@ -57,15 +63,20 @@ def test_a_batch_message_writes_each_meters_state_once(kafka_bootstrap, worker_e
         asyncio.run(produce(kafka_bootstrap, cfg.topic("meter-readings"),
                             [(items[0]["meter_id"].encode(), json.dumps({"v": 1, "source_id": "utility-test",
                                                                         "readings": items}).encode(), None)]))
-    wait_for(lambda: sum(v["count"] for v in worker.get("/feeds/meters").values()) == 12, 60, what="12 readings")
+    wait_for(lambda: sum(v["count"] for v in worker.get("/feeds/meters").values()) == len(rows), 60,
+             what=f"{len(rows)} readings")
+    held = {f"{m}/{bucket}": value for m in ("M-0001", "M-0002", "M-0003")
+            for bucket, value in worker.get(f"/state/meters/{m}")["buckets"].items()}
+    # Four learnt readings a meter: two hour buckets, and the first hour's mean in the long reference.
+    assert sum(len(v) for k, v in held.items() if "/h" in k) == 12 and len([k for k in held if "/h" in k]) == 6
     app_id = cfg.runtime.app.id
     # Asking for one record more than expected reads everything there is, until the timeout.
     states = asyncio.run(read_all(kafka_bootstrap, f"{app_id}-meter-state-changelog", 4, timeout=5))
-    buckets = asyncio.run(read_all(kafka_bootstrap, f"{app_id}-meter-baselines-changelog", 7, timeout=5))
+    buckets = asyncio.run(read_all(kafka_bootstrap, f"{app_id}-meter-baselines-changelog", len(held) + 1, timeout=5))
     assert sorted(json.loads(r.key) for r in states) == ["M-0001", "M-0002", "M-0003"]
     keys = [json.loads(r.key) for r in buckets]
-    assert len(keys) == len(set(keys)) == 6  # two hour buckets per meter, each written once
-    assert sum(len(v) for v in worker.get("/state/meters/M-0002")["buckets"].values()) == 4
+    assert len(keys) == len(set(keys))  # each bucket written once
+    assert {k: pickle.loads(r.value) for k, r in zip(keys, buckets)} == held  # holding the latest value
 
 
 def test_a_backlog_after_a_long_recovery_is_processed_whole(kafka_bootstrap, tmp_path):
