@@ -10,6 +10,12 @@ processed, and the offset commit stops at the gap for good. A restarted worker w
 state and a backlog hits it (tests/streams/test_worker.py::
 test_a_backlog_after_a_long_recovery_is_processed_whole). The fix keeps Faust's steps
 but clears the queues before the input partitions resume, never after.
+
+Topic creation asks only the first broker it knows (faust-streaming's
+``Transport._get_controller_node``, as in robinhood/faust#165). A worker started while that
+node is down dies declaring its topics with NodeNotReadyError, though two nodes of three
+are up (tests/cluster/test_faults.py, the worker added during the broker fault). The fix
+asks each known broker in turn and takes the controller from the first that answers.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from __future__ import annotations
 import asyncio
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.tables.recovery import Recovery
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 _PINNED = "0.15"  # the Faust minor version this was written against (pyproject pins it)
 
@@ -52,8 +60,28 @@ async def _on_recovery_completed(self: Recovery, generation_id: int = 0) -> None
     self.log.info("Worker ready")
 
 
+async def _get_controller_node(self, owner, client, timeout: int = 30000):
+    request = (faust_aiokafka.MetadataRequest_v1([]) if faust_aiokafka._AIOKAFKA_HAS_API_VERSION
+               else faust_aiokafka.MetadataRequest([]))
+    unreachable = []
+    for node_id in [broker.nodeId for broker in client.cluster.brokers()]:
+        if node_id is None:
+            raise faust_aiokafka.NotReady("Not connected to Kafka Broker")
+        try:
+            wait_result = await owner.wait(client.send(node_id, request), timeout=timeout)
+        except (KafkaError, OSError, asyncio.TimeoutError) as exc:  # that node is down: ask the next
+            unreachable.append(f"{node_id}: {exc!r}")
+            continue
+        if wait_result.stopped:
+            owner.log.info("Shutting down - skipping creation.")
+            return None
+        return wait_result.result.controller_id
+    raise RuntimeError(f"no Kafka broker answered for the controller ({'; '.join(unreachable) or 'none known'})")
+
+
 def apply() -> None:
     if not faust.__version__.startswith(_PINNED + "."):
         raise RuntimeError(f"streams.worker.faust_fixes was written for faust-streaming {_PINNED}.x, found "
                            f"{faust.__version__}: check whether faust-streaming/faust#596 is fixed, then update it")
     Recovery.on_recovery_completed = _on_recovery_completed
+    faust_aiokafka.Transport._get_controller_node = _get_controller_node
