@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -36,6 +37,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_block(count: int) -> int:
+    """The first of `count` consecutive ports on 127.0.0.1 that nothing listens on, below the
+    kernel's ephemeral range (32768-60999 here), so that no port the kernel hands out later
+    (another free_port(), a client connection's local port) can take one of them."""
+    rng = random.Random()
+    for _ in range(200):
+        first = rng.randrange(20000, 32700)
+        if all(_can_bind(first + i) for i in range(count)):
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports found between 20000 and 32700")
+
+
+def _can_bind(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def make_config_dir(target: Path, **runtime_overrides) -> Path:
     """Copy configs/ to target and apply overrides to shaftwatch.yaml (nested dicts merge)."""
     target.mkdir(parents=True, exist_ok=True)
@@ -61,7 +83,8 @@ def isolated_config(tmp_path: Path, name: str, partitions: int = 2, **extra) -> 
     overrides = {
         "data_dir": str(tmp_path / "data"),
         "app": {"id": unique, "worker_web_port": free_port(), "topics": {"prefix": f"{unique}.", "partitions": partitions}},
-        "http": {"port": free_port(), "feeder_ops_port": free_port()},
+        # The feeders and the supervisor serve on feeder_ops_port + 0..3.
+        "http": {"port": free_port(), "feeder_ops_port": free_port_block(4)},
     }
     _merge(overrides, extra)
     return make_config_dir(tmp_path / "configs", **overrides)

@@ -133,11 +133,10 @@ def test_run_heals_a_dead_local_broker(tmp_path):
     hanging, the supervisor starts the broker again (after its backoff, logged, counted),
     and the batch sent again then is acknowledged and processed; nothing acknowledged is lost."""
     kafka_port, controller_port = free_port(), free_port()
-    # The supervisor serves its /metrics three ports after the (here unused) feeders' first.
-    ops = next(p for p in iter(free_port, None) if not any(port_open("127.0.0.1", p + i) for i in range(4))
-               and not {p + 3} & {kafka_port, controller_port})
+    # The supervisor serves its /metrics three ports after the (here unused) feeders' first,
+    # a block that isolated_config keeps clear of every port the kernel hands out.
     config_dir = isolated_config(tmp_path, "heal", kafka={"bootstrap": None, "local": {
-        "port": kafka_port, "controller_port": controller_port}}, http={"feeder_ops_port": ops})
+        "port": kafka_port, "controller_port": controller_port}})
     (config_dir / "cameras.yaml").write_text("cameras: []\n")
     settings = yaml.safe_load((config_dir / "shaftwatch.yaml").read_text())
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "SHAFTWATCH_DATA_DIR")}
@@ -180,6 +179,7 @@ def test_run_heals_a_dead_local_broker(tmp_path):
         # Both batches processed, each reading counted once (nothing acknowledged lost).
         wait_for(lambda: (f := get_json(f"{worker_url}/feeds/meters")[1]) and len(f) == 40 and
                  all(v["count"] == 2 for v in f.values()), 90, what="both batches in every meter's state")
+        assert "supervisor metrics listening" in log_path.read_text(), log_path.read_text()[-3000:]
         restarts = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
         assert 'shaftwatch_child_restarts_total{child="kafka"} 1.0' in restarts
         assert '"child": "kafka"' in log_path.read_text() and "exited unexpectedly" in log_path.read_text()
