@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ConfigDict
 
-from detectors.geometry import bounding_box, point_in_polygon
+from detectors.geometry import bounding_box, metres_between, point_in_polygon
 from detectors.timeofday import LocalClock
 
 State = dict[str, Any]
@@ -206,16 +206,10 @@ def _position(visit: dict) -> dict:
     return {"lon": anchor[0], "lat": anchor[1]} if anchor else {}
 
 
-def _metres(a, b) -> float:
-    """Distance between two (lon, lat) points, equirectangular: exact enough within a zone."""
-    lat = math.radians((a[1] + b[1]) / 2)
-    return 6_371_000 * math.hypot(math.radians(b[0] - a[0]) * math.cos(lat), math.radians(b[1] - a[1]))
-
-
 def _moving(anchor, since: float, ping: Ping, rules: FenceRules) -> bool:
     """Has the device left the spot where its stay began: further than the stay radius, or
     further than its fixes' accuracy plus a slow walk (stay_max_speed_mps) would take it."""
-    distance = _metres(anchor, (ping.lon, ping.lat))
+    distance = metres_between(anchor, (ping.lon, ping.lat))
     allowance = max(ping.accuracy_m or 0.0, rules.stay_jitter_m) + rules.stay_max_speed_mps * (ping.ts - since)
     return distance > rules.stay_radius_m or distance > allowance
 
