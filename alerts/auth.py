@@ -52,6 +52,12 @@ def password_matches(stored_hash: str, password: str) -> bool:
         return False
 
 
+def tokens_in(setting: str | None) -> list[str]:
+    """The tokens one setting holds: usually one; while a token is rotated, the new and the
+    old one separated by a comma, both valid until the old one is taken out."""
+    return [token.strip() for token in (setting or "").split(",") if token.strip()]
+
+
 def bearer_holder(authorization: str, holders: Mapping[str, Holder]) -> Holder | None:
     """Who holds the token an Authorization header offers (``holders``: token -> holder),
     or None. Every token is compared in constant time, so timing tells nothing."""

@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from alerts.auth import ROLES, Person, bearer_holder
+from alerts.auth import ROLES, Person, bearer_holder, tokens_in
 from alerts.console.live import HEARTBEAT_S, LiveFeed
 from alerts.fusion import SEVERITIES
 from alerts.lifecycle import LifecycleConflict, LifecycleError
@@ -352,8 +352,8 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 
 def client_tokens(clients, environ) -> dict[str, Person]:
     """Machine clients from the config (name, role, the variable holding the token) whose
-    token is set in ``environ``."""
-    return {environ[c.token_env]: Person(c.name, c.role) for c in clients if environ.get(c.token_env)}
+    token is set in ``environ``; a variable may hold two while the token is rotated."""
+    return {token: Person(c.name, c.role) for c in clients for token in tokens_in(environ.get(c.token_env))}
 
 
 def add_api_routes(app: web.Application, api: ConsoleApi) -> None:

@@ -305,6 +305,7 @@ def cmd_fences_publish(args) -> int:
     """Create, renew and delete the carriers' CAMARA geofencing subscriptions for the clear
     numbers on stdin (never stored: the store keeps subscription id -> pseudonym)."""
     cfg = _config_or_exit(args)
+    from alerts.auth import tokens_in
     from alerts.store import AlertStore
     from streams.edge.fence_publisher import FencePublisher
     from streams.edge.pseudonyms import load_key
@@ -318,7 +319,9 @@ def cmd_fences_publish(args) -> int:
     publisher = FencePublisher(
         cfg.fences, store.fence_subscriptions, load_key(cfg.runtime.pseudonym_key_env, create=False),
         api_tokens={e.carrier: os.environ.get(e.token_env, "") for e in cfg.fences.camara.endpoints},
-        sink_tokens={e.carrier: os.environ.get(sources[e.carrier].token_env, "") for e in cfg.fences.camara.endpoints})
+        # While our ingest token is rotated (new,old), carriers are given the new one.
+        sink_tokens={e.carrier: next(iter(tokens_in(os.environ.get(sources[e.carrier].token_env))), "")
+                     for e in cfg.fences.camara.endpoints})
     report = asyncio.run(publisher.publish(sys.stdin.read().splitlines()))
     print(report.text())
     return 0 if report.ok else 1

@@ -11,7 +11,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from alerts.auth import bearer_holder
+from alerts.auth import bearer_holder, tokens_in
 from streams.config import IngestSource, ShaftWatchConfig
 from streams.contract.decoding import decode, encode, encode_batch
 from streams.contract.partitioning import partition_for
@@ -71,10 +71,10 @@ class IngestService:
         self.sink = sink
         self.tokens: dict[str, IngestSource] = {}
         for source in cfg.runtime.ingest.sources:
-            token = os.environ.get(source.token_env)
-            if token:
+            tokens = tokens_in(os.environ.get(source.token_env))
+            for token in tokens:  # two while the token is rotated: the new one and the old one
                 self.tokens[token] = source
-            else:
+            if not tokens:
                 log.warning("ingest source has no token; it cannot push", extra=ids(
                     source_id=source.id, token_env=source.token_env))
         self.known_meters = {m.id for m in cfg.meters.meters}

@@ -50,6 +50,18 @@ def test_tokens_are_required_and_scoped(ingest):
     assert status == 403 and "may push fences" in answer["error"]
 
 
+def test_a_rotated_token_and_its_predecessor_are_valid_together(ingest, monkeypatch):
+    """Rotation: the variable holds "new,old" until every client has the new token."""
+    cfg, _ = ingest
+    monkeypatch.setenv("SHAFTWATCH_TOKEN_UTILITY", f"utility-token-2026-12, {TOKEN}")
+    body = json.dumps([{"meter_id": "M-0001", "ts": T0, "power_kw": 0.0}])
+    assert asyncio.run(post(cfg, "/ingest/meter-readings", body, token="utility-token-2026-12"))[0] == 200
+    assert asyncio.run(post(cfg, "/ingest/meter-readings", body, token=TOKEN))[0] == 200
+    monkeypatch.setenv("SHAFTWATCH_TOKEN_UTILITY", "utility-token-2026-12")  # the old one taken out
+    assert asyncio.run(post(cfg, "/ingest/meter-readings", body, token=TOKEN))[0] == 401
+    assert asyncio.run(post(cfg, "/ingest/meter-readings", body, token="utility-token-2026-12,"))[0] == 401
+
+
 def test_rows_are_validated_one_by_one(ingest, kafka_bootstrap):
     cfg, _ = ingest
     rows = [
