@@ -16,8 +16,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 import aiohttp
+from prometheus_client import Counter
 
 log = logging.getLogger("shaftwatch.notifier")
+# Failed deliveries are what ops must hear about: deploy/prometheus/alerts.yml NotifierFailing.
+NOTIFICATIONS_TOTAL = Counter("shaftwatch_notifications_total", "Notifications by channel and result "
+                              "(sent, failed, silenced, skipped: already delivered)", ["channel", "result"])
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class Notifier:
             await self.store_call(self.deliveries.record, incident["id"], kind, channel.name, status,
                                   attempts, response)
             results[channel.name] = status
+        for channel, result in results.items():
+            NOTIFICATIONS_TOTAL.labels(channel=channel, result=result).inc()
         return results
 
     async def _deliver(self, channel: Channel, message: dict[str, Any]) -> tuple[str, int, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from alerts.fusion import FusionRules
 from alerts.notifier import Channel, Notifier
@@ -61,10 +62,16 @@ def test_retries_until_delivered_then_never_again(tmp_path):
     assert [(n["status"], n["attempts"]) for n in log] == [("sent", 3)]
 
 
+def failed_count() -> float:
+    return REGISTRY.get_sample_value("shaftwatch_notifications_total", {"channel": "webhook", "result": "failed"}) or 0
+
+
 def test_gives_up_and_records_the_failure(tmp_path):
+    before = failed_count()
     received, first, second, log, _ = asyncio.run(run_scenario(tmp_path, fail_first=100))
     assert first == {"webhook": "failed"} and len(received) == 8  # 4 attempts, then 4 more on the next call
     assert log[0]["status"] == "failed" and "HTTP 503" in log[0]["response"]
+    assert failed_count() - before == 2  # counted for ops' NotifierFailing alert, once per call
 
 
 def test_client_errors_are_not_retried(tmp_path):
