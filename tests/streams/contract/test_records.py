@@ -105,6 +105,22 @@ def test_frame_headers():
         check_jpeg(b"GIF89a")
 
 
+def test_a_jpeg_that_claims_a_huge_picture_is_refused_before_any_decode():
+    """A few hundred bytes can say 20000 x 20000: the decoder would fill 1.2 GB in."""
+    import struct
+
+    import cv2
+    import numpy as np
+    small = bytearray(cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))[1].tobytes())
+    check_jpeg(bytes(small))
+    sof = small.find(b"\xff\xc0")
+    small[sof + 5:sof + 9] = struct.pack(">HH", 20000, 20000)
+    with pytest.raises(RecordError, match="20000x20000 pixels: larger than 8K"):
+        check_jpeg(bytes(small))
+    with pytest.raises(RecordError, match="no frame header"):
+        check_jpeg(b"\xff\xd8\xff\xda\x00\x08" + bytes(20))
+
+
 def test_json_schema_describes_the_contract():
     schema = json_schema(MeterReading)
     assert schema["required"] == ["v", "source_id", "meter_id", "ts"]
