@@ -106,7 +106,14 @@ def _load_section(directory: Path, filename: str, model: type[Section]) -> tuple
     shown = str(path)
     if not path.exists():
         return None, [ConfigProblem(shown, None, "", "file is missing")]
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:  # saved as UTF-16 or GBK by an editor, say
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        return None, [ConfigProblem(shown, line, "", f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                                                     f"offset {exc.start}): save the file as UTF-8")]
+    except OSError as exc:
+        return None, [ConfigProblem(shown, None, "", f"cannot be read: {exc.strerror or exc}")]
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)

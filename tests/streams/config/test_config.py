@@ -76,6 +76,17 @@ def test_invalid_yaml_and_missing_file(tmp_path):
     assert f"{d / 'thresholds.yaml'}: (top level): file is missing" in problems
 
 
+def test_a_file_not_saved_as_utf8_is_named(tmp_path):
+    """An editor saved sites.yaml as GBK (found by tests/streams/config/test_config_fuzz.py as
+    UTF-16: it raised UnicodeDecodeError)."""
+    d = make_config_dir(tmp_path)
+    text = (d / "sites.yaml").read_text(encoding="utf-8")
+    (d / "sites.yaml").write_bytes(text.encode("gbk"))
+    [problem] = _problems(d)
+    line = text.encode("utf-8")[:next(i for i, c in enumerate(text) if ord(c) > 127)].count(b"\n") + 1
+    assert problem.startswith(f"{d / 'sites.yaml'}:{line}: (top level): not UTF-8 text") and "save the file as UTF-8" in problem
+
+
 def test_polygon_outside_frame_is_refused(tmp_path):
     d = make_config_dir(tmp_path)
     text = (d / "cameras.yaml").read_text().replace("[0.95, 0.30]", "[1.95, 0.30]", 1)
