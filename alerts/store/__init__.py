@@ -20,6 +20,8 @@ thread, never on the event loop.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 from pathlib import Path
 
 from alerts.store.accounts import Accounts
@@ -53,15 +55,34 @@ class AlertStore:
         self.fence_subscriptions = FenceSubscriptions(self.engine)
 
     def migrate(self) -> None:
-        """Create or upgrade the schema to the newest migration (idempotent)."""
+        """Create or upgrade the schema to the newest migration (idempotent). Several
+        processes may start at once on a new store (two workers and the server): one
+        migrates, the others wait for it and then find the schema current."""
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as connection:
+        with self._migration_lock(), self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":  # held until this transaction ends
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7238001)")
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, "head")
+
+    @contextlib.contextmanager
+    def _migration_lock(self):
+        """For a SQLite file, an exclusive lock on a file beside it (SQLite's own locks do not
+        cover Alembic's check-then-create); PostgreSQL locks inside the transaction."""
+        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 __all__ = ["AlertStore", "Conflict", "NotFound", "StoreError", "published"]
