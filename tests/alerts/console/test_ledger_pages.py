@@ -130,7 +130,9 @@ def test_visits_tipoffs_and_reports_in_a_real_browser(console_setup, kafka_boots
                 await expect(tip).to_contain_text("核查中")
                 await tip.locator("input").fill("发现发电机 a generator found")
                 await tip.locator("button[data-step=verify]").click()
-                await expect(tip).to_contain_text("属实")
+                # The state shown, not the button that says it ("核实属实"): the list came back.
+                await expect(tip.locator("button[data-step=verify]")).to_have_count(0)
+                await expect(tip).to_contain_text("· 属实 ·")
                 await ops.click("nav button[data-view=tipoffs]")
                 tip = ops.locator("#tipoffs li").first
                 await expect(tip).to_contain_text("13900001111")  # ops may call the reporter back
