@@ -153,16 +153,9 @@ def county_night(cluster, tmp_path: Path, name: str, t0: float, faults: bool) ->
             worker.wait_ready()
         # The utility's day of history and the theft's first half hour; the carrier's and the
         # camera's feeds (partners writing to Kafka themselves).
-        night.send("meter-readings", night.meters(t0 - 86400, t0 - INTERVAL))
-        night.send("meter-readings", night.meters(t0, t0 + INTERVAL))
-        night.send("fence-pings", night.pings(t0, t0 + 600))
-        night.send("frames", night.frames(t0, 1))
+        night.send_first_half_hour()
         store = AlertStore(cfg.store_url)
-
-        def critical():
-            rows = [i for i in all_incidents(store) if i["site_id"] == "S01"]
-            return rows and rows[0]["severity"] == "critical" and len(rows[0]["draft"]["strongest"]) == 3
-        wait_for(critical, 180, what=f"{name}: a critical S01 incident with camera, power and fence evidence")
+        TheftNight.wait_critical(store, 180, what=f"{name}: ")
 
         signals = cfg.topic("signals")
         partition = partition_for("S01", 4)

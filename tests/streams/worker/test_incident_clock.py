@@ -94,6 +94,21 @@ class TheftNight:
     def send(self, topic: str, records) -> None:
         asyncio.run(produce(self.bootstrap, self.cfg.topic(topic), list(records)))
 
+    def send_first_half_hour(self) -> None:
+        """A day of every meter's history, then the theft's first half hour on every feed."""
+        self.send("meter-readings", self.meters(self.t0 - 86400, self.t0 - INTERVAL))
+        self.send("meter-readings", self.meters(self.t0, self.t0 + INTERVAL))
+        self.send("fence-pings", self.pings(self.t0, self.t0 + 600))
+        self.send("frames", self.frames(self.t0, 1))
+
+    @staticmethod
+    def wait_critical(store: AlertStore, timeout: float, what: str = "") -> list[dict]:
+        """S01's incidents once the newest is critical with camera, power and fence evidence."""
+        def critical():
+            rows = [i for i in all_incidents(store) if i["site_id"] == "S01"]
+            return rows and rows[0]["severity"] == "critical" and len(rows[0]["draft"]["strongest"]) == 3 and rows
+        return wait_for(critical, timeout, what=f"{what}a critical S01 incident with camera, power and fence evidence")
+
 
 def signals_on_kafka(cfg, bootstrap: str) -> list[Signal]:
     # Asking for more than there can be reads everything there is, until the timeout.
@@ -157,17 +172,9 @@ def test_a_theft_stays_one_open_critical_incident_through_worker_faults(kafka_bo
             start()
         for worker in workers:
             worker.wait_ready()
-        # A day of every meter's history, then the theft's first half hour.
-        night.send("meter-readings", night.meters(t0 - 86400, t0 - INTERVAL))
-        night.send("meter-readings", night.meters(t0, t0 + INTERVAL))
-        night.send("fence-pings", night.pings(t0, t0 + 600))
-        night.send("frames", night.frames(t0, 1))
+        night.send_first_half_hour()
         store = AlertStore(cfg.store_url)
-
-        def critical():
-            rows = [i for i in all_incidents(store) if i["site_id"] == "S01"]
-            return rows and rows[0]["severity"] == "critical" and len(rows[0]["draft"]["strongest"]) == 3 and rows
-        wait_for(critical, 120, what="a critical S01 incident with camera, power and fence evidence")
+        TheftNight.wait_critical(store, 120)
 
         if fault.startswith("kill"):
             holder = holder_of(workers, cfg.topic("signals"), partition_for("S01", 4))
