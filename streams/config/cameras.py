@@ -66,7 +66,18 @@ class Camera(Section):
     masks: list[Mask] = []
 
 
+class GatewaySettings(Section):
+    """The camera gateway's buffer on local disk for when it cannot reach Kafka (a dropped
+    mountain link): per camera, at most ``spool_max_mb`` and ``spool_max_age_s``, oldest
+    dropped first. ``spool_max_mb: 0`` keeps nothing (frames skipped while Kafka is away)."""
+
+    spool_dir: str = Field("spool", description="relative to the data dir, or absolute")
+    spool_max_mb: float = Field(512.0, ge=0)
+    spool_max_age_s: float = Field(3600.0, gt=0)
+
+
 class CamerasFile(Section):
+    gateway: GatewaySettings = GatewaySettings()
     cameras: list[Camera]
 
     @model_validator(mode="after")

@@ -177,6 +177,7 @@ def cmd_gateway(args) -> int:
     setup_logging(cfg.runtime.log_level)
     from streams.contract.topics import FRAMES
     from streams.edge.camera_gateway import CameraStream, open_reader, run_gateway
+    from streams.edge.frame_spool import FrameSpool
 
     wanted = set(args.camera or [c.id for c in cfg.cameras.cameras if not c.source.startswith("demo:")])
     unknown = wanted - {c.id for c in cfg.cameras.cameras}
@@ -188,8 +189,16 @@ def cmd_gateway(args) -> int:
         print("shaftwatch: no camera to serve (demo: cameras are played by `shaftwatch demo cameras`)",
               file=sys.stderr)
         return 2
-    streams = [CameraStream(c, (lambda c=c: open_reader(c.source, c.fps)), topic=cfg.topic(FRAMES.name))
-               for c in cameras]
+    settings = cfg.cameras.gateway
+    spool_dir = cfg.data_dir / settings.spool_dir  # an absolute spool_dir stays as it is
+
+    def spool_for(c):
+        if settings.spool_max_mb <= 0:
+            return None
+        return FrameSpool(spool_dir, c.id, c.site_id, int(settings.spool_max_mb * 1_000_000), settings.spool_max_age_s)
+
+    streams = [CameraStream(c, (lambda c=c: open_reader(c.source, c.fps)), topic=cfg.topic(FRAMES.name),
+                            spool=spool_for(c)) for c in cameras]
 
     async def main() -> None:
         stop = asyncio.Event()
