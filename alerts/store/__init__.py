@@ -54,25 +54,37 @@ class AlertStore:
         self.tipoffs = TipOffs(self.engine)
         self.fence_subscriptions = FenceSubscriptions(self.engine)
 
-    def migrate(self) -> None:
-        """Create or upgrade the schema to the newest migration (idempotent). Several
-        processes may start at once on a new store (two workers and the server): one
-        migrates, the others wait for it and then find the schema current."""
+    def migrate(self, ledger: list[dict] | None = None) -> None:
+        """Create or upgrade the schema to the newest migration (idempotent) and, given the
+        ``ledger`` of configs/sites.yaml, bring the shaft ledger in line with it
+        (``Ledger.sync``). Several processes may start at once on a new store (two workers
+        and the server): they do this one at a time, so each finds what the one before it
+        did instead of creating the same tables or sites again."""
         from alembic import command
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self._migration_lock(), self.engine.begin() as connection:
-            if self.engine.dialect.name == "postgresql":  # held until this transaction ends
-                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7238001)")
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+        with self._startup_lock():
+            with self.engine.begin() as connection:
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, "head")
+            if ledger is not None:
+                self.ledger.sync(ledger)
 
     @contextlib.contextmanager
-    def _migration_lock(self):
-        """For a SQLite file, an exclusive lock on a file beside it (SQLite's own locks do not
-        cover Alembic's check-then-create); PostgreSQL locks inside the transaction."""
+    def _startup_lock(self):
+        """One process at a time: an advisory lock on PostgreSQL; for a SQLite file an
+        exclusive lock on a file beside it (SQLite's own locks do not cover a
+        check-then-create that spans statements)."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT pg_advisory_lock(7238001)")
+                try:
+                    yield
+                finally:
+                    connection.exec_driver_sql("SELECT pg_advisory_unlock(7238001)")
+            return
         database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
         if not database or database == ":memory:":
             yield

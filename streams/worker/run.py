@@ -14,9 +14,7 @@ def prepare_store(config) -> None:
     """Schema up to date and the shaft ledger in sync with configs/, before any signal."""
     from alerts.store import AlertStore
 
-    store = AlertStore(config.store_url)
-    store.migrate()
-    store.ledger.sync(ledger_rows(config))
+    AlertStore(config.store_url).migrate(ledger_rows(config))
 
 
 def ledger_rows(config) -> list[dict]:

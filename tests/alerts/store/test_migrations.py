@@ -1,6 +1,8 @@
 """Several processes starting at once on a new store (two workers and the server of `make
-run`) each migrate it: one creates the schema, the others wait and find it current. A CI
-run saw the second worker die with "table sites already exists"."""
+run`) each migrate it and sync the ledger from configs/: one creates the schema and the
+sites, the others wait and find them there. A CI run saw the second worker die with
+"table sites already exists", the scaling bench a third with "UNIQUE constraint failed:
+sites.id"."""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ import sqlalchemy as sa
 from alerts.store import AlertStore
 from tests.helpers import REPO
 
-MIGRATE = "import sys; from alerts.store import AlertStore; AlertStore(sys.argv[1]).migrate()"
+SITE = {"id": "S01", "name": "one", "township": "t", "lon": 110.0, "lat": 34.0, "status": "sealed",
+        "sealed_on": "2023-05-12", "responsible": "王建国", "unit": ""}
+MIGRATE = f"import sys; from alerts.store import AlertStore; AlertStore(sys.argv[1]).migrate([{SITE!r}])"
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -31,4 +35,7 @@ def test_processes_migrating_a_new_store_at_once_all_succeed(kind, tmp_path, req
     store = AlertStore(url)
     with store.engine.connect() as c:
         assert c.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar() == 1
-    store.migrate()  # and once more: nothing to do
+    assert [s["id"] for s in store.ledger.sites()] == ["S01"]
+    assert [e["kind"] for e in store.ledger.history("S01")].count("registered") == 1
+    store.migrate([SITE])  # and once more: nothing to do
+    assert [e["kind"] for e in store.ledger.history("S01")].count("registered") == 1
