@@ -13,7 +13,7 @@ export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/$(DATA_DIR)/ultralytics
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup kafka postgres chromium fonts vtest promtool run test test-fast bench-data bench-power bench-fence bench-fusion bench-vision bench soak config-check schemas clean
+.PHONY: help setup kafka postgres chromium fonts vtest promtool run test test-fast bench-data bench-power bench-fence bench-fusion bench-vision bench-scaling bench soak config-check schemas clean
 
 help:
 	@echo "make run     the whole system on this machine (local Kafka, worker, server, demo feeds)"
@@ -23,7 +23,8 @@ help:
 	@echo "make bench-fence   fence rules on real GPS tracks and generated residents, pings/s (rules alone, agent)"
 	@echo "make bench-fusion  fusion: signals/s and signal -> store p50/p99"
 	@echo "make bench-vision  cameras: frames/s gated vs ungated, per-stage ms, recall on small people, capture->signal p50/p99"
-	@echo "make bench         every benchmark above"
+	@echo "make bench-scaling power and fence through 1, 2 and 3 workers on a local three-node cluster"
+	@echo "make bench         every benchmark above but bench-scaling"
 	@echo "make soak          bounded soak run of the demo county (SOAK_S=600): RSS, lag, p99 at start and end"
 	@echo "make config-check | schemas | clean"
 
@@ -113,6 +114,11 @@ bench-fusion: setup
 
 bench-vision: setup vtest
 	$(BIN)/python -m tests.bench.bench_vision $(BENCH_ARGS)
+
+# Power and fence through 1, 2 and 3 workers on a local three-node cluster (not in `make bench`:
+# it takes about 15 minutes, --quick about 6).
+bench-scaling: setup
+	$(BIN)/python -m tests.bench.bench_scaling $(BENCH_ARGS)
 
 bench: bench-vision bench-power bench-fence bench-fusion
 
