@@ -116,7 +116,7 @@ bench-vision: setup vtest
 	$(BIN)/python -m tests.bench.bench_vision $(BENCH_ARGS)
 
 # Power and fence through 1, 2 and 3 workers on a local three-node cluster (not in `make bench`:
-# it takes about 20 minutes, --quick about 8).
+# it takes about 10 minutes, --quick about 5).
 bench-scaling: setup
 	$(BIN)/python -m tests.bench.bench_scaling $(BENCH_ARGS)
 
