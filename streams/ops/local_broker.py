@@ -113,7 +113,24 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-class LocalKafkaBroker:
+class _RunningWhileUsed:
+    """``with broker:`` / ``with cluster:`` — started and ready inside, stopped after (also
+    when the start fails half-way)."""
+
+    def __enter__(self):
+        try:
+            self.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LocalKafkaBroker(_RunningWhileUsed):
     """Start, wait for and stop one KRaft broker+controller process, by its PID.
 
     Alone (the defaults) it is a cluster of one. As node ``node_id`` of a
@@ -259,17 +276,6 @@ class LocalKafkaBroker:
         self.proc = None
         (self.data_dir / "broker.pid").unlink(missing_ok=True)
 
-    def __enter__(self) -> LocalKafkaBroker:
-        self.start()
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def new_cluster_id() -> str:
@@ -283,7 +289,7 @@ def node_ports(settings: LocalBrokerSettings, nodes: int) -> list[tuple[int, int
     return [(settings.port + i * step, settings.controller_port + i * step) for i in range(nodes)]
 
 
-class LocalKafkaCluster:
+class LocalKafkaCluster(_RunningWhileUsed):
     """Several KRaft nodes from the same jars on loopback ports: each is a broker and a
     controller voter; topics are replicated ``min(3, nodes)`` times and a write needs two
     in-sync copies. The nodes are stopped, killed and restarted one by one (by PID) for the
@@ -376,17 +382,6 @@ class LocalKafkaCluster:
             wait_or_kill(node.proc, deadline)
             node._stopped()
 
-    def __enter__(self) -> LocalKafkaCluster:
-        try:
-            self.start()
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 async def cluster_size(bootstrap: str) -> int:
