@@ -30,21 +30,26 @@ PEOPLE = SHARED / "data" / "intel_sample_videos" / "one-by-one-person-detection.
 CARS = SHARED / "data" / "intel_sample_videos" / "car-detection.mp4"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on now (see free_port_block)."""
+    return free_port_block(1)
 
 
 def free_port_block(count: int) -> int:
     """The first of `count` consecutive ports on 127.0.0.1 that nothing listens on, below the
     kernel's ephemeral range (32768-60999 here), so that no port the kernel hands out later
-    (another free_port(), a client connection's local port) can take one of them."""
+    (a client connection's local port) can take one before its server binds it; none is
+    handed out twice in a run. (Ports from bind(0) were taken that way: a worker's web
+    port refused every request in a CI run, the supervisor's /metrics in another.)"""
     rng = random.Random()
-    for _ in range(200):
+    for _ in range(500):
         first = rng.randrange(20000, 32700)
-        if all(_can_bind(first + i) for i in range(count)):
+        block = set(range(first, first + count))
+        if not block & _HANDED_OUT and all(_can_bind(p) for p in block):
+            _HANDED_OUT.update(block)
             return first
     raise RuntimeError(f"no {count} consecutive free ports found between 20000 and 32700")
 

@@ -15,12 +15,18 @@ Topic creation asks only the first broker it knows (faust-streaming's
 ``Transport._get_controller_node``, as in robinhood/faust#165). A worker started while that
 node is down dies declaring its topics with NodeNotReadyError, though two nodes of three
 are up (tests/cluster/test_faults.py, the worker added during the broker fault). The fix
-asks each known broker in turn and takes the controller from the first that answers.
+asks each known broker in turn and takes the controller from the first that answers; and
+since a live broker may still name the dead node as controller for a few seconds (until
+its session times out), a retriable Kafka error while declaring a topic is retried with
+fresh metadata for up to a minute, as ``kafka.admin.ensure_topics`` does, instead of
+ending the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 
 import faust
 from aiokafka.errors import KafkaError
@@ -79,9 +85,30 @@ async def _get_controller_node(self, owner, client, timeout: int = 30000):
     raise RuntimeError(f"no Kafka broker answered for the controller ({'; '.join(unreachable) or 'none known'})")
 
 
+_faust_create_topic = faust_aiokafka.Transport._create_topic
+CREATE_TOPIC_RETRY_S = 60.0
+
+
+async def _create_topic(self, owner, client, topic: str, partitions: int, replication: int, **kwargs) -> None:
+    deadline = time.monotonic() + CREATE_TOPIC_RETRY_S
+    delay = 0.5
+    while True:
+        try:
+            return await _faust_create_topic(self, owner, client, topic, partitions, replication, **kwargs)
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() + delay > deadline or owner.should_stop:
+                raise
+            owner.log.warning(f"Declaring topic {topic!r} failed ({exc!r}); retrying in {delay:.1f} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+        with contextlib.suppress(KafkaError):
+            await client.force_metadata_update()
+
+
 def apply() -> None:
     if not faust.__version__.startswith(_PINNED + "."):
         raise RuntimeError(f"streams.worker.faust_fixes was written for faust-streaming {_PINNED}.x, found "
                            f"{faust.__version__}: check whether faust-streaming/faust#596 is fixed, then update it")
     Recovery.on_recovery_completed = _on_recovery_completed
     faust_aiokafka.Transport._get_controller_node = _get_controller_node
+    faust_aiokafka.Transport._create_topic = _create_topic

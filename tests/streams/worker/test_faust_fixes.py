@@ -48,3 +48,42 @@ def test_the_controller_is_asked_of_the_next_broker_when_the_first_is_down():
 def test_no_broker_answering_is_an_error_that_names_them():
     with pytest.raises(RuntimeError, match=r"no Kafka broker answered.*1: .*NodeNotReadyError.*3: "):
         ask(StandInClient(down={1, 2, 3}))
+
+
+def test_a_topic_declared_while_a_node_is_still_named_is_tried_again(monkeypatch):
+    """A live broker may name the dead node as controller until its session times out: the
+    declaration fails with a retriable error, and is tried again on fresh metadata."""
+    calls = []
+
+    async def flaky_create_topic(self, owner, client, topic, partitions, replication, **kwargs):
+        calls.append(topic)
+        if len(calls) < 3:
+            raise NodeNotReadyError("Attempt to send a request to node which is not ready (node id 1).")
+
+    class Refreshing(StandInClient):
+        refreshed = 0
+
+        async def force_metadata_update(self):
+            Refreshing.refreshed += 1
+            return True
+
+    monkeypatch.setattr(faust_fixes, "_faust_create_topic", flaky_create_topic)
+
+    async def main():
+        await faust_fixes._create_topic(None, mode.Service(), Refreshing(down=set()), "t", 1, 3)
+    asyncio.run(main())
+    assert calls == ["t", "t", "t"] and Refreshing.refreshed == 2
+
+
+def test_a_lasting_failure_to_declare_still_ends_in_its_error(monkeypatch):
+    async def never(self, owner, client, topic, partitions, replication, **kwargs):
+        raise NodeNotReadyError("node 1 down")
+
+    class Refreshing(StandInClient):
+        async def force_metadata_update(self):
+            return True
+
+    monkeypatch.setattr(faust_fixes, "_faust_create_topic", never)
+    monkeypatch.setattr(faust_fixes, "CREATE_TOPIC_RETRY_S", 1.0)
+    with pytest.raises(NodeNotReadyError):
+        asyncio.run(faust_fixes._create_topic(None, mode.Service(), Refreshing(down=set()), "t", 1, 3))
