@@ -49,22 +49,38 @@ async def health(web, request):
 
 
 async def update_consumer_lag() -> None:
-    """Lag of every partition this worker holds, as of this scrape: the partition's end offset
-    (its high watermark, as last fetched) minus the offset this worker last committed there
-    (before its first commit: its read position)."""
+    """Lag of every partition this worker holds, as of this scrape, as Kafka's own tools count
+    it: the partition's end offset (its high watermark, as last fetched) minus the group's
+    committed offset there, the one this worker last committed or found committed when it
+    was assigned the partition; with none committed yet, the partition's first offset (a new
+    group reads from the earliest). Not the read position: the consumer fetches far ahead of
+    what the agents have processed, so that would show a buffered backlog as 0."""
     CONSUMER_LAG.clear()
-    committed = app.monitor.tp_committed_offsets or {}
+    # Faust's own record of committed offsets (its Consumer keeps no public accessor).
+    committed = getattr(app.consumer, "_committed_offset", {})
     for tp in app.assignor.assigned_actives():
+        end = app.consumer.highwater(tp)
+        if end is None or end < 0:
+            continue  # nothing fetched from it yet
+        done = committed.get(tp)
+        if done is None:
+            done = 0 if end == 0 else await _log_start(tp)
+        if done is not None:
+            CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, end - done))
+
+
+_LOG_START: dict = {}  # partition -> its first offset, asked once
+
+
+async def _log_start(tp) -> int | None:
+    """A partition's first offset, asked of Kafka once (and not at all when it cannot answer
+    in a second: the scrape must not wait on the broker)."""
+    if tp not in _LOG_START:
         try:
-            end = app.consumer.highwater(tp)
-            done = committed.get(tp)
-            if done is None:
-                done = await app.consumer.position(tp)
-        except Exception:  # noqa: BLE001 - nothing fetched from it yet
-            continue
-        if end is None or done is None or end < 0:
-            continue
-        CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(max(0, end - done))
+            _LOG_START[tp] = (await asyncio.wait_for(app.consumer.earliest_offsets(tp), 1.0))[tp]
+        except Exception:  # noqa: BLE001 - asked again at the next scrape
+            return None
+    return _LOG_START[tp]
 
 
 @app.page("/metrics")
