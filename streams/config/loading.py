@@ -68,6 +68,22 @@ class ShaftWatchConfig(Section):
         return self.runtime.app.topics.prefix + name
 
     @property
+    def kafka_security(self):
+        """How clients reach the cluster (streams.kafka.security.KafkaSecurity), the password
+        read from the environment; a missing one is a ConfigError."""
+        from streams.kafka.security import KafkaSecurity
+
+        settings = self.runtime.kafka.security
+        if settings.protocol != "PLAINTEXT" and self.kafka_bootstrap is None:
+            raise ConfigError([ConfigProblem(str(Path(self.config_dir) / "shaftwatch.yaml"), None,
+                                             "kafka.security.protocol",
+                                             f"{settings.protocol} needs a cluster (kafka.bootstrap or KAFKA_BOOTSTRAP): "
+                                             "the local broker listens in plaintext on loopback only")])
+        if settings.ca_file:
+            settings = settings.model_copy(update={"ca_file": str(_resolve(settings.ca_file))})
+        return KafkaSecurity.from_settings(settings, str(Path(self.config_dir) / "shaftwatch.yaml"))
+
+    @property
     def bootstrap_servers(self) -> str:
         """The cluster to use: KAFKA_BOOTSTRAP or the config, else the local broker's address."""
         local = self.runtime.kafka.local

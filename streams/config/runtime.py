@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from streams.config.base import Section
 
@@ -23,9 +23,32 @@ class LocalBrokerSettings(Section):
     start_timeout_s: float = Field(90.0, gt=0)
 
 
+class KafkaSecuritySettings(Section):
+    """How every client (workers, server, gateways, feeders, admin) reaches the cluster.
+    PLAINTEXT only on a trusted network, such as the local broker on loopback; a county
+    cluster on a network others share: SASL_SSL, a SCRAM user over TLS."""
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    username: str | None = Field(None, min_length=1, max_length=255)
+    # The password is a secret: read from the environment variable named here.
+    password_env: str = Field("KAFKA_SASL_PASSWORD", pattern=r"^[A-Z_][A-Z0-9_]*$")
+    # The CA that signed the brokers' certificates (PEM); none: the system's trusted CAs.
+    ca_file: str | None = None
+    # Off only for a cluster reached by an address its certificates do not name.
+    check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _sasl_needs_a_user(self) -> KafkaSecuritySettings:
+        if self.protocol == "SASL_SSL" and not self.username:
+            raise ValueError("protocol SASL_SSL needs a username (its password comes from password_env)")
+        return self
+
+
 class KafkaSettings(Section):
     # None means: start the local broker. KAFKA_BOOTSTRAP in the environment wins.
     bootstrap: str | None = None
+    security: KafkaSecuritySettings = KafkaSecuritySettings()
     local: LocalBrokerSettings = LocalBrokerSettings()
 
 

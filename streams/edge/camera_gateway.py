@@ -28,6 +28,7 @@ from streams.contract.frames import FrameMeta
 from streams.contract.topics import FRAMES
 from streams.edge.frame_spool import FrameSpool, Spooled
 from streams.kafka.producer import KafkaSink
+from streams.kafka.security import PLAINTEXT, KafkaSecurity
 from streams.logs import ids
 
 log = logging.getLogger("shaftwatch.camera_gateway")
@@ -265,6 +266,7 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
-async def run_gateway(cameras: list[CameraStream], bootstrap: str, stop: asyncio.Event) -> None:
-    async with KafkaSink(bootstrap, "camera-gateway") as sink:
+async def run_gateway(cameras: list[CameraStream], bootstrap: str, stop: asyncio.Event,
+                      security: KafkaSecurity = PLAINTEXT) -> None:
+    async with KafkaSink(bootstrap, "camera-gateway", security=security) as sink:
         await asyncio.gather(*(c.run(sink, stop) for c in cameras))

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 
 from streams.config import ShaftWatchConfig
 from streams.contract.topics import FRAMES, TOPICS
+from streams.kafka.security import PLAINTEXT, KafkaSecurity
 from streams.logs import ids
 
 log = logging.getLogger("shaftwatch.admin")
@@ -21,9 +22,9 @@ class TopicError(RuntimeError):
     pass
 
 
-async def metadata_ok(bootstrap: str) -> None:
+async def metadata_ok(bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> None:
     """Returns when Kafka answers a metadata request; raises otherwise."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, **security.client_args())
     await admin.start()
     try:
         await admin.list_topics()
@@ -48,7 +49,8 @@ def topic_plan(cfg: ShaftWatchConfig, replication: int | None = None) -> list[Ne
     return topics
 
 
-async def ensure_topics(bootstrap: str, topics: list[NewTopic], retry_for_s: float = 60.0) -> list[str]:
+async def ensure_topics(bootstrap: str, topics: list[NewTopic], retry_for_s: float = 60.0,
+                        security: KafkaSecurity = PLAINTEXT) -> list[str]:
     """Create the missing topics; return the names created. Existing ones are kept as they are.
 
     A node of the cluster that is down but still in the metadata (Kafka fences it after its
@@ -57,7 +59,7 @@ async def ensure_topics(bootstrap: str, topics: list[NewTopic], retry_for_s: flo
     deadline = time.monotonic() + retry_for_s
     while True:
         try:
-            return await _ensure_topics(bootstrap, topics)
+            return await _ensure_topics(bootstrap, topics, security)
         except KafkaError as exc:
             if not getattr(exc, "retriable", False) or time.monotonic() >= deadline:
                 raise
@@ -65,8 +67,8 @@ async def ensure_topics(bootstrap: str, topics: list[NewTopic], retry_for_s: flo
             await asyncio.sleep(1.0)
 
 
-async def _ensure_topics(bootstrap: str, topics: list[NewTopic]) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+async def _ensure_topics(bootstrap: str, topics: list[NewTopic], security: KafkaSecurity) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, **security.client_args())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

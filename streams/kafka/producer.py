@@ -17,6 +17,7 @@ import logging
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
 
+from streams.kafka.security import PLAINTEXT, KafkaSecurity
 from streams.logs import ids
 from streams.metrics import PRODUCE_ERRORS_TOTAL, PRODUCER_RENEWALS_TOTAL, RECORDS_PRODUCED_TOTAL
 
@@ -27,7 +28,8 @@ FATAL = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, Prod
 
 
 class KafkaSink:
-    def __init__(self, bootstrap: str, name: str, *, linger_ms: int = 5, max_request_size: int = 8 * 1024 * 1024):
+    def __init__(self, bootstrap: str, name: str, *, linger_ms: int = 5, max_request_size: int = 8 * 1024 * 1024,
+                 security: KafkaSecurity = PLAINTEXT):
         self.name = name
         self._settings = dict(
             bootstrap_servers=bootstrap,
@@ -38,6 +40,7 @@ class KafkaSink:
             request_timeout_ms=30000,
             retry_backoff_ms=200,
             client_id=f"shaftwatch-{name}",
+            **security.client_args(),
         )
         self._producer = AIOKafkaProducer(**self._settings)
         self._finished = False  # the producer hit a FATAL error: replace it before the next send

@@ -114,7 +114,7 @@ def cmd_topics(args) -> int:
     setup_logging(cfg.runtime.log_level)
     from streams.kafka.admin import ensure_topics, topic_plan
 
-    created = asyncio.run(ensure_topics(cfg.bootstrap_servers, topic_plan(cfg)))
+    created = asyncio.run(ensure_topics(cfg.bootstrap_servers, topic_plan(cfg), security=cfg.kafka_security))
     print(f"created: {', '.join(created) or 'none (all exist)'}")
     return 0
 
@@ -203,7 +203,7 @@ def cmd_gateway(args) -> int:
     async def main() -> None:
         stop = asyncio.Event()
         stop_on_signals(stop)
-        await run_gateway(streams, cfg.bootstrap_servers, stop)
+        await run_gateway(streams, cfg.bootstrap_servers, stop, cfg.kafka_security)
 
     asyncio.run(_with_ops("camera-gateway", cfg, args.ops_port, main()))
     return 0

@@ -158,7 +158,7 @@ async def run_camera_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None
                 return open_reader(camera.source, camera.fps)
         streams.append(CameraStream(camera, opener, topic=cfg.topic(FRAMES.name), clock=clock.now))
     log.info("camera feeder started", extra=ids(cameras=[c.id for c in cfg.cameras.cameras], theft_site=theft_site))
-    async with KafkaSink(cfg.bootstrap_servers, "demo-cameras") as sink:
+    async with KafkaSink(cfg.bootstrap_servers, "demo-cameras", security=cfg.kafka_security) as sink:
         await asyncio.gather(*(s.run(sink, stop) for s in streams))
     return 0
 
@@ -219,7 +219,7 @@ async def run_meter_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None,
     now = clock.now()
     last_end = now - now % interval
     history = cfg.runtime.demo.meter_history_days * 86400
-    async with KafkaSink(cfg.bootstrap_servers, "demo-meters", linger_ms=20) as sink:
+    async with KafkaSink(cfg.bootstrap_servers, "demo-meters", linger_ms=20, security=cfg.kafka_security) as sink:
         # Backfill history so that baselines have something to learn from, in one burst.
         futures = []
         ts = last_end - history + interval
@@ -298,7 +298,7 @@ async def run_fence_feeder(cfg: ShaftWatchConfig, theft_site: str | None = None,
     theft_zone = next((z for z in zones if theft_site in z.site_ids), None) if theft_site else None
     per_hour = cfg.runtime.demo.fence_passers_per_hour
     crew_last_ping = None
-    async with KafkaSink(cfg.bootstrap_servers, "demo-fences") as sink:
+    async with KafkaSink(cfg.bootstrap_servers, "demo-fences", security=cfg.kafka_security) as sink:
         site = cfg.site(theft_site) if theft_site else None
         shaft = (site.lon, site.lat) if site else None
 

@@ -23,6 +23,7 @@ import socket
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -33,6 +34,19 @@ from streams.logs import ids
 from streams.ops.processes import stop_process, terminate, wait_or_kill
 
 log = logging.getLogger("shaftwatch.broker")
+
+
+@dataclass(frozen=True)
+class ScramTlsListener:
+    """A second listener, SASL_SSL with SCRAM-SHA-512 users, as a county cluster's clients
+    reach it (the plaintext listener stays for the brokers' own traffic on loopback).
+    ``keystore_pem``: the broker's private key (PKCS#8, unencrypted) and certificate chain
+    in one PEM file. ``users``: name -> password, stored as salted SCRAM hashes when the
+    storage is formatted."""
+
+    port: int
+    keystore_pem: Path
+    users: dict[str, str]
 
 
 class BrokerError(RuntimeError):
@@ -138,8 +152,10 @@ class LocalKafkaBroker(_RunningWhileUsed):
     ``replication`` of the internal topics and the ``cluster_id`` all nodes share."""
 
     def __init__(self, settings: LocalBrokerSettings, data_dir: Path, *, node_id: int = 1,
-                 voters: str | None = None, replication: int = 1, cluster_id: str | None = None):
+                 voters: str | None = None, replication: int = 1, cluster_id: str | None = None,
+                 scram_tls: ScramTlsListener | None = None):
         self.settings = settings
+        self.scram_tls = scram_tls
         self.data_dir = Path(data_dir)
         self.node_id = node_id
         self.voters = voters or f"{node_id}@{settings.host}:{settings.controller_port}"
@@ -160,15 +176,28 @@ class LocalKafkaBroker(_RunningWhileUsed):
         path = self.data_dir / "server.properties"
         r = self.replication
         min_isr = min(2, r)  # with three copies, two must hold a write before it is acknowledged
+        listeners = f"PLAINTEXT://{s.host}:{s.port}"
+        secure: list[str] = []
+        if self.scram_tls is not None:
+            listeners += f",SASL_SSL://{s.host}:{self.scram_tls.port}"
+            secure = [
+                "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                "listener.name.sasl_ssl.ssl.keystore.type=PEM",
+                f"listener.name.sasl_ssl.ssl.keystore.location={self.scram_tls.keystore_pem}",
+                "ssl.enabled.protocols=TLSv1.3,TLSv1.2",
+            ]
         path.write_text("\n".join([
             "process.roles=broker,controller",
             f"node.id={self.node_id}",
             f"controller.quorum.voters={self.voters}",
-            f"listeners=PLAINTEXT://{s.host}:{s.port},CONTROLLER://{s.host}:{s.controller_port}",
-            f"advertised.listeners=PLAINTEXT://{s.host}:{s.port}",
+            f"listeners={listeners},CONTROLLER://{s.host}:{s.controller_port}",
+            f"advertised.listeners={listeners}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+            *secure,
             f"log.dirs={self.data_dir / 'logs'}",
             # Topics are created by ShaftWatch with their partition counts, never by accident.
             "auto.create.topics.enable=false",
@@ -205,9 +234,13 @@ class LocalKafkaBroker(_RunningWhileUsed):
         if (self.data_dir / "logs" / "meta.properties").exists():
             return
         cluster_id = self.cluster_id or new_cluster_id()
+        users = self.scram_tls.users.items() if self.scram_tls is not None else ()
+        scram = [arg for name, password in users
+                 for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")]
         proc = subprocess.run(
             # "--cluster-id=" keeps an id that starts with "-" (base64) from reading as an option.
-            self._java(libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)),
+            self._java(libs, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props),
+                       *scram),
             capture_output=True, text=True,
         )
         if proc.returncode != 0:
@@ -217,7 +250,7 @@ class LocalKafkaBroker(_RunningWhileUsed):
 
     def start(self) -> None:
         s = self.settings
-        for port in (s.port, s.controller_port):
+        for port in (s.port, s.controller_port) + ((self.scram_tls.port,) if self.scram_tls else ()):
             if port_open(s.host, port):
                 raise BrokerError(
                     f"something already listens on {s.host}:{port}. Stop it, or set KAFKA_BOOTSTRAP to use "

@@ -47,7 +47,7 @@ async def follow_alerts(cfg: ShaftWatchConfig, live: LiveFeed) -> None:
     to the open console pages. Reads from the end: a page loads the list when it connects."""
     while True:
         consumer = AIOKafkaConsumer(cfg.topic(ALERTS.name), bootstrap_servers=cfg.bootstrap_servers,
-                                    group_id=None, auto_offset_reset="latest")
+                                    group_id=None, auto_offset_reset="latest", **cfg.kafka_security.client_args())
         try:
             await consumer.start()
             async for message in consumer:
@@ -96,7 +96,7 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
     async def start(app: web.Application) -> None:
         # One producer for the process: ingest writes through it, the console publishes
         # incident state changes through it.
-        app[SINK] = KafkaSink(cfg.bootstrap_servers, "server", linger_ms=10)
+        app[SINK] = KafkaSink(cfg.bootstrap_servers, "server", linger_ms=10, security=cfg.kafka_security)
         await app[SINK].start()
         await asyncio.get_running_loop().run_in_executor(None, store.migrate)
         app[FOLLOWER] = asyncio.create_task(follow_alerts(cfg, live))
@@ -140,7 +140,7 @@ def create_web_app(cfg: ShaftWatchConfig) -> web.Application:
 
     async def health(request: web.Request) -> web.Response:
         try:
-            await asyncio.wait_for(metadata_ok(cfg.bootstrap_servers), 5.0)
+            await asyncio.wait_for(metadata_ok(cfg.bootstrap_servers, cfg.kafka_security), 5.0)
             kafka = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means: not healthy
             kafka = f"unreachable: {exc!r}"

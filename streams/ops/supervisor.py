@@ -112,6 +112,7 @@ def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s:
 
     broker = None
     env = dict(os.environ, SHAFTWATCH_CONFIG_DIR=cfg.config_dir)
+    security = cfg.kafka_security  # a security setting without a cluster is refused here, before anything starts
     if cfg.kafka_bootstrap is None:
         broker = LocalKafkaBroker(cfg.runtime.kafka.local, cfg.data_dir / "kafka")
         broker.start()
@@ -127,7 +128,7 @@ def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s:
     demo_passwords = demo_accounts(cfg) if with_demo else {}
     children: list[Child] = []
     try:
-        created = asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
+        created = asyncio.run(ensure_topics(bootstrap, topic_plan(cfg), security=security))
         log.info("topics ready", extra=ids(bootstrap=bootstrap, created=created))
         children = plan_children(cfg, theft_site, theft_after_s, with_demo)
         for child in children:

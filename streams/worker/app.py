@@ -9,13 +9,14 @@ Topics live in ``streams.worker.topics``, tables in ``streams.worker.tables``, a
 
 from __future__ import annotations
 
+import logging
 import os
 
 import faust
 
 from streams.config import ShaftWatchConfig, load_config
 from streams.config.live import ConfigWatch
-from streams.logs import logging_config
+from streams.logs import ids, logging_config
 from streams.worker import faust_fixes
 
 
@@ -25,6 +26,7 @@ def create_app(cfg: ShaftWatchConfig) -> faust.App:
     return faust.App(
         settings.id,
         broker=[f"kafka://{server.strip()}" for server in cfg.bootstrap_servers.split(",")],
+        broker_credentials=cfg.kafka_security.faust_credentials(),  # None: plaintext
         store=settings.store,
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.topics.partitions,
@@ -57,3 +59,14 @@ app: faust.App = create_app(config)
 PARTITIONS: int = config.runtime.app.topics.partitions
 # The thresholds in force, reloaded from thresholds.yaml while the worker runs (streams.worker.timers).
 config_watch = ConfigWatch(config)
+
+
+@app.on_partitions_assigned.connect
+async def _log_assignment(sender, assigned, **kwargs) -> None:
+    # Which input partitions this worker holds after each rebalance, and the committed
+    # offset it resumes from: what an operator (or a fault test) needs to follow a partition
+    # from worker to worker. Changelog partitions are left out (recovery logs them).
+    committed = getattr(app.consumer, "_committed_offset", {})
+    held = sorted(f"{tp.topic}:{tp.partition}@{committed.get(tp)}" for tp in assigned
+                  if not tp.topic.endswith("-changelog"))
+    logging.getLogger("shaftwatch.worker").info("partitions assigned", extra=ids(partitions=held))

@@ -30,7 +30,7 @@ def run_worker() -> None:
 
     Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)
     prepare_store(config)
-    asyncio.run(ensure_topics(config.bootstrap_servers, topic_plan(config)))
+    asyncio.run(ensure_topics(config.bootstrap_servers, topic_plan(config), security=config.kafka_security))
     worker = faust.Worker(app, loglevel=config.runtime.log_level, logging_config=app.conf.logging_config,
                           redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -22,7 +22,7 @@ async def kafka_status() -> str:
     Asked at most every KAFKA_CHECK_S, so a busy health checker does not load the brokers."""
     if time.monotonic() - _kafka_answer["at"] >= KAFKA_CHECK_S:
         try:
-            await asyncio.wait_for(metadata_ok(config.bootstrap_servers), KAFKA_CHECK_S)
+            await asyncio.wait_for(metadata_ok(config.bootstrap_servers, config.kafka_security), KAFKA_CHECK_S)
             answer = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure means: not reachable
             answer = f"unreachable: {exc!r}"
