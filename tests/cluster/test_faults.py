@@ -123,6 +123,17 @@ def http_rows(records) -> list[dict]:
     return rows
 
 
+def partition_trail(workers: list[WorkerProcess]) -> str:
+    """Each worker's assignments and where it began reading meters on each: the story a
+    failure needs (which worker held a partition when, and from which offset)."""
+    lines = []
+    for worker in workers:
+        for line in worker.log_tail(10**7).splitlines():
+            if '"partitions assigned"' in line or '"first readings of an assigned partition"' in line:
+                lines.append(f"{worker.log_path.name}: {line}")
+    return "\n".join(lines)
+
+
 def county_night(cluster, tmp_path: Path, name: str, t0: float, faults: bool) -> dict:
     config_dir = isolated_config(tmp_path / name, name, partitions=4, app={"topics": {"replication": 3}},
                                  **FAST_CLOCKS)
@@ -203,6 +214,7 @@ def county_night(cluster, tmp_path: Path, name: str, t0: float, faults: bool) ->
         outcome["evidence_complete"] = emitted <= {sid for i in incidents for sid in i[5]}
         outcome["tables"] = {table: asyncio.run(latest_by_key(bootstrap, f"{cfg.runtime.app.id}-{table}-changelog"))
                              for table in STATE_TABLES}
+        outcome["trail"] = partition_trail(started)
         return outcome
     finally:
         for worker in workers:
@@ -259,5 +271,5 @@ def test_a_county_night_ends_the_same_through_worker_and_broker_faults(kafka_clu
             problems.append(f"{table}: {len(differ)} of {len(calm['tables'][table])} keys differ, e.g. {k}: "
                             f"{faulty['tables'][table].get(k)} != {calm['tables'][table].get(k)}")
     assert len(calm["tables"]["meter-state"]) == 40
-    assert problems == [], "\n".join(problems)
+    assert problems == [], "\n".join(problems) + "\n" + faulty["trail"]
     print(f"faulty night {faulty_s:.0f} s, ingest statuses {faulty['statuses']}, faults {faulty['faults']}")

@@ -9,6 +9,7 @@ Kafka.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 
 from prometheus_client import Counter
@@ -16,6 +17,7 @@ from prometheus_client import Counter
 from detectors.power import MeterSpec, PowerFinding, check_silence, feed_time, new_state, observe
 from streams.contract.partitioning import check_home, partition_for
 from streams.contract.records import MeterReading, RecordError, Signal
+from streams.logs import ids
 from streams.worker.app import PARTITIONS, app, config, config_watch
 from streams.worker.emit import emit
 from streams.worker.history import check_history, history_start
@@ -24,6 +26,7 @@ from streams.worker.tables import BaselineBuckets, meter_baselines, meter_state
 from streams.worker.topics import meter_readings_topic
 
 SOURCE = "power-agent"
+log = logging.getLogger("shaftwatch.power")
 METER_READINGS_TOTAL = Counter("shaftwatch_meter_readings_total", "What the rules made of accepted readings: "
                                "accepted, or duplicate_or_late (a re-sent interval, or beyond the late limit)",
                                ["outcome"])
@@ -89,6 +92,12 @@ async def power_agent(stream):
             readings = await accepted_rows(event, SOURCE, "reading", MeterReading,
                                            lambda r: check_reading(r, event.message.partition))
             if readings:
+                if event.message.partition not in stream_time.newest:
+                    # Where this worker starts on a partition after each assignment: with the
+                    # assignment log line, this follows a partition through rebalances.
+                    log.info("first readings of an assigned partition", extra=ids(
+                        partition=event.message.partition, offset=event.message.offset,
+                        first_ts=min(r.ts for r in readings)))
                 stream_time.advance(event.message.partition, max(r.ts for r in readings))
             # Read each meter's state once per message and write it back once: one
             # changelog record per meter per message, however many readings it carried,
