@@ -5,6 +5,7 @@ Schema of every file for publishing."""
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,21 +68,23 @@ class ShaftWatchConfig(Section):
         """The name of a design topic (streams.contract.topics) on this cluster."""
         return self.runtime.app.topics.prefix + name
 
-    @property
+    @cached_property
     def kafka_security(self):
         """How clients reach the cluster (streams.kafka.security.KafkaSecurity), the password
-        read from the environment; a missing one is a ConfigError."""
+        read from the environment once per process; a missing one is a ConfigError. Every
+        client and every /health check uses it, so it is worked out once, not per call."""
         from streams.kafka.security import KafkaSecurity
 
         settings = self.runtime.kafka.security
+        config_file = str(Path(self.config_dir) / "shaftwatch.yaml")
         if settings.protocol != "PLAINTEXT" and self.kafka_bootstrap is None:
-            raise ConfigError([ConfigProblem(str(Path(self.config_dir) / "shaftwatch.yaml"), None,
+            raise ConfigError([ConfigProblem(config_file, None,
                                              "kafka.security.protocol",
                                              f"{settings.protocol} needs a cluster (kafka.bootstrap or KAFKA_BOOTSTRAP): "
                                              "the local broker listens in plaintext on loopback only")])
         if settings.ca_file:
             settings = settings.model_copy(update={"ca_file": str(_resolve(settings.ca_file))})
-        return KafkaSecurity.from_settings(settings, str(Path(self.config_dir) / "shaftwatch.yaml"))
+        return KafkaSecurity.from_settings(settings, config_file)
 
     @property
     def bootstrap_servers(self) -> str:

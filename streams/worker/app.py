@@ -63,10 +63,9 @@ config_watch = ConfigWatch(config)
 
 @app.on_partitions_assigned.connect
 async def _log_assignment(sender, assigned, **kwargs) -> None:
-    # Which input partitions this worker holds after each rebalance, and the committed
-    # offset it resumes from: what an operator (or a fault test) needs to follow a partition
-    # from worker to worker. Changelog partitions are left out (recovery logs them).
-    committed = getattr(app.consumer, "_committed_offset", {})
-    held = sorted(f"{tp.topic}:{tp.partition}@{committed.get(tp)}" for tp in assigned
-                  if not tp.topic.endswith("-changelog"))
+    # Which input partitions this worker holds after each rebalance: what an operator (or a
+    # fault test) needs to follow a partition from worker to worker. Where reading resumes
+    # is known only once Faust has sought (after this signal): the power agent logs it with
+    # its first readings. Changelog partitions are left out (recovery logs them).
+    held = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned if not tp.topic.endswith("-changelog"))
     logging.getLogger("shaftwatch.worker").info("partitions assigned", extra=ids(partitions=held))

@@ -14,7 +14,6 @@ import asyncio
 import datetime as dt
 import ipaddress
 import json
-import os
 import urllib.request
 from pathlib import Path
 
@@ -183,7 +182,7 @@ def test_the_cluster_refuses_who_cannot_prove_itself(secure_broker, tmp_path, ca
     assert reason in caplog.text
 
 
-def test_server_and_worker_run_over_scram_and_tls(secure_broker, tmp_path):
+def test_server_and_worker_run_over_scram_and_tls(secure_broker, tmp_path, monkeypatch):
     """`shaftwatch server` takes readings over HTTP and a Faust worker turns them into a
     signal, both talking to Kafka only over SASL_SSL, configured by shaftwatch.yaml alone
     and the password in the environment."""
@@ -195,7 +194,8 @@ def test_server_and_worker_run_over_scram_and_tls(secure_broker, tmp_path):
     runtime.setdefault("ingest", {})["sources"] = [{"id": "utility", "feed": "meters", "token_env": "TEST_UTILITY_TOKEN"}]
     (config_dir / "shaftwatch.yaml").write_text(yaml.safe_dump(runtime, sort_keys=False))
     env = {"TEST_KAFKA_PASSWORD": PASSWORD, "TEST_UTILITY_TOKEN": token}
-    os.environ.update(env)  # the worker inherits the test's environment
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)  # the worker inherits the test's environment
     worker = server = None
     try:
         worker = WorkerProcess(config_dir, bootstrap, tmp_path / "worker.log").start()
@@ -225,8 +225,6 @@ def test_server_and_worker_run_over_scram_and_tls(secure_broker, tmp_path):
                          what="a reconnection signal from the worker over SASL_SSL")
         assert found[0]["kind"] == "reconnection"
     finally:
-        for key in env:
-            os.environ.pop(key, None)
         if server is not None:
             server.stop()
         if worker is not None:
