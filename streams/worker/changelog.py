@@ -7,7 +7,9 @@ the power agent's time). ``BatchedChangelogTable`` keeps the same table, store, 
 topic and record format — Faust's recovery reads it back unchanged — but only notes which
 keys changed; the agent calls ``flush_changelog()`` once it has handled a message, which
 serialises each changed key once (its latest value) and hands the records to the Kafka
-producer as one batch per partition.
+producer as one batch per partition (more when a message changed more than a batch holds,
+never splitting one owner's keys — a meter's state and its buckets — between batches, so a
+worker killed mid-write leaves each meter's state and baselines of the same message).
 
 Why this keeps at-least-once: the agent flushes inside its loop body, before Faust acks the
 event, and before Faust commits an offset it flushes the producer (``Producer.flush``
@@ -44,6 +46,17 @@ def encode_entry(key: str, value: Any) -> tuple[bytes, bytes]:
     return codecs.dumps(KEY_CODEC, key), codecs.dumps(STATE_CODEC, value)
 
 
+# A record's bytes beyond its key and value in a v2 record batch (varints, headers count),
+# taken generously; and room left for the batch's own header.
+RECORD_OVERHEAD = 24
+BATCH_HEADROOM = 1024
+
+
+def owner_of(key: Any) -> str:
+    """What a key belongs to: "M-0001" for "M-0001" and "M-0001/h3-mid" alike."""
+    return str(key).split("/", 1)[0]
+
+
 class ChangelogWriteFailed(RuntimeError):
     """A batch of state changes could not be written to the changelog topic."""
 
@@ -72,18 +85,31 @@ class BatchedChangelogTable(faust.Table):
         if not self._changed:
             return 0
         changed, self._changed = self._changed, {}
-        by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+        # partition -> owner -> records: an owner's keys ("M-0001" and "M-0001/h3-mid") go
+        # into one record batch, which Kafka appends whole or not at all.
+        by_partition: dict[int, dict[str, list[tuple[bytes, bytes]]]] = defaultdict(lambda: defaultdict(list))
         for key, partition in changed.items():
-            by_partition[partition].append(encode_entry(key, self.data[key]))
+            by_partition[partition][owner_of(key)].append(encode_entry(key, self.data[key]))
         # Faust's producer wraps aiokafka's; its batch interface is what makes this cheap.
         kafka = self.app.producer._ensure_producer()
-        for partition, records in by_partition.items():
-            batch = kafka.create_batch()
-            for key_bytes, value_bytes in records:
-                if batch.append(timestamp=None, key=key_bytes, value=value_bytes) is None:  # batch full
+        limit = self.app.conf.producer_max_batch_size - BATCH_HEADROOM
+        for partition, owners in by_partition.items():
+            batch, size = kafka.create_batch(), 0
+            for records in owners.values():
+                group = sum(len(k) + len(v) + RECORD_OVERHEAD for k, v in records)
+                if size and size + group > limit:  # the next owner starts a batch of its own
                     await self._send(kafka, batch, partition)
-                    batch = kafka.create_batch()
-                    batch.append(timestamp=None, key=key_bytes, value=value_bytes)
+                    batch, size = kafka.create_batch(), 0
+                for key_bytes, value_bytes in records:
+                    if batch.append(timestamp=None, key=key_bytes, value=value_bytes) is None:
+                        # One owner's keys larger than a batch: never in practice (a meter's
+                        # state and buckets are a few kB); sent on, not atomic, and logged.
+                        log.warning("one owner's changes span record batches",
+                                    extra=ids(table=self.name, bytes=group))
+                        await self._send(kafka, batch, partition)
+                        batch = kafka.create_batch()
+                        batch.append(timestamp=None, key=key_bytes, value=value_bytes)
+                size += group
             await self._send(kafka, batch, partition)
         return len(changed)
 

@@ -2,8 +2,12 @@
 
 camera-activity: per camera, how many frames were accepted and when the last was captured
 (how ops staff see a feed go silent).
-meter-state, meter-baselines: per meter, everything the power rules remember
-(detectors.power.new_state), its baseline profile apart, one key per bucket.
+meter-state: per meter, everything the power rules remember (detectors.power.new_state)
+under the meter id, and its baseline profile under "meter id/bucket", one key per bucket.
+One table, so that a message's changes to a meter — its rule state and the buckets it
+learnt — reach the changelog in one record batch, written whole or not at all: a worker
+killed mid-write cannot leave the buckets ahead of the state (the replay would learn a
+reading twice) or behind it.
 device-state, zone-state: what the fence rules remember per device and per zone.
 Detector state survives a restart exactly: the worker rebuilds it from the changelogs.
 """
@@ -28,18 +32,22 @@ def _state_table(name: str, help: str):
 camera_activity = app.Table("camera-activity", default=None, partitions=PARTITIONS, use_partitioner=True,
                             help="camera id -> {count, first_ts, last_ts, last_seq}")
 meter_state = _state_table("meter-state",
-                           help="meter id -> detectors.power state without its baseline (runs, last reading)")
-meter_baselines = _state_table("meter-baselines",
-                               help="'meter id/bucket' -> recent kW of that meter at that hour and day type")
+                           help="meter id -> detectors.power state without its baseline (runs, last reading); "
+                                "'meter id/bucket' -> that meter's baseline bucket")
 device_state = _state_table("device-state",
                             help="device pseudonym -> detectors.fence device state (open visits, days seen)")
 zone_state = _state_table("zone-state",
                           help="fence zone id -> detectors.fence zone state (devices present, crew)")
 
 
+def meter_states() -> dict:
+    """meter id -> rule state, leaving out the baseline buckets kept in the same table."""
+    return {key: value for key, value in meter_state.items() if "/" not in key}
+
+
 class BaselineBuckets:
     """One meter's baseline profile as the ``state["buckets"]`` mapping the power rules use,
-    each bucket kept under its own key in ``meter-baselines``. A reading changes one
+    each bucket kept under its own key "meter id/bucket" in ``meter-state``. A reading changes one
     bucket: its changelog record is a few hundred bytes, where the meter's whole profile
     (72 buckets x 16 readings) would be 12 kB for every reading."""
 
@@ -47,10 +55,10 @@ class BaselineBuckets:
         self.prefix = f"{meter_id}/"
 
     def get(self, bucket: str, default=None):
-        return meter_baselines.get(self.prefix + bucket, default)
+        return meter_state.get(self.prefix + bucket, default)
 
     def __setitem__(self, bucket: str, samples: list[float]) -> None:
-        meter_baselines[self.prefix + bucket] = samples
+        meter_state[self.prefix + bucket] = samples
 
     def as_dict(self) -> dict[str, list[float]]:
         return {b: v for b in BUCKETS if (v := self.get(b)) is not None}

@@ -8,7 +8,7 @@ import time
 from streams.kafka.admin import metadata_ok
 from streams.metrics import CONSUMER_LAG, CONTENT_TYPE_LATEST, generate_latest
 from streams.worker.app import app, config, config_watch
-from streams.worker.tables import BaselineBuckets, camera_activity, meter_state
+from streams.worker.tables import BaselineBuckets, camera_activity, meter_state, meter_states
 
 _started = time.time()
 
@@ -97,7 +97,7 @@ async def feeds(web, request, feed: str):
         return web.json({key: value for key, value in camera_activity.items()})
     if feed == "meters":
         return web.json({key: {"count": s.get("count", 0), "last_ts": s["last_ts"], "live": s["live"]}
-                         for key, s in meter_state.items()})
+                         for key, s in meter_states().items()})
     return web.json({"error": f"unknown feed {feed!r}; one of ['cameras', 'meters']"}, status=404)
 
 

@@ -125,18 +125,18 @@ def preload_state(bootstrap: str, config_dir: Path, states: dict[str, dict], par
     """Write warm rule state into the power tables' changelogs, as a running worker would
     have: the measured worker recovers it on start and carries on from there."""
     app_id = load_config(config_dir).runtime.app.id
-    state_topic, baseline_topic = (f"{app_id}-{table}-changelog" for table in ("meter-state", "meter-baselines"))
+    state_topic = f"{app_id}-meter-state-changelog"  # a meter's state and its buckets, one table
 
     async def run():
         await ensure_topics(bootstrap, [NewTopic(t, partitions, 1, topic_configs={"cleanup.policy": "compact"})
-                                        for t in (state_topic, baseline_topic)])
+                                        for t in (state_topic,)])
         async with KafkaSink(bootstrap, "bench-state", linger_ms=20) as sink:
             sent = []
             for meter_id, state in states.items():
                 p = partition_for(meter_id, partitions)  # a table partition is its source partition
                 core = {k: v for k, v in state.items() if k != "buckets"}
                 entries = [(state_topic, *encode_entry(meter_id, core))]
-                entries += [(baseline_topic, *encode_entry(f"{meter_id}/{b}", samples))
+                entries += [(state_topic, *encode_entry(f"{meter_id}/{b}", samples))
                             for b, samples in state["buckets"].items()]
                 for topic, key, value in entries:
                     sent.append(await sink.send(topic, key, value, partition=p, wait=False))

@@ -36,7 +36,7 @@ from tests.streams.worker.test_incident_clock import (
 )
 
 UTILITY_TOKEN = "utility-token-for-the-cluster-test"
-STATE_TABLES = ("meter-state", "meter-baselines", "device-state", "zone-state")
+STATE_TABLES = ("meter-state", "device-state", "zone-state")
 
 
 class Utility:
@@ -139,6 +139,9 @@ def county_night(cluster, tmp_path: Path, name: str, t0: float, faults: bool) ->
                                  **FAST_CLOCKS)
     cfg = load_config(config_dir)
     bootstrap = cluster.bootstrap
+    # Each night starts on a whole cluster: after the faulty night, the restarted node has
+    # every replica back in sync before the calm night's topics are made.
+    cluster.wait_in_sync()
     asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
     night = TheftNight(cfg, bootstrap, t0=t0)
     workers: list[WorkerProcess] = []
@@ -270,6 +273,6 @@ def test_a_county_night_ends_the_same_through_worker_and_broker_faults(kafka_clu
             k = differ[0]
             problems.append(f"{table}: {len(differ)} of {len(calm['tables'][table])} keys differ, e.g. {k}: "
                             f"{faulty['tables'][table].get(k)} != {calm['tables'][table].get(k)}")
-    assert len(calm["tables"]["meter-state"]) == 40
+    assert len([k for k in calm["tables"]["meter-state"] if "/" not in k]) == 40  # and their buckets
     assert problems == [], "\n".join(problems) + "\n" + faulty["trail"]
     print(f"faulty night {faulty_s:.0f} s, ingest statuses {faulty['statuses']}, faults {faulty['faults']}")

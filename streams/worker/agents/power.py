@@ -1,8 +1,8 @@
 """Power agent: ``meter-readings`` (keyed by meter id) -> power rules -> ``signals`` (keyed by site).
 
-Per-meter state lives in the ``meter-state`` table and its baseline profile in
-``meter-baselines`` (one key per bucket), both backed by changelog topics written once per
-message, so a restarted worker picks up every baseline and every open run where it
+Per-meter state lives in the ``meter-state`` table, its baseline profile in the same table
+(one key per bucket), backed by a changelog topic written once per message, a meter's
+keys in one record batch, so a restarted worker picks up every baseline and every open run where it
 stopped. The rules themselves are in ``detectors.power``; this module only wires them to
 Kafka.
 """
@@ -22,7 +22,7 @@ from streams.worker.app import PARTITIONS, app, config, config_watch
 from streams.worker.emit import emit
 from streams.worker.history import check_history, history_start
 from streams.worker.intake import accepted_rows, count_accepted, refusing
-from streams.worker.tables import BaselineBuckets, meter_baselines, meter_state
+from streams.worker.tables import BaselineBuckets, meter_state
 from streams.worker.topics import meter_readings_topic
 
 SOURCE = "power-agent"
@@ -107,7 +107,6 @@ async def power_agent(stream):
             for meter_id, state in states.items():
                 store_state(meter_id, state)
             await meter_state.flush_changelog()
-            await meter_baselines.flush_changelog()
             await emit(signals)
             count_accepted(event, len(readings))
 

@@ -46,9 +46,9 @@ def test_table_recovers_exact_state_after_restart(kafka_bootstrap, worker_env):
 
 
 def test_a_batch_message_writes_each_meters_state_once(kafka_bootstrap, worker_env):
-    """BatchedChangelogTable: a message of readings of three meters leaves one meter-state
-    record per meter in the changelog, and one record per baseline bucket the readings
-    touched, each holding the latest value."""
+    """BatchedChangelogTable: a message of readings of three meters leaves one state record
+    per meter in the changelog, and one record per baseline bucket the readings touched,
+    each holding the latest value; a meter's records in one record batch."""
     cfg, start = worker_env
     worker = start()
     base = (time.time() // 3600) * 3600 - 86400  # on the hour: four readings share an hour bucket
@@ -71,12 +71,17 @@ def test_a_batch_message_writes_each_meters_state_once(kafka_bootstrap, worker_e
     assert sum(len(v) for k, v in held.items() if "/h" in k) == 12 and len([k for k in held if "/h" in k]) == 6
     app_id = cfg.runtime.app.id
     # Asking for one record more than expected reads everything there is, until the timeout.
-    states = asyncio.run(read_all(kafka_bootstrap, f"{app_id}-meter-state-changelog", 4, timeout=5))
-    buckets = asyncio.run(read_all(kafka_bootstrap, f"{app_id}-meter-baselines-changelog", len(held) + 1, timeout=5))
-    assert sorted(json.loads(r.key) for r in states) == ["M-0001", "M-0002", "M-0003"]
-    keys = [json.loads(r.key) for r in buckets]
-    assert len(keys) == len(set(keys))  # each bucket written once
-    assert {k: pickle.loads(r.value) for k, r in zip(keys, buckets)} == held  # holding the latest value
+    records = asyncio.run(read_all(kafka_bootstrap, f"{app_id}-meter-state-changelog", 3 + len(held) + 1, timeout=5))
+    keys = [json.loads(r.key) for r in records]
+    assert sorted(k for k in keys if "/" not in k) == ["M-0001", "M-0002", "M-0003"]
+    buckets = [(k, r) for k, r in zip(keys, records) if "/" in k]
+    assert len(keys) == len(set(keys))  # each meter's state and each bucket written once
+    assert {k: pickle.loads(r.value) for k, r in buckets} == held  # holding the latest value
+    # A meter's state and the buckets the message changed travel in one record batch, which
+    # Kafka appends whole or not at all: same partition, consecutive offsets.
+    for meter in ("M-0001", "M-0002", "M-0003"):
+        mine = sorted((r.partition, r.offset) for k, r in zip(keys, records) if k.split("/")[0] == meter)
+        assert len({p for p, _ in mine}) == 1 and [o for _, o in mine] == list(range(mine[0][1], mine[-1][1] + 1))
 
 
 def test_a_backlog_after_a_long_recovery_is_processed_whole(kafka_bootstrap, tmp_path):
@@ -104,8 +109,18 @@ def test_a_backlog_after_a_long_recovery_is_processed_whole(kafka_bootstrap, tmp
     worker = WorkerProcess(config_dir, kafka_bootstrap, tmp_path / "worker.log").start()
     try:
         worker.wait_ready()
-        feeds = wait_for(lambda: (f := worker.get("/feeds/meters")) and sum(v["count"] for v in f.values()) >= 1600
-                         and f, 90, interval=1, what="all 1,600 readings counted")
+        seen = {}
+
+        def all_counted():
+            seen.update(worker.get("/feeds/meters"))
+            return sum(v["count"] for v in seen.values()) >= 1600 and seen
+
+        try:
+            feeds = wait_for(all_counted, 90, interval=1, what="all 1,600 readings counted")
+        except AssertionError as exc:  # what the worker did instead: the story of a stall
+            counted = sum(v["count"] for v in seen.values())
+            raise AssertionError(f"{exc}\n{counted} readings of {len(seen)} meters counted; worker log:\n"
+                                 f"{worker.log_tail(6000)}") from None
         assert all(feeds[r["id"]]["count"] == 4 for r in rows)  # each meter's four intervals, once
 
         async def committed() -> int:
