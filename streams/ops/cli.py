@@ -380,17 +380,27 @@ def cmd_run(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
     from streams.ops.rehearsal import prepare_rehearsal
-    from streams.ops.supervisor import run_all
+    from streams.ops.supervisor import DEMO_FEEDS, run_all
 
     if args.theft_site:
         if cfg.site(args.theft_site) is None:
             print(f"shaftwatch: unknown site {args.theft_site!r} (not in sites.yaml)", file=sys.stderr)
             return 2
         cfg = prepare_rehearsal(cfg)
-    return run_all(cfg, theft_site=args.theft_site, theft_after_s=args.theft_after, with_demo=not args.no_demo)
+    feeds = () if args.no_demo else (args.demo_feeds or DEMO_FEEDS)
+    return run_all(cfg, theft_site=args.theft_site, theft_after_s=args.theft_after, demo_feeds=feeds)
 
 
 # --------------------------------------------------------------------------- parser
+
+
+def _demo_feeds(text: str) -> tuple[str, ...]:
+    """`--demo-feeds cameras,fences` -> ("cameras", "fences"); an unknown name is refused."""
+    feeds = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in feeds if name not in ("meters", "fences", "cameras")]
+    if unknown or not feeds:
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more of meters, fences, cameras")
+    return feeds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -404,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--theft-site", help="site id where the demo feeds stage a night-time theft")
     p.add_argument("--theft-after", type=float, default=60.0, help="seconds before the theft starts")
     p.add_argument("--no-demo", action="store_true", help="do not start the demo feeds")
+    p.add_argument("--demo-feeds", type=_demo_feeds, default=None, metavar="LIST",
+                   help="which demo feeds to start, comma-separated (default: meters,fences,cameras); "
+                        "e.g. cameras,fences where the utility pushes real readings")
     p.set_defaults(func=cmd_run)
 
     sub.add_parser("worker", help="one Faust worker").set_defaults(func=cmd_worker)

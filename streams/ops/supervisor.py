@@ -91,22 +91,25 @@ class Child:
         log.info("stopped", extra=ids(child=self.name, pid=self.proc.pid, rc=self.proc.returncode))
 
 
+DEMO_FEEDS = ("meters", "fences", "cameras")
+
+
 def plan_children(cfg: ShaftWatchConfig, theft_site: str | None, theft_after_s: float,
-                  with_demo: bool) -> list[Child]:
+                  demo_feeds: tuple[str, ...] = DEMO_FEEDS) -> list[Child]:
     children = [Child(f"worker-{i}", ["worker"],
                       {"SHAFTWATCH_WORKER_WEB_PORT": str(cfg.runtime.app.worker_web_port + i)})
                 for i in range(cfg.runtime.app.workers)]
     children.append(Child("server", ["server"]))
-    if with_demo:
-        theft = ["--theft-site", theft_site, "--theft-after", str(theft_after_s)] if theft_site else []
-        for i, feed in enumerate(("meters", "fences", "cameras")):
+    theft = ["--theft-site", theft_site, "--theft-after", str(theft_after_s)] if theft_site else []
+    for i, feed in enumerate(DEMO_FEEDS):
+        if feed in demo_feeds:  # each feed keeps its own ops port whichever others run
             ops_port = str(cfg.runtime.http.feeder_ops_port + i)
             children.append(Child(f"demo-{feed}", ["demo", feed, "--ops-port", ops_port, *theft]))
     return children
 
 
 def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s: float = 60.0,
-            with_demo: bool = True) -> int:
+            demo_feeds: tuple[str, ...] = DEMO_FEEDS) -> int:
     stop = threading.Event()
     stop_on_signals(stop)
 
@@ -125,12 +128,12 @@ def run_all(cfg: ShaftWatchConfig, theft_site: str | None = None, theft_after_s:
     bootstrap = env.get("KAFKA_BOOTSTRAP") or cfg.bootstrap_servers
     # The demo county's people get a one-time password for this run (printed below), so the
     # console can be tried at once; none is ever written down.
-    demo_passwords = demo_accounts(cfg) if with_demo else {}
+    demo_passwords = demo_accounts(cfg) if demo_feeds else {}
     children: list[Child] = []
     try:
         created = asyncio.run(ensure_topics(bootstrap, topic_plan(cfg), security=security))
         log.info("topics ready", extra=ids(bootstrap=bootstrap, created=created))
-        children = plan_children(cfg, theft_site, theft_after_s, with_demo)
+        children = plan_children(cfg, theft_site, theft_after_s, demo_feeds)
         for child in children:
             child.start(env)
         serve_metrics(cfg)
