@@ -25,7 +25,7 @@ help:
 	@echo "make bench-vision  cameras: frames/s gated vs ungated, per-stage ms, recall on small people, capture->signal p50/p99"
 	@echo "make bench-scaling power and fence through 1, 2 and 3 workers on a local three-node cluster"
 	@echo "make bench         every benchmark above but bench-scaling"
-	@echo "make soak          bounded soak run of the demo county (SOAK_S=600): RSS, lag, p99 at start and end"
+	@echo "make soak          bounded soak run of the demo county under HTTP ingest load (SOAK_S=600): RSS, lag, p99"
 	@echo "make config-check | schemas | clean"
 
 $(STAMP): pyproject.toml
@@ -123,11 +123,15 @@ bench-scaling: setup
 bench: bench-vision bench-power bench-fence bench-fusion
 
 # A bounded soak run (not part of make test): `shaftwatch run` with the demo county for
-# SOAK_S seconds (600 by default), RSS of every process, consumer lag and signal -> store p99
-# at start and end. Exits 1 when RSS grew more than 5% or the lag grew.
+# SOAK_S seconds (600 by default) while a utility and a carrier push SOAK_METER_RATE
+# readings/s and SOAK_PING_RATE pings/s over the HTTP ingest; RSS of every process, consumer
+# lag, signal -> store p99 and the ingest's answers at start and end. Exits 1 when RSS grew
+# more than 5%, the lag grew or the ingest did not take the load.
 SOAK_S ?= 600
+SOAK_METER_RATE ?= 1000
+SOAK_PING_RATE ?= 500
 soak: setup
-	SOAK_S=$(SOAK_S) $(BIN)/python -m tests.bench.soak
+	SOAK_S=$(SOAK_S) SOAK_METER_RATE=$(SOAK_METER_RATE) SOAK_PING_RATE=$(SOAK_PING_RATE) $(BIN)/python -m tests.bench.soak
 
 config-check: $(STAMP)
 	$(BIN)/shaftwatch config check

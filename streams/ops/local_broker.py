@@ -222,7 +222,11 @@ class LocalKafkaBroker(_RunningWhileUsed):
     def _java(self, libs: Path, main: str, *args: str, heap: bool = False) -> list[str]:
         cmd = ["java"]
         if heap:
-            cmd += [f"-Xmx{self.settings.heap_mb}m", f"-Xms{min(self.settings.heap_mb, 256)}m"]
+            # The whole heap from the start, as Kafka's own start script sizes it (-Xms = -Xmx),
+            # and its pages touched at once: the broker's memory is known from its first
+            # minute, and a soak that sees it grow sees a leak, not a heap filling its bound.
+            size = f"{self.settings.heap_mb}m"
+            cmd += [f"-Xmx{size}", f"-Xms{size}", "-XX:+AlwaysPreTouch"]
         cmd += [
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}",
             "-Djava.awt.headless=true",
