@@ -104,10 +104,17 @@ class TheftNight:
     @staticmethod
     def wait_critical(store: AlertStore, timeout: float, what: str = "") -> list[dict]:
         """S01's incidents once the newest is critical with camera, power and fence evidence."""
+        newest: dict = {}
+
         def critical():
             rows = [i for i in all_incidents(store) if i["site_id"] == "S01"]
+            newest.update(rows[0] if rows else {})
             return rows and rows[0]["severity"] == "critical" and len(rows[0]["draft"]["strongest"]) == 3 and rows
-        return wait_for(critical, timeout, what=f"{what}a critical S01 incident with camera, power and fence evidence")
+        try:
+            return wait_for(critical, timeout, what=f"{what}a critical S01 incident with camera, power and fence evidence")
+        except AssertionError as exc:  # say what there was instead
+            raise AssertionError(f"{exc}; newest S01 incident: severity {newest.get('severity')}, evidence from "
+                                 f"{sorted((newest.get('draft') or {}).get('strongest', []))}") from None
 
 
 def signals_on_kafka(cfg, bootstrap: str) -> list[Signal]:
