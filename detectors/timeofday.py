@@ -5,6 +5,15 @@ from __future__ import annotations
 import calendar
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+
+
+@lru_cache(maxsize=4096)
+def _utc_fields(ts: float) -> time.struct_time:
+    # The power rules ask for a reading's local date several times, and a county's meters
+    # share their interval ends: cached, it is worked out once per interval, not per reading
+    # and question (it was a tenth of the rules' time).
+    return time.gmtime(ts)
 
 
 @dataclass(frozen=True)
@@ -14,10 +23,10 @@ class LocalClock:
     night_end_h: int = 6
 
     def local(self, ts: float) -> time.struct_time:
-        return time.gmtime(ts + self.timezone_offset_h * 3600)
+        return _utc_fields(ts + self.timezone_offset_h * 3600)
 
     def hour(self, ts: float) -> int:
-        return self.local(ts).tm_hour
+        return int(self.hour_of_day(ts))
 
     def hour_of_day(self, ts: float) -> float:
         """Local time of day in hours, with the fraction (01:30 is 1.5)."""
