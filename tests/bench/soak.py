@@ -158,10 +158,12 @@ def main() -> int:
         alive_for(run, args.seconds / 2)
         end = snapshot(run.pid, worker_metrics, load)
     finally:
-        if load.is_alive():
-            load.stop()
-        run.send_signal(signal.SIGINT)
-        rc = run.wait(120)
+        try:
+            if load.is_alive():
+                load.stop()
+        finally:  # whatever happened above, `shaftwatch run` and its children are stopped
+            run.send_signal(signal.SIGINT)
+            rc = run.wait(120)
     rows, grew = [], []
     for name, before in start["rss_mb"].items():
         after = end["rss_mb"].get(name, 0.0)
