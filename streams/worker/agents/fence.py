@@ -9,6 +9,8 @@ both emit ``Signal`` records to ``signals`` keyed by site.
 
 from __future__ import annotations
 
+import asyncio
+
 
 from detectors.fence import (
     FenceFinding, Ping, PresenceEvent, ZoneIndex, nearest_site, new_device_state, new_zone_state, observe_ping,
@@ -102,11 +104,14 @@ async def fence_agent(stream):
                 presences += found_presences
                 for finding in findings:
                     signals += to_signals(finding, record.lon, record.lat)
-            await device_state.flush_changelog()
-            for zone_id, rows in by_zone(presences).items():
-                await fence_presence_topic.send(key=zone_id.encode(),
-                                                value=encode_batch(FencePresence, {"zone_id": zone_id}, rows))
+            # Outputs first, acknowledged, then the state (streams.worker.emit says why); a
+            # presence replayed after a crash sets in the zone's state what it set before.
+            delivered = [await fence_presence_topic.send(key=zone_id.encode(),
+                                                         value=encode_batch(FencePresence, {"zone_id": zone_id}, rows))
+                         for zone_id, rows in by_zone(presences).items()]
+            await asyncio.gather(*delivered)
             await emit(signals)
+            await device_state.flush_changelog()
             count_accepted(event, len(records))
 
 
@@ -125,6 +130,6 @@ async def zone_agent(stream):
                 zone_state[p.zone_id] = state
                 for finding in findings:
                     signals += to_signals(finding, *(finding.details.get("centre") or (None, None)))
+            await emit(signals)  # acknowledged before the state is written (streams.worker.emit)
             await zone_state.flush_changelog()
-            await emit(signals)
             count_accepted(event, len(records))

@@ -104,10 +104,10 @@ async def power_agent(stream):
             # all of them sent as one batch per partition.
             states = {mid: load_state(mid) for mid in {r.meter_id for r in readings}}
             signals = apply_readings(readings, states)
+            await emit(signals)  # acknowledged before the state is written (streams.worker.emit)
             for meter_id, state in states.items():
                 store_state(meter_id, state)
             await meter_state.flush_changelog()
-            await emit(signals)
             count_accepted(event, len(readings))
 
 
