@@ -32,6 +32,7 @@ from pathlib import Path
 
 from streams.config import ConfigError, config_dir_from_env, config_json_schema, load_config
 from streams.logs import setup_logging
+from streams.ops import DEMO_FEEDS
 from streams.ops.processes import stop_on_signals
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
@@ -380,7 +381,7 @@ def cmd_run(args) -> int:
     cfg = _config_or_exit(args)
     setup_logging(cfg.runtime.log_level)
     from streams.ops.rehearsal import prepare_rehearsal
-    from streams.ops.supervisor import DEMO_FEEDS, run_all
+    from streams.ops.supervisor import run_all
 
     if args.theft_site:
         if cfg.site(args.theft_site) is None:
@@ -397,9 +398,9 @@ def cmd_run(args) -> int:
 def _demo_feeds(text: str) -> tuple[str, ...]:
     """`--demo-feeds cameras,fences` -> ("cameras", "fences"); an unknown name is refused."""
     feeds = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in feeds if name not in ("meters", "fences", "cameras")]
+    unknown = [name for name in feeds if name not in DEMO_FEEDS]
     if unknown or not feeds:
-        raise argparse.ArgumentTypeError(f"{text!r}: give one or more of meters, fences, cameras")
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more of {', '.join(DEMO_FEEDS)}")
     return feeds
 
 
@@ -415,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--theft-after", type=float, default=60.0, help="seconds before the theft starts")
     p.add_argument("--no-demo", action="store_true", help="do not start the demo feeds")
     p.add_argument("--demo-feeds", type=_demo_feeds, default=None, metavar="LIST",
-                   help="which demo feeds to start, comma-separated (default: meters,fences,cameras); "
+                   help=f"which demo feeds to start, comma-separated (default: {','.join(DEMO_FEEDS)}); "
                         "e.g. cameras,fences where the utility pushes real readings")
     p.set_defaults(func=cmd_run)
 
@@ -439,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="one demo feed")
     p.add_argument("--ops-port", type=int, default=0, help="port for /health and /metrics (0: none)")
-    p.add_argument("feed", choices=["cameras", "meters", "fences"])
+    p.add_argument("feed", choices=DEMO_FEEDS)
     p.add_argument("--theft-site")
     p.add_argument("--theft-after", type=float, default=60.0)
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")

@@ -29,6 +29,7 @@ from streams.config import ShaftWatchConfig
 from streams.kafka.admin import ensure_topics, topic_plan
 from streams.logs import ids
 from streams.metrics import CHILD_RESTARTS_TOTAL
+from streams.ops import DEMO_FEEDS
 from streams.ops.local_broker import BrokerError, LocalKafkaBroker
 from streams.ops.processes import stop_on_signals, terminate, wait_or_kill
 
@@ -89,9 +90,6 @@ class Child:
         if not wait_or_kill(self.proc, deadline):
             log.warning("did not stop in time; killed", extra=ids(child=self.name, pid=self.proc.pid))
         log.info("stopped", extra=ids(child=self.name, pid=self.proc.pid, rc=self.proc.returncode))
-
-
-DEMO_FEEDS = ("meters", "fences", "cameras")
 
 
 def plan_children(cfg: ShaftWatchConfig, theft_site: str | None, theft_after_s: float,

@@ -24,17 +24,22 @@ log = logging.getLogger("shaftwatch.signals")
 SIGNALS_TOTAL = Counter("shaftwatch_signals_total", "Signals emitted", ["source_kind", "kind"])
 
 
+async def send_acknowledged(topic, messages) -> None:
+    """Send (key, value) messages to a Faust topic and return once Kafka has acknowledged
+    every one (the module's docstring says why agents wait)."""
+    delivered = [await topic.send(key=key, value=value) for key, value in messages]
+    if delivered:
+        await asyncio.gather(*delivered)
+
+
 async def emit(signals: list[Signal]) -> None:
     # Encoded by the contract's own encoder and sent as bytes, the form the fusion agent
     # reads; one declared topic for both sides.
+    await send_acknowledged(signals_topic, [(signal.site_id.encode(), encode(signal)) for signal in signals])
     logging_signals = log.isEnabledFor(logging.INFO)
-    delivered = []
     for signal in signals:
-        delivered.append(await signals_topic.send(key=signal.site_id.encode(), value=encode(signal)))
         SIGNALS_TOTAL.labels(source_kind=signal.source_kind, kind=signal.kind).inc()
         if logging_signals:
             log.info("signal", extra=ids(site_id=signal.site_id, source_kind=signal.source_kind,
                                          source_id=signal.source_id, kind=signal.kind, signal_id=signal.signal_id,
                                          strength=signal.strength, summary=signal.summary))
-    if delivered:
-        await asyncio.gather(*delivered)

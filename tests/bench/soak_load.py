@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from detectors.geometry import bounding_box
 from streams.config import ShaftWatchConfig
 from streams.ops.demo import meter_power_kw, point_in_zone
 
@@ -109,9 +110,8 @@ class IngestLoad(threading.Thread):
             if device % 4 == 0:  # staying: at work, or at home, inside the zone
                 lon, lat = point_in_zone(zone, self.rng)
             else:  # passing by, around the zone
-                xs, ys = [p[0] for p in zone.polygon], [p[1] for p in zone.polygon]
-                lon = self.rng.uniform(min(xs) - 0.01, max(xs) + 0.01)
-                lat = self.rng.uniform(min(ys) - 0.01, max(ys) + 0.01)
+                x0, y0, x1, y1 = bounding_box(zone.polygon)
+                lon, lat = self.rng.uniform(x0 - 0.01, x1 + 0.01), self.rng.uniform(y0 - 0.01, y1 + 0.01)
             rows.append({"device_id": f"soak-{device:05d}", "device_kind": "phone", "ts": round(now, 3),
                          "lon": round(lon, 6), "lat": round(lat, 6), "accuracy_m": 50.0})
         self.next_ping += n

@@ -9,9 +9,6 @@ both emit ``Signal`` records to ``signals`` keyed by site.
 
 from __future__ import annotations
 
-import asyncio
-
-
 from detectors.fence import (
     FenceFinding, Ping, PresenceEvent, ZoneIndex, nearest_site, new_device_state, new_zone_state, observe_ping,
     observe_presence,
@@ -20,7 +17,7 @@ from streams.contract.decoding import encode_batch
 from streams.contract.partitioning import check_home
 from streams.contract.records import SCHEMA_VERSION, FencePing, FencePresence, RecordError, Signal
 from streams.worker.app import PARTITIONS, app, config, config_watch
-from streams.worker.emit import emit
+from streams.worker.emit import emit, send_acknowledged
 from streams.worker.history import check_history, history_start
 from streams.worker.intake import accepted_rows, count_accepted, refusing
 from streams.worker.tables import device_state, zone_state
@@ -106,10 +103,9 @@ async def fence_agent(stream):
                     signals += to_signals(finding, record.lon, record.lat)
             # Outputs first, acknowledged, then the state (streams.worker.emit says why); a
             # presence replayed after a crash sets in the zone's state what it set before.
-            delivered = [await fence_presence_topic.send(key=zone_id.encode(),
-                                                         value=encode_batch(FencePresence, {"zone_id": zone_id}, rows))
-                         for zone_id, rows in by_zone(presences).items()]
-            await asyncio.gather(*delivered)
+            await send_acknowledged(fence_presence_topic, [
+                (zone_id.encode(), encode_batch(FencePresence, {"zone_id": zone_id}, rows))
+                for zone_id, rows in by_zone(presences).items()])
             await emit(signals)
             await device_state.flush_changelog()
             count_accepted(event, len(records))
