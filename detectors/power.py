@@ -46,7 +46,7 @@ The rules:
 - ``irrigation_off_plan``: an irrigation pump running outside its season or hours;
 - ``irrigation_overload``: a sustained night load far above the declared pump rating;
 - ``night_industrial_load``: a flat added load (reading minus profile) at night for hours;
-- ``partial_bypass``: a live meter far below both references for hours on working days
+- ``partial_bypass``: a live meter far below both references for hours in the daytime of working days
   (lower weight: closures, holidays not in the calendar, empty houses look the same);
 - ``register_jump_after_zeros``: a live meter reads zero for a while, then its register
   shows energy it never reported (bypass, then reconnect);
@@ -104,6 +104,12 @@ class PowerRules:
     # --- sustained_excess: the added load over the last few intervals, at night
     sustained_intervals: int = 3
     sustained_min_share: float = 0.1  # never below 10 % of the envelope, however steady the meter
+    # --- a new rise must start with a jump (sustained_excess and baseline_deviation): a load
+    # that is connected makes the meter's draw jump; a plant that runs on past its usual
+    # hours, or a season's slow rise, does not. The draw since the rise began must be above
+    # the draw of the onset_intervals before it by at least onset_share of the added load.
+    onset_share: float = 0.5  # 0: no jump needed
+    onset_intervals: int = 2
     # --- baseline_deviation: one reading far above the envelope
     deviation_score: float = 6.0  # this many spreads above the envelope...
     # ...where the spread is never taken below this fraction of the envelope: with the
@@ -211,7 +217,7 @@ def new_state() -> State:
         "hour_acc": None,  # [day, hour, sum kW, n]: the hour being averaged for the long reference
         "quarantine": [],  # [[start, end or None], ...] flagged episodes: never learnt (last 4)
         "flag_days": [],  # local day numbers that had a load finding (last 16), for relearn_days
-        # The last judged intervals, contiguous: [[ts, kW above envelope, kW above profile, envelope], ...]
+        # The last judged intervals, contiguous: [[ts, kW above envelope, kW above profile, level, kW], ...]
         "recent": [],
         "tonight": None,  # [night, {test: largest value so far}, flagged, {test: threshold}]: the night being judged
         "runs": {},  # rule -> {"start": ts, "count": n, "last": ts, "values": [...]}
@@ -688,8 +694,8 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     if explained_by_plan or (recent and ts - recent[-1][0] > interval * 1.5):
         recent = []  # a gap (or a pump running to plan) ends the window
     if not explained_by_plan:
-        recent = (recent + [[ts, round(kw - envelope, 4), round(kw - profile, 4), round(level, 4)]])[
-            -rules.night_load_intervals:]
+        recent = (recent + [[ts, round(kw - envelope, 4), round(kw - profile, 4), round(level, 4), round(kw, 4)]])[
+            -(rules.night_load_intervals + rules.onset_intervals):]
     state["recent"] = recent
 
     # The three calibrated tests' values now, as shares of the envelope.
@@ -708,7 +714,7 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     limits = _limits(state, ts, clock, rules)
     needed = limits["spike"]
     deviating = spike is not None and needed is not None and spike >= needed and score >= rules.deviation_score \
-        and kw - envelope >= big
+        and kw - envelope >= big and ("baseline_deviation" in state["runs"] or jumped(recent, needed, kw - envelope, rules))
     run = _run(state, "baseline_deviation", deviating, ts, interval, kw)
     if run:
         _quarantine(state, run["start"], None)
@@ -725,8 +731,10 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     added_kw = sum(r[1] for r in window) / n if sustained is not None else 0.0
     # Every one of those intervals carries at least half the share needed: one big reading is not a rise.
     steady = needed is not None and sustained is not None and all(r[1] >= needed * r[3] / 2 for r in window)
-    firing = steady and sustained >= needed and added_kw >= floor
     run = state["runs"].get("sustained_excess")
+    # A new episode starts with a jump; one already found goes on while it stays above.
+    firing = steady and sustained >= needed and added_kw >= floor and (run is not None or jumped(recent, needed, added_kw,
+                                                                                                rules))
     if firing or (run is not None and night and recent and recent[-1][1] > 0):  # the episode lasts while above
         run = _run(state, "sustained_excess", True, ts, interval, added_kw)
         if run["count"] == 1:
@@ -776,6 +784,26 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     return out
 
 
+def jumped(recent: list[list[float]], needed_share: float, added_kw: float, rules: PowerRules) -> bool:
+    """Did the load jump when this rise began? The rise is the judged intervals at the end
+    of ``recent`` that carry at least half of ``needed_share`` (of the envelope) above the
+    envelope; its mean draw must be above the mean of the ``onset_intervals`` before it by at
+    least ``onset_share`` of ``added_kw``. A rise older than the intervals kept, or just
+    after a gap or a warm-up, shows no jump."""
+    if rules.onset_share <= 0:
+        return True
+    start = len(recent)
+    while start > 0 and recent[start - 1][1] >= needed_share * recent[start - 1][3] / 2:
+        start -= 1
+    rise, before = recent[start:], recent[max(0, start - 1 - rules.onset_intervals):max(0, start - 1)]
+    if not rise or not before:
+        return False
+    if any(len(r) < 5 for r in before + rise):
+        return True  # kept by an older version, without the draw: judged as it was then
+    step = sum(r[4] for r in rise) / len(rise) - sum(r[4] for r in before) / len(before)
+    return step >= rules.onset_share * added_kw
+
+
 def _close_if_idle(state: State, ts: float) -> None:
     """End the open quarantine once no rule that flags an episode is active."""
     if not any(r in state["runs"] for r in LOAD_RULES):
@@ -784,9 +812,11 @@ def _close_if_idle(state: State, ts: float) -> None:
 
 def _drop_rule(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, ts: float, kw: float,
                expected: Reference, finding) -> None:
-    """partial_bypass: judged on working days where the reference is worth judging; other
-    intervals neither count nor end the episode, so a bypass found is found once."""
-    working = DAY_TYPES[clock.local(ts).tm_wday] not in ("sat", "sun")
+    """partial_bypass: judged in the working hours of working days (outside the night:
+    whether a plant runs a night shift varies far more than what it draws by day), where the
+    reference is worth judging; other intervals neither count nor end the episode, so a
+    bypass found is found once."""
+    working = DAY_TYPES[clock.local(ts).tm_wday] not in ("sat", "sun") and not clock.is_night(ts)
     low = expected.floor
     judged = working and state["live"] and low >= max(2 * rules.noise_floor_kw,
                                                       rules.drop_min_rated_fraction * spec.rated_kw)

@@ -241,6 +241,45 @@ def test_one_odd_reading_is_not_a_sustained_rise():
     assert found == []
 
 
+def test_a_load_that_runs_on_past_its_hours_is_not_a_new_rise():
+    """A connected load makes the draw jump; a plant that keeps running into the night (the
+    envelope drops at 22:00, the draw does not) shows no jump and raises nothing."""
+    state, t, rng = warm()
+    feed(VILLAGE, state, t, 21 * 4, lambda ts: village_kw(ts, rng))
+    evening = t + 21 * 4 * STEP  # Tuesday 21:00: the day's 25 kW runs on until 01:00
+    assert feed(VILLAGE, state, evening, 16, lambda ts: 25.0 * rng.uniform(0.95, 1.05)) == []
+    # The same load connected onto the quiet night is a rise, and found.
+    state, t, rng = warm()
+    feed(VILLAGE, state, t, 23 * 4, lambda ts: village_kw(ts, rng))
+    found = feed(VILLAGE, state, t + 23 * 4 * STEP, 8, lambda ts: 25.0 * rng.uniform(0.95, 1.05))
+    assert {"sustained_excess", "baseline_deviation"} <= {f.kind for f in found}
+
+
+def test_a_slow_rise_over_the_night_is_not_a_theft():
+    """A season's slow rise (heating coming on a little earlier each night) shows no jump:
+    +2 % of the night load an hour, +16 % by the end of 8 hours, raises nothing (a rise is
+    a jump when it is faster than about a sixth of the meter's needed share per interval)."""
+    for seed in (1, 2, 3):
+        state, t, rng = warm(seed=seed)
+        feed(VILLAGE, state, t, 22 * 4, lambda ts: village_kw(ts, rng))
+        night = t + 22 * 4 * STEP
+        rising = feed(VILLAGE, state, night, 32, lambda ts: 10.0 * rng.uniform(0.98, 1.02) + 0.05 * (ts - night) / STEP)
+        assert rising == [], seed
+
+
+def test_without_the_jump_rule_the_same_loads_would_alarm():
+    """The two series above are not quiet by luck: with onset_share 0 they raise findings."""
+    rules = PowerRules(onset_share=0.0)
+    state, t, rng = warm(rules=rules)
+    feed(VILLAGE, state, t, 21 * 4, lambda ts: village_kw(ts, rng), rules=rules)
+    assert feed(VILLAGE, state, t + 21 * 4 * STEP, 16, lambda ts: 25.0 * rng.uniform(0.95, 1.05), rules=rules)
+    state, t, rng = warm(rules=rules)
+    feed(VILLAGE, state, t, 22 * 4, lambda ts: village_kw(ts, rng), rules=rules)
+    night = t + 22 * 4 * STEP
+    assert feed(VILLAGE, state, night, 32, lambda ts: 10.0 * rng.uniform(0.98, 1.02) + 0.05 * (ts - night) / STEP,
+                rules=rules)
+
+
 def test_clean_two_months_are_quiet():
     rng = random.Random(11)
     state = new_state()
@@ -379,7 +418,7 @@ def test_state_is_small_plain_json_and_buckets_need_only_get_and_set():
     assert json.loads(json.dumps(rest)) == rest
     assert len(json.dumps(rest)) < 2000
     assert len(state["pending"]) <= RULES.learn_delay_intervals and len(state["quarantine"]) <= 4
-    assert len(state["recent"]) <= RULES.night_load_intervals
+    assert len(state["recent"]) <= RULES.night_load_intervals + RULES.onset_intervals
     # about one short-bucket write per reading, one long-bucket write per hour, one calibration write a night
     assert state["buckets"].writes <= DAY * 40 * 1.3
     assert all(len(json.dumps(v)) < 400 for k, v in state["buckets"]._d.items() if k != "cal")
