@@ -69,6 +69,26 @@ def thinned(track: Track, every_s: float, rng: random.Random) -> list[tuple[floa
     return out
 
 
+STOP_S, STOP_M = 300.0, 100.0
+
+
+def stopped_in(track: Track, zone_id: str, index: ZoneIndex) -> bool:
+    """Did the track stay STOP_S within STOP_M of one of its points inside the zone?"""
+    pts = track.points
+    inside = [zone_id in index.locate(Ping("x", "phone", 0, lon, lat, 10), RULES) for _, lon, lat in pts]
+    for i, (t0, lon0, lat0) in enumerate(pts):
+        if not inside[i]:
+            continue
+        scale = 111_320 * math.cos(math.radians(lat0))
+        for j in range(i + 1, len(pts)):
+            t, lon, lat = pts[j]
+            if math.hypot((lon - lon0) * scale, (lat - lat0) * 111_320) > STOP_M or not inside[j]:
+                break
+            if t - t0 >= STOP_S:
+                return True
+    return False
+
+
 def passers_by(seed: int = 3) -> dict:
     rng = random.Random(seed)
     report = {}
@@ -81,14 +101,12 @@ def passers_by(seed: int = 3) -> dict:
         far_lat = max(lats) + 2000 / 111_320
         zones.append(Zone("EMPTY", ("S01",), polygon=square(statistics.mean(lons), far_lat)))
         index = ZoneIndex(zones)
-        # How long the track itself stayed in each zone: crossing 600 m takes a walker at 1 m/s
-        # 10 minutes; one that spends over 15 minutes inside is lingering, not passing by.
-        lingered = {}
-        for z in zones:
-            times = [t for t, lon, lat in track.points if index.locate(Ping("x", "phone", 0, lon, lat, 10), RULES)
-                     == [z.id]]
-            lingered[z.id] = bool(times) and times[-1] - times[0] > 900
-        rows = {"passing": Counter(), "lingering": Counter()}
+        # Whether the person stopped in each zone, by the raw track itself (not the rules):
+        # 5 minutes within 100 m of where they stood, inside the zone. Zones on one track may
+        # overlap (a walk that loops around a lake passes one spot three times), so a zone's
+        # stops are looked for in every point inside it, whichever other zones hold it too.
+        stopped = {z.id: stopped_in(track, z.id, index) for z in zones}
+        rows = {"passing": Counter(), "stopping": Counter()}
         passes = Counter()
         for every_s in (0, 30, 60, 300):
             for hour in (2.0, 10.0, 14.0, 22.0):
@@ -97,11 +115,11 @@ def passers_by(seed: int = 3) -> dict:
                 pings = [Ping(pid, "vehicle_terminal" if track.mode == "car" else "phone", t0 + t, lon, lat, acc)
                          for t, lon, lat, acc in thinned(track, every_s, rng)]
                 for z in zones:
-                    passes["lingering" if lingered[z.id] else "passing"] += 1
+                    passes["stopping" if stopped[z.id] else "passing"] += 1
                 for f in run(pings, index):
-                    rows["lingering" if lingered[f.zone_id] else "passing"][f.kind] += 1
+                    rows["stopping" if stopped[f.zone_id] else "passing"][f.kind] += 1
         report[track.name] = {"mode": track.mode, "source": track.source, "minutes": round(track.duration_s / 60),
-                              "zones_lingered": sorted(z for z, v in lingered.items() if v),
+                              "zones_stopped": sorted(z for z, v in stopped.items() if v),
                               "passes": dict(passes), "findings": {k: dict(v) for k, v in rows.items()},
                               "findings_per_passing": sum(rows["passing"].values()) / max(1, passes["passing"])}
     return report
@@ -159,8 +177,8 @@ def main() -> dict:
     for name, r in report["passers_by"].items():
         f = r["findings"]
         print(f"  {name:30} {r['mode']:5} {r['minutes']:>4} min: passing through {r['passes'].get('passing', 0):>3} times: "
-              f"{f['passing'] or 'nothing'} = {r['findings_per_passing']:.2f} per passer-by; lingering (over 15 min inside) "
-              f"in {len(r['zones_lingered'])} zone(s), {r['passes'].get('lingering', 0)} times: "
+              f"{f['passing'] or 'nothing'} = {r['findings_per_passing']:.2f} per passer-by; stopping (5 min within 100 m) "
+              f"in {len(r['zones_stopped'])} zone(s), {r['passes'].get('lingering', 0)} times: "
               f"{f['lingering'] or 'nothing'}  ({r['source']})")
     res = report["residents"]
     w = res["without_allow_list"]
