@@ -453,6 +453,20 @@ async function openSite(site) {
   }));
 }
 
+// A list re-rendered on every live change must not wipe what someone is typing into it: its
+// inputs carry data-key (the item and the step they are for), and a value typed, and the
+// focus, survive the re-render. A step taken changes the key, so a used note is not restored.
+function replaceKeepingInput(list, items) {
+  const typed = new Map([...list.querySelectorAll("input[data-key]")].filter((i) => i.value)
+    .map((i) => [i.dataset.key, i.value]));
+  const focused = list.contains(document.activeElement) ? document.activeElement.dataset.key : undefined;
+  list.replaceChildren(...items);
+  for (const input of list.querySelectorAll("input[data-key]")) {
+    if (typed.has(input.dataset.key)) input.value = typed.get(input.dataset.key);
+    if (focused !== undefined && input.dataset.key === focused) input.focus();
+  }
+}
+
 // ------------------------------------------------------------------ patrols
 
 let visitPosition = null;
@@ -472,7 +486,7 @@ async function loadPatrol() {
     if (r.complete) item.append(" ", el("span", t("round_complete"), "tag"));
     return item;
   }));
-  $("problems").replaceChildren(...problems.filter((p) => p.state !== "closed").map((p) => {
+  replaceKeepingInput($("problems"), problems.filter((p) => p.state !== "closed").map((p) => {
     const item = el("li");
     item.append(el("strong", p.description), el("br"),
                 el("span", t("problem_found", {site: p.site_id, by: p.found_by, t: clock(p.found_at)}), "when"));
@@ -480,6 +494,7 @@ async function loadPatrol() {
     if (step === "rectify" || session.may.ledger) {
       const steps = el("div", null, "steps");
       const note = el("input");
+      note.dataset.key = `${p.id}/${step}`;
       note.placeholder = t("problem_note");
       const button = el("button", t(`problem_${step}`));
       button.type = "button";
@@ -503,7 +518,7 @@ const STEP_NEEDS = {propose: "ledger", approve: "users", pay: "ledger"};
 async function loadTipoffs() {
   await siteOptions($("tipoff-site"), true);
   const {tipoffs} = await api("/api/tipoffs");
-  $("tipoffs").replaceChildren(...tipoffs.map((tip) => {
+  replaceKeepingInput($("tipoffs"), tipoffs.map((tip) => {
     const item = el("li");
     item.dataset.id = tip.id;
     item.append(el("strong", `#${tip.id} ${tip.site_id || `${tip.lon}, ${tip.lat}`}`),
@@ -517,6 +532,7 @@ async function loadTipoffs() {
     const wanted = [...(TIP_STEPS[tip.state] || [])];
     const reward = tip.state === "verified" ? REWARD_STEPS[tip.reward_state] : null;
     if (reward && session.may[STEP_NEEDS[reward]]) wanted.push(reward);
+    input.dataset.key = `${tip.id}/${wanted.join(",")}`;
     if (wanted.length) {
       input.placeholder = wanted.includes("propose") ? t("yuan") : t("problem_note");
       steps.append(input);

@@ -112,6 +112,9 @@ def test_visits_tipoffs_and_reports_in_a_real_browser(console_setup, kafka_boots
                 ops = await signed_in("ops")
                 await ops.click("nav button[data-view=patrol]")
                 await ops.fill("#problems li input", "现场复核 checked on site")
+                # A live change re-renders the list while ops is typing: the note stays.
+                await ops.evaluate("loadPatrol()")
+                await expect(ops.locator("#problems li input")).to_have_value("现场复核 checked on site")
                 await ops.click("#problems li button")
                 await expect(ops.locator("#problems li")).to_have_count(0)
 
