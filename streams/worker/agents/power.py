@@ -30,6 +30,9 @@ log = logging.getLogger("shaftwatch.power")
 METER_READINGS_TOTAL = Counter("shaftwatch_meter_readings_total", "What the rules made of accepted readings: "
                                "accepted, or duplicate_or_late (a re-sent interval, or beyond the late limit)",
                                ["outcome"])
+# Bound once: labels() looks its child up by name each time, and a message carries hundreds of readings.
+READINGS_ACCEPTED = METER_READINGS_TOTAL.labels(outcome="accepted")
+READINGS_IGNORED = METER_READINGS_TOTAL.labels(outcome="duplicate_or_late")
 SPECS: dict[str, MeterSpec] = config.meters.specs()  # each with its closure calendar
 EARLIEST = history_start(config.meters.history_from)  # meters.yaml history_from: the oldest reading accepted
 SPECS_BY_PARTITION: dict[int, list[MeterSpec]] = defaultdict(list)
@@ -64,17 +67,19 @@ def apply_readings(readings: list[MeterReading], states: dict[str, dict]) -> lis
     """Run the rules over readings, updating ``states`` (meter id -> state) in place."""
     signals = []
     in_force = config_watch.thresholds  # thresholds.yaml as now; day or night per reading below
+    ignored = 0
     for reading in readings:
         spec = SPECS[reading.meter_id]  # unknown meters were refused with the message
         state = states[reading.meter_id]
         findings = observe(spec, in_force.at(reading.ts).power, in_force.clock, state, reading.ts, reading.power_kw,
                            reading.energy_kwh, reading.register_kwh)
         if findings is None:
-            METER_READINGS_TOTAL.labels(outcome="duplicate_or_late").inc()
+            ignored += 1
             continue
         state["count"] = state.get("count", 0) + 1
-        METER_READINGS_TOTAL.labels(outcome="accepted").inc()
         signals += [to_signal(f) for f in findings]
+    READINGS_ACCEPTED.inc(len(readings) - ignored)
+    READINGS_IGNORED.inc(ignored)
     return signals
 
 
