@@ -20,6 +20,7 @@ next flush raises it, which stops the agent instead of letting it commit lost st
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from typing import Any
@@ -57,6 +58,19 @@ def owner_of(key: Any) -> str:
     return str(key).split("/", 1)[0]
 
 
+ENCODE_ON_THREAD_KEYS = 64
+
+
+def _group_encoded(entries: list[tuple[Any, int, Any]]) -> dict[int, dict[str, list[tuple[bytes, bytes]]]]:
+    """(key, partition, value) -> partition -> owner -> encoded records: an owner's keys
+    ("M-0001" and "M-0001/h3-mid") go into one record batch, which Kafka appends whole or
+    not at all."""
+    by_partition: dict[int, dict[str, list[tuple[bytes, bytes]]]] = defaultdict(lambda: defaultdict(list))
+    for key, partition, value in entries:
+        by_partition[partition][owner_of(key)].append(encode_entry(key, value))
+    return by_partition
+
+
 class ChangelogWriteFailed(RuntimeError):
     """A batch of state changes could not be written to the changelog topic."""
 
@@ -85,11 +99,14 @@ class BatchedChangelogTable(faust.Table):
         if not self._changed:
             return 0
         changed, self._changed = self._changed, {}
-        # partition -> owner -> records: an owner's keys ("M-0001" and "M-0001/h3-mid") go
-        # into one record batch, which Kafka appends whole or not at all.
-        by_partition: dict[int, dict[str, list[tuple[bytes, bytes]]]] = defaultdict(lambda: defaultdict(list))
-        for key, partition in changed.items():
-            by_partition[partition][owner_of(key)].append(encode_entry(key, self.data[key]))
+        entries = [(key, partition, self.data[key]) for key, partition in changed.items()]
+        if len(entries) > ENCODE_ON_THREAD_KEYS:
+            # Serialising a message's worth of state holds the loop for tens of ms; a thread
+            # does it. Nothing writes these values meanwhile: their one writer, the agent,
+            # awaits this flush before it takes its next message.
+            by_partition = await asyncio.to_thread(_group_encoded, entries)
+        else:
+            by_partition = _group_encoded(entries)
         # Faust's producer wraps aiokafka's; its batch interface is what makes this cheap.
         kafka = self.app.producer._ensure_producer()
         limit = self.app.conf.producer_max_batch_size - BATCH_HEADROOM

@@ -25,7 +25,7 @@ def ledger_rows(config) -> list[dict]:
 
 def run_worker() -> None:
     # Importing registers the app, its topics, tables, agents and pages.
-    from streams.worker import agents, timers, views  # noqa: F401
+    from streams.worker import agents, loop_probe, timers, views  # noqa: F401
     from streams.worker.app import app, config
 
     Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import tempfile
+import urllib.request
 from pathlib import Path
 
 from streams.config import LocalBrokerSettings, load_config
@@ -24,8 +26,27 @@ def bench_broker():
             yield broker, Path(tmp)
 
 
+LAG_BUCKETS = ("0.01", "0.025", "0.05", "0.1")
+
+
+def loop_lag_probes(worker) -> dict[str, float]:
+    """The worker's event-loop probes so far (streams.worker.loop_probe), from one read of
+    its /metrics page (the probe runs every 50 ms, so several reads would not add up): how
+    many, how many woke later than each bucket bound, and the longest lag of the last
+    minute."""
+    text = urllib.request.urlopen(worker.url("/metrics"), timeout=30).read().decode()
+
+    def sample(name: str) -> float:
+        m = re.search("^" + re.escape(name) + r" ([0-9.e+]+)$", text, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    total = sample("shaftwatch_event_loop_lag_seconds_count")
+    return {"probes": total, "max_s": sample("shaftwatch_event_loop_lag_max_seconds"),
+            **{le: total - sample(f'shaftwatch_event_loop_lag_seconds_bucket{{le="{le}"}}') for le in LAG_BUCKETS}}
+
+
 def agent_rate(bootstrap: str, config_dir: Path, topic: str, messages, total: int, log_path: Path,
-               ready_topic: str = "meter-readings", check=None) -> float:
+               ready_topic: str = "meter-readings", check=None, loop_lag: dict | None = None) -> float:
     """Items (readings, pings, frames, signals) per second through the agent that reads
     ``topic``, from a backlog of ``messages`` produced before the worker starts.
 
@@ -34,7 +55,10 @@ def agent_rate(bootstrap: str, config_dir: Path, topic: str, messages, total: in
     (``shaftwatch_records_last_accepted_timestamp_seconds``), so the figure holds however
     small the backlog: polling from outside saw nothing of a backlog done in one poll.
     ``messages``: (key, value, partition) or (key, value, partition, headers) tuples.
-    ``check(worker)``, if given, runs once every item is processed (a sanity check)."""
+    ``check(worker)``, if given, runs once every item is processed (a sanity check).
+    ``loop_lag``, if given, is filled with how the worker's event loop was held meanwhile:
+    the longest stall (s) and the share of its probes (every 50 ms) that woke more than
+    10/25/50/100 ms late, counted from when the worker was ready."""
     cfg = load_config(config_dir)
     asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
 
@@ -48,6 +72,7 @@ def agent_rate(bootstrap: str, config_dir: Path, topic: str, messages, total: in
     worker = WorkerProcess(config_dir, bootstrap, log_path).start()
     try:
         worker.wait_ready(topic_suffix=ready_topic, timeout=120)
+        at_ready = loop_lag_probes(worker) if loop_lag is not None else None
         accepted = f'shaftwatch_records_accepted_total{{topic="{topic}"}}'
         n = wait_for(lambda: (n := counter(worker, accepted)) >= total and n, 600, interval=0.1,
                      what=f"{total} items accepted ({log_path})")
@@ -57,6 +82,11 @@ def agent_rate(bootstrap: str, config_dir: Path, topic: str, messages, total: in
             print(f"    note: {n - total:.0f} of {total} items processed twice (redelivered after a rebalance)")
         if check is not None:
             check(worker)
+        if loop_lag is not None:
+            done = loop_lag_probes(worker)
+            probes = max(1.0, done["probes"] - at_ready["probes"])
+            loop_lag.update({"max_s": done["max_s"], "probes": probes,
+                             **{f"late_{le}": (done[le] - at_ready[le]) / probes for le in LAG_BUCKETS}})
         started = counter(worker, f'shaftwatch_records_in_created{{topic="{topic}"}}')
         finished = counter(worker, f'shaftwatch_records_last_accepted_timestamp_seconds{{topic="{topic}"}}')
         return n / (finished - started)

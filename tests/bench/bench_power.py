@@ -26,7 +26,7 @@ from streams.contract.partitioning import partition_for
 from streams.kafka.admin import ensure_topics
 from streams.kafka.producer import KafkaSink
 from streams.worker.changelog import encode_entry
-from tests.bench.agent_rate import agent_rate, bench_broker
+from tests.bench.agent_rate import LAG_BUCKETS, agent_rate, bench_broker
 from tests.bench.power_quality import main as quality_main
 from tests.bench.power_quality import print_report
 from tests.bench.power_real import main as real_main
@@ -146,7 +146,7 @@ def preload_state(bootstrap: str, config_dir: Path, states: dict[str, dict], par
 
 
 def bench_agent(bootstrap: str, workdir: Path, rows: list[dict], warm: dict[str, dict], intervals: int,
-                batched: bool) -> float:
+                batched: bool, loop_lag: dict | None = None) -> float:
     tag = "batched" if batched else "single"
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-{tag}-", dir=workdir))
     config_dir = without_cameras(isolated_config(run_dir, f"bench-{tag}", partitions=4, log_level="warning"))
@@ -162,7 +162,7 @@ def bench_agent(bootstrap: str, workdir: Path, rows: list[dict], warm: dict[str,
 
     messages = list(_messages(rows, intervals, batched, 4, random.Random(2)))
     return agent_rate(bootstrap, config_dir, "meter-readings", messages, len(rows) * intervals,
-                      run_dir / "worker.log", check=recovered_warm_state)
+                      run_dir / "worker.log", check=recovered_warm_state, loop_lag=loop_lag)
 
 
 def main() -> None:
@@ -190,8 +190,9 @@ def main() -> None:
     rows = county_meters(1000)
     warm = warm_states(rows, 14, random.Random(3))
     with bench_broker() as (broker, tmp):
-        batched = [bench_agent(broker.bootstrap, Path(tmp), rows, warm, 24 if quick else 96, True)
-                   for _ in range(1 if quick else 3)]
+        lags = [{} for _ in range(1 if quick else 3)]
+        batched = [bench_agent(broker.bootstrap, Path(tmp), rows, warm, 24 if quick else 96, True, loop_lag=lag)
+                   for lag in lags]
         single = [bench_agent(broker.bootstrap, Path(tmp), rows, warm, 4 if quick else 12, False)
                   for _ in range(1 if quick else 3)]
     b, s = statistics.median(batched), statistics.median(single)
@@ -199,6 +200,10 @@ def main() -> None:
     print(f"one reading per message:        median {s:,.0f} readings/s  runs {[round(x) for x in single]}")
     print(f"batched / single: {b / s:.1f}x; target 20,000 readings/s through the agent: "
           f"{'met' if b >= 20000 else 'NOT met'} (batched)")
+    print(f"the worker's event loop while the agent works the batched backlog (probe every 50 ms): longest stall "
+          f"{statistics.median(lag['max_s'] for lag in lags) * 1000:.0f} ms (median of runs), probes late by more than "
+          + ", ".join(f"{float(le) * 1000:g} ms {statistics.median(lag[f'late_{le}'] for lag in lags):.1%}"
+                      for le in LAG_BUCKETS))
 
 
 if __name__ == "__main__":

@@ -135,3 +135,43 @@ def test_a_backlog_after_a_long_recovery_is_processed_whole(kafka_bootstrap, tmp
         wait_for(lambda: asyncio.run(committed()) == 1600, 30, interval=1, what="offsets committed to the end")
     finally:
         worker.stop()
+
+
+def test_a_large_batch_is_decoded_and_written_off_the_event_loop(kafka_bootstrap, tmp_path):
+    """A message of 300 readings (over DECODE_ON_THREAD_BYTES) is decoded on a thread and its
+    600 changed keys (over ENCODE_ON_THREAD_KEYS) serialised on a thread: every reading
+    counted once, every meter's state in the changelog once, and the worker's event-loop
+    probe reports how long the loop was held."""
+    import yaml
+
+    from streams.worker.changelog import ENCODE_ON_THREAD_KEYS
+    from streams.worker.intake import DECODE_ON_THREAD_BYTES
+    from tests.bench.bench_power import county_meters
+    from tests.helpers import counter, without_cameras
+
+    rows = county_meters(600)
+    config_dir = without_cameras(isolated_config(tmp_path, "offloop", partitions=2))
+    (config_dir / "meters.yaml").write_text(yaml.safe_dump({"utility": "test", "meters": rows}))
+    cfg = load_config(config_dir)
+    asyncio.run(ensure_topics(kafka_bootstrap, topic_plan(cfg)))
+    ts = (time.time() // 900) * 900 - 86400
+    messages = []
+    for partition in (0, 1):
+        items = [{"meter_id": r["id"], "ts": ts, "power_kw": 5.0} for r in rows if partition_for(r["id"], 2) == partition]
+        value = json.dumps({"v": 1, "source_id": "utility-test", "readings": items}).encode()
+        assert len(value) > DECODE_ON_THREAD_BYTES and 2 * len(items) > ENCODE_ON_THREAD_KEYS
+        messages.append((items[0]["meter_id"].encode(), value, None))  # partitioned by its key
+    asyncio.run(produce(kafka_bootstrap, cfg.topic("meter-readings"), messages))
+    worker = WorkerProcess(config_dir, kafka_bootstrap, tmp_path / "worker.log").start()
+    try:
+        worker.wait_ready()
+        feeds = wait_for(lambda: (f := worker.get("/feeds/meters")) and sum(v["count"] for v in f.values()) >= 600 and f,
+                         90, what="600 readings counted")
+        assert all(feeds[r["id"]]["count"] == 1 for r in rows)
+        records = asyncio.run(read_all(kafka_bootstrap, f"{cfg.runtime.app.id}-meter-state-changelog", 10_000, timeout=5))
+        states = [json.loads(r.key) for r in records if "/" not in json.loads(r.key)]
+        assert sorted(states) == sorted(r["id"] for r in rows)  # each meter's state once
+        assert all(pickle.loads(r.value)["count"] == 1 for r in records if "/" not in json.loads(r.key))
+        assert counter(worker, "shaftwatch_event_loop_lag_seconds_count") > 0
+    finally:
+        worker.stop()
