@@ -714,7 +714,8 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     limits = _limits(state, ts, clock, rules)
     needed = limits["spike"]
     deviating = spike is not None and needed is not None and spike >= needed and score >= rules.deviation_score \
-        and kw - envelope >= big and ("baseline_deviation" in state["runs"] or jumped(recent, needed, kw - envelope, rules))
+        and kw - envelope >= big \
+        and ("baseline_deviation" in state["runs"] or jumped(recent, needed, kw - envelope, rules))
     run = _run(state, "baseline_deviation", deviating, ts, interval, kw)
     if run:
         _quarantine(state, run["start"], None)
@@ -733,8 +734,8 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     steady = needed is not None and sustained is not None and all(r[1] >= needed * r[3] / 2 for r in window)
     run = state["runs"].get("sustained_excess")
     # A new episode starts with a jump; one already found goes on while it stays above.
-    firing = steady and sustained >= needed and added_kw >= floor and (run is not None or jumped(recent, needed, added_kw,
-                                                                                                rules))
+    firing = steady and sustained >= needed and added_kw >= floor \
+        and (run is not None or jumped(recent, needed, added_kw, rules))
     if firing or (run is not None and night and recent and recent[-1][1] > 0):  # the episode lasts while above
         run = _run(state, "sustained_excess", True, ts, interval, added_kw)
         if run["count"] == 1:
@@ -788,8 +789,10 @@ def jumped(recent: list[list[float]], needed_share: float, added_kw: float, rule
     """Did the load jump when this rise began? The rise is the judged intervals at the end
     of ``recent`` that carry at least half of ``needed_share`` (of the envelope) above the
     envelope; its mean draw must be above the mean of the ``onset_intervals`` before it by at
-    least ``onset_share`` of ``added_kw``. A rise older than the intervals kept, or just
-    after a gap or a warm-up, shows no jump."""
+    least ``onset_share`` of ``added_kw``. The interval just before the rise is left out: it
+    is below the bar by how the rise was found, so on a noisy meter it would make a slow
+    rise look like a jump. A rise older than the intervals kept, or just after a gap or a
+    warm-up, shows no jump."""
     if rules.onset_share <= 0:
         return True
     start = len(recent)

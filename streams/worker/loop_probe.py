@@ -19,10 +19,11 @@ from streams.worker.app import app
 
 PROBE_S = 0.05
 WINDOW_S = 60.0
-EVENT_LOOP_LAG_SECONDS = Histogram("shaftwatch_event_loop_lag_seconds", "How late the worker's event-loop probe woke: how long "
-                     "something held the loop", buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+EVENT_LOOP_LAG_SECONDS = Histogram("shaftwatch_event_loop_lag_seconds",
+                                   "How late the worker's event-loop probe woke: how long something held the loop",
+                                   buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 EVENT_LOOP_LAG_MAX_SECONDS = Gauge("shaftwatch_event_loop_lag_max_seconds",
-                     f"The longest the worker's event loop was held in the last {WINDOW_S:g} s")
+                                   f"The longest the worker's event loop was held in the last {WINDOW_S:g} s")
 
 
 class LagWindow:

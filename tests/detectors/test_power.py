@@ -263,7 +263,8 @@ def test_a_slow_rise_over_the_night_is_not_a_theft():
         state, t, rng = warm(seed=seed)
         feed(VILLAGE, state, t, 22 * 4, lambda ts: village_kw(ts, rng))
         night = t + 22 * 4 * STEP
-        rising = feed(VILLAGE, state, night, 32, lambda ts: 10.0 * rng.uniform(0.98, 1.02) + 0.05 * (ts - night) / STEP)
+        rising = feed(VILLAGE, state, night, 32,
+                      lambda ts: 10.0 * rng.uniform(0.98, 1.02) + 0.05 * (ts - night) / STEP)
         assert rising == [], seed
 
 

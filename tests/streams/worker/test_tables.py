@@ -157,7 +157,8 @@ def test_a_large_batch_is_decoded_and_written_off_the_event_loop(kafka_bootstrap
     ts = (time.time() // 900) * 900 - 86400
     messages = []
     for partition in (0, 1):
-        items = [{"meter_id": r["id"], "ts": ts, "power_kw": 5.0} for r in rows if partition_for(r["id"], 2) == partition]
+        items = [{"meter_id": r["id"], "ts": ts, "power_kw": 5.0} for r in rows
+                 if partition_for(r["id"], 2) == partition]
         value = json.dumps({"v": 1, "source_id": "utility-test", "readings": items}).encode()
         assert len(value) > DECODE_ON_THREAD_BYTES and 2 * len(items) > ENCODE_ON_THREAD_KEYS
         messages.append((items[0]["meter_id"].encode(), value, None))  # partitioned by its key
@@ -165,10 +166,11 @@ def test_a_large_batch_is_decoded_and_written_off_the_event_loop(kafka_bootstrap
     worker = WorkerProcess(config_dir, kafka_bootstrap, tmp_path / "worker.log").start()
     try:
         worker.wait_ready()
-        feeds = wait_for(lambda: (f := worker.get("/feeds/meters")) and sum(v["count"] for v in f.values()) >= 600 and f,
-                         90, what="600 readings counted")
+        feeds = wait_for(lambda: (f := worker.get("/feeds/meters")) and sum(v["count"] for v in f.values()) >= 600
+                         and f, 90, what="600 readings counted")
         assert all(feeds[r["id"]]["count"] == 1 for r in rows)
-        records = asyncio.run(read_all(kafka_bootstrap, f"{cfg.runtime.app.id}-meter-state-changelog", 10_000, timeout=5))
+        changelog = f"{cfg.runtime.app.id}-meter-state-changelog"
+        records = asyncio.run(read_all(kafka_bootstrap, changelog, 10_000, timeout=5))
         states = [json.loads(r.key) for r in records if "/" not in json.loads(r.key)]
         assert sorted(states) == sorted(r["id"] for r in rows)  # each meter's state once
         assert all(pickle.loads(r.value)["count"] == 1 for r in records if "/" not in json.loads(r.key))
