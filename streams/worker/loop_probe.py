@@ -6,12 +6,17 @@ one loop, so this is the delay each of them may see.
 Exported as ``shaftwatch_event_loop_lag_seconds`` (a histogram of every probe's lateness)
 and ``shaftwatch_event_loop_lag_max_seconds`` (the worst lateness of the last
 ``WINDOW_S``). Measured in ``make bench-power`` while the power agent works a backlog.
+Python's garbage collections stop every thread, the loop's too, for as long as they take:
+``shaftwatch_gc_pause_seconds{generation}`` says how long, so a stall can be told apart
+from a slow agent step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import gc
+import time
 
 from prometheus_client import Gauge, Histogram
 
@@ -24,6 +29,24 @@ EVENT_LOOP_LAG_SECONDS = Histogram("shaftwatch_event_loop_lag_seconds",
                                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 EVENT_LOOP_LAG_MAX_SECONDS = Gauge("shaftwatch_event_loop_lag_max_seconds",
                                    f"The longest the worker's event loop was held in the last {WINDOW_S:g} s")
+
+
+GC_PAUSE_SECONDS = Histogram("shaftwatch_gc_pause_seconds", "How long each of the worker's garbage collections took, "
+                             "by generation (every thread waits meanwhile)", ["generation"],
+                             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
+_GC_BY_GENERATION = [GC_PAUSE_SECONDS.labels(generation=str(g)) for g in range(3)]
+_gc_started = [0.0]
+
+
+def _time_gc(phase: str, info: dict) -> None:
+    """gc.callbacks hook: a collection's start and stop, in the thread that runs it."""
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        _GC_BY_GENERATION[info["generation"]].observe(time.perf_counter() - _gc_started[0])
+
+
+gc.callbacks.append(_time_gc)
 
 
 class LagWindow:

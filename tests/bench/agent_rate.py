@@ -41,7 +41,9 @@ def loop_lag_probes(worker) -> dict[str, float]:
         return float(m.group(1)) if m else 0.0
 
     total = sample("shaftwatch_event_loop_lag_seconds_count")
-    return {"probes": total, "max_s": sample("shaftwatch_event_loop_lag_max_seconds"),
+    full_gc = sample('shaftwatch_gc_pause_seconds_count{generation="2"}')
+    return {"probes": total, "max_s": sample("shaftwatch_event_loop_lag_max_seconds"), "full_gc": full_gc,
+            "full_gc_over_0.1": full_gc - sample('shaftwatch_gc_pause_seconds_bucket{generation="2",le="0.1"}'),
             **{le: total - sample(f'shaftwatch_event_loop_lag_seconds_bucket{{le="{le}"}}') for le in LAG_BUCKETS}}
 
 
@@ -57,8 +59,9 @@ def agent_rate(bootstrap: str, config_dir: Path, topic: str, messages, total: in
     ``messages``: (key, value, partition) or (key, value, partition, headers) tuples.
     ``check(worker)``, if given, runs once every item is processed (a sanity check).
     ``loop_lag``, if given, is filled with how the worker's event loop was held meanwhile:
-    the longest stall (s) and the share of its probes (every 50 ms) that woke more than
-    10/25/50/100 ms late, counted from when the worker was ready."""
+    the longest stall (s), the share of its probes (every 50 ms) that woke more than
+    10/25/50/100 ms late, and its full (generation 2) garbage collections and how many
+    took over 100 ms, counted from when the worker was ready."""
     cfg = load_config(config_dir)
     asyncio.run(ensure_topics(bootstrap, topic_plan(cfg)))
 
@@ -86,6 +89,7 @@ def agent_rate(bootstrap: str, config_dir: Path, topic: str, messages, total: in
             done = loop_lag_probes(worker)
             probes = max(1.0, done["probes"] - at_ready["probes"])
             loop_lag.update({"max_s": done["max_s"], "probes": probes,
+                             **{k: done[k] - at_ready[k] for k in ("full_gc", "full_gc_over_0.1")},
                              **{f"late_{le}": (done[le] - at_ready[le]) / probes for le in LAG_BUCKETS}})
         started = counter(worker, f'shaftwatch_records_in_created{{topic="{topic}"}}')
         finished = counter(worker, f'shaftwatch_records_last_accepted_timestamp_seconds{{topic="{topic}"}}')

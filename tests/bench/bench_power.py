@@ -203,7 +203,9 @@ def main() -> None:
     print(f"the worker's event loop while the agent works the batched backlog (probe every 50 ms): longest stall "
           f"{statistics.median(lag['max_s'] for lag in lags) * 1000:.0f} ms (median of runs), probes late by more than "
           + ", ".join(f"{float(le) * 1000:g} ms {statistics.median(lag[f'late_{le}'] for lag in lags):.1%}"
-                      for le in LAG_BUCKETS))
+                      for le in LAG_BUCKETS)
+          + f"; full garbage collections {statistics.median(lag['full_gc'] for lag in lags):.0f}, of them over 100 ms "
+            f"{statistics.median(lag['full_gc_over_0.1'] for lag in lags):.0f} (medians)")
 
 
 if __name__ == "__main__":

@@ -175,5 +175,6 @@ def test_a_large_batch_is_decoded_and_written_off_the_event_loop(kafka_bootstrap
         assert sorted(states) == sorted(r["id"] for r in rows)  # each meter's state once
         assert all(pickle.loads(r.value)["count"] == 1 for r in records if "/" not in json.loads(r.key))
         assert counter(worker, "shaftwatch_event_loop_lag_seconds_count") > 0
+        assert counter(worker, 'shaftwatch_gc_pause_seconds_count{generation="0"}') > 0
     finally:
         worker.stop()
