@@ -29,6 +29,7 @@ from detectors.fence import (
     Allowed, AllowList, FenceRules, Ping, Zone, ZoneIndex, new_device_state, new_zone_state, observe_ping,
     observe_presence,
 )
+from detectors.geometry import metres_between
 from detectors.timeofday import LocalClock
 from tests.bench.real_data import Track, tracks
 
@@ -79,10 +80,9 @@ def stopped_in(track: Track, zone_id: str, index: ZoneIndex) -> bool:
     for i, (t0, lon0, lat0) in enumerate(pts):
         if not inside[i]:
             continue
-        scale = 111_320 * math.cos(math.radians(lat0))
         for j in range(i + 1, len(pts)):
             t, lon, lat = pts[j]
-            if math.hypot((lon - lon0) * scale, (lat - lat0) * 111_320) > STOP_M or not inside[j]:
+            if metres_between((lon0, lat0), (lon, lat)) > STOP_M or not inside[j]:
                 break
             if t - t0 >= STOP_S:
                 return True
@@ -178,8 +178,8 @@ def main() -> dict:
         f = r["findings"]
         print(f"  {name:30} {r['mode']:5} {r['minutes']:>4} min: passing through {r['passes'].get('passing', 0):>3} times: "
               f"{f['passing'] or 'nothing'} = {r['findings_per_passing']:.2f} per passer-by; stopping (5 min within 100 m) "
-              f"in {len(r['zones_stopped'])} zone(s), {r['passes'].get('lingering', 0)} times: "
-              f"{f['lingering'] or 'nothing'}  ({r['source']})")
+              f"in {len(r['zones_stopped'])} zone(s), {r['passes'].get('stopping', 0)} times: "
+              f"{f['stopping'] or 'nothing'}  ({r['source']})")
     res = report["residents"]
     w = res["without_allow_list"]
     print(f"residents (GENERATED from stated assumptions, not real traces): {res['residents']} homes 150 m from a shaft, "
