@@ -153,7 +153,11 @@ def count_signals(store) -> int:
 def counter(worker: WorkerProcess, pattern: str) -> float:
     """The value of one sample on the worker's /metrics page (0 when absent). A metric
     name without labels sums all its samples of that name, labelled or not."""
-    text = urllib.request.urlopen(worker.url("/metrics"), timeout=5).read().decode()
+    return metric_sample(urllib.request.urlopen(worker.url("/metrics"), timeout=5).read().decode(), pattern)
+
+
+def metric_sample(text: str, pattern: str) -> float:
+    """``counter`` on a /metrics page already read (several samples from one moment)."""
     if "{" not in pattern:
         return sum(float(v) for v in re.findall(r"^" + re.escape(pattern) + r"(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M))
     m = re.search(re.escape(pattern) + r" ([0-9.e+]+)", text)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -14,7 +13,7 @@ from streams.config import LocalBrokerSettings, load_config
 from streams.kafka.admin import ensure_topics, topic_plan
 from streams.kafka.producer import KafkaSink
 from streams.ops.local_broker import LocalKafkaBroker
-from tests.helpers import WorkerProcess, counter, free_port, wait_for
+from tests.helpers import WorkerProcess, counter, free_port, metric_sample, wait_for
 
 
 @contextlib.contextmanager
@@ -35,16 +34,13 @@ def loop_lag_probes(worker) -> dict[str, float]:
     many, how many woke later than each bucket bound, and the longest lag of the last
     minute."""
     text = urllib.request.urlopen(worker.url("/metrics"), timeout=30).read().decode()
-
-    def sample(name: str) -> float:
-        m = re.search("^" + re.escape(name) + r" ([0-9.e+]+)$", text, re.M)
-        return float(m.group(1)) if m else 0.0
-
-    total = sample("shaftwatch_event_loop_lag_seconds_count")
-    full_gc = sample('shaftwatch_gc_pause_seconds_count{generation="2"}')
-    return {"probes": total, "max_s": sample("shaftwatch_event_loop_lag_max_seconds"), "full_gc": full_gc,
-            "full_gc_over_0.1": full_gc - sample('shaftwatch_gc_pause_seconds_bucket{generation="2",le="0.1"}'),
-            **{le: total - sample(f'shaftwatch_event_loop_lag_seconds_bucket{{le="{le}"}}') for le in LAG_BUCKETS}}
+    total = metric_sample(text, "shaftwatch_event_loop_lag_seconds_count")
+    full_gc = metric_sample(text, 'shaftwatch_gc_pause_seconds_count{generation="2"}')
+    slow_gc = full_gc - metric_sample(text, 'shaftwatch_gc_pause_seconds_bucket{generation="2",le="0.1"}')
+    late = {le: total - metric_sample(text, f'shaftwatch_event_loop_lag_seconds_bucket{{le="{le}"}}')
+            for le in LAG_BUCKETS}
+    return {"probes": total, "max_s": metric_sample(text, "shaftwatch_event_loop_lag_max_seconds"),
+            "full_gc": full_gc, "full_gc_over_0.1": slow_gc, **late}
 
 
 def agent_rate(bootstrap: str, config_dir: Path, topic: str, messages, total: int, log_path: Path,
