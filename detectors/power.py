@@ -633,7 +633,7 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     out: list[PowerFinding] = []
     local = clock.local(ts)
     hour, month = local.tm_hour, local.tm_mon
-    night = clock.is_night(ts)
+    night = clock.is_night_hour(hour)
     interval = spec.interval_s
 
     def finding(kind: str, run: dict, strength: float, expected_words: str, seen: str, why: str,
@@ -703,8 +703,8 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     if explained_by_plan or (recent and ts - recent[-1][0] > interval * 1.5):
         recent = []  # a gap (or a pump running to plan) ends the window
     if not explained_by_plan:
-        recent = (recent + [[ts, round(kw - envelope, 4), round(kw - profile, 4), round(level, 4), round(kw, 4)]])[
-            -(rules.night_load_intervals + rules.onset_intervals):]
+        recent.append([ts, round(kw - envelope, 4), round(kw - profile, 4), round(level, 4), round(kw, 4)])
+        del recent[:-(rules.night_load_intervals + rules.onset_intervals)]
     state["recent"] = recent
 
     # The three calibrated tests' values now, as shares of the envelope.
