@@ -3,8 +3,8 @@
 Per-meter state lives in the ``meter-state`` table, its baseline profile in the same table
 (one key per bucket), backed by a changelog topic written at each offset commit, a meter's
 keys in one record batch (streams.worker.changelog), so a restarted worker picks up every
-baseline and every open run where its last commit left them. The rules themselves are in ``detectors.power``; this module only wires them to
-Kafka.
+baseline and every open run where its last commit left them. The rules themselves are in
+``detectors.power``; this module only wires them to Kafka.
 """
 
 from __future__ import annotations
