@@ -1,15 +1,25 @@
 """Workarounds for faust-streaming bugs that lose or stall records. Each names its
 upstream issue and the test that shows it; remove one when a release fixes it.
 
-Recovery end drops fetched records (faust-streaming/faust#596, open). When a worker
-finishes replaying its changelogs, ``Recovery.on_recovery_completed`` resumes the input
-partitions, then seeks them to their committed offsets, then resumes flow control — and
-resuming flow control clears every stream queue. Records fetched while the seek was in
-flight are in those queues, their read offsets already advanced: they are dropped, never
-processed, and the offset commit stops at the gap for good. A restarted worker with real
-state and a backlog hits it (tests/streams/test_worker.py::
-test_a_backlog_after_a_long_recovery_is_processed_whole). The fix keeps Faust's steps
-but clears the queues before the input partitions resume, never after.
+Recovery end drops fetched records (faust-streaming/faust#596, open). Three faults meet
+here; a restarted worker with real state and a backlog hits them (tests/streams/worker/
+test_tables.py::test_a_backlog_after_a_long_recovery_is_processed_whole):
+- ``Recovery.on_recovery_completed`` resumes the input partitions, then seeks them to their
+  committed offsets, then resumes flow control — and resuming flow control clears every
+  stream queue: records fetched while the seek was in flight are dropped, their read
+  offsets already advanced, and the offset commit stops at the gap for good.
+- The fetcher hands Faust's live set of active partitions to aiokafka's fetcher, which
+  reads it later, on the consumer's thread; an empty set there means "every partition".
+  When recovery pauses the changelogs it has replayed, the set empties while a fetch is
+  pending, and that fetch returns the input partitions' records, which Faust then drops as
+  not active — with aiokafka's position already past them.
+- The seek that should undo such drops ("seek to committed") does nothing for a partition
+  whose group has never committed: a first start on a backlog, a new partition.
+The fixes: the fetch gets a copy of the active set taken when it is asked for, and none
+when that is empty; the seek sends a partition without a committed offset to where a new
+consumer group starts (``consumer_auto_offset_reset``, earliest by default); recovery
+seeks the input partitions before it resumes them, and clears the queues before that, so
+nothing fetched after the seek can be cleared and nothing is fetched twice.
 
 Topic creation asks only the first broker it knows (faust-streaming's
 ``Transport._get_controller_node``, as in robinhood/faust#165). A worker started while that
@@ -32,6 +42,7 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 _PINNED = "0.15"  # the Faust minor version this was written against (pyproject pins it)
 
@@ -47,16 +58,16 @@ async def _on_recovery_completed(self: Recovery, generation_id: int = 0) -> None
     if self.app.consumer_generation_id != generation_id:
         self.log.warning(f"Recovery rebalancing again app id {self.app.consumer_generation_id} param {generation_id}")
         return
+    inputs = {tp for tp in assignment if not self._is_changelog_tp(tp)}
+    if assignment:
+        # Nothing of the input partitions is fetched while they are paused, so after this
+        # seek each is read from its committed offset (or where a new group starts), once.
+        self.log.info("Seek stream partitions to committed offsets.")
+        await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
     # Clears the stream queues now, while nothing of the input partitions can be in them.
     self.app.flow_control.resume()
     consumer.resume_flow()
-    consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
-    if assignment:
-        # Records fetched while this seek is in flight are delivered, then fetched and
-        # delivered again from the committed offset: duplicates, which every agent
-        # tolerates (at-least-once), never a gap.
-        self.log.info("Seek stream partitions to committed offsets.")
-        await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
+    consumer.resume_partitions(inputs)
     self.completed.set()
     await self.app._fetcher.maybe_start()
     self.tables.on_actives_ready()
@@ -105,10 +116,43 @@ async def _create_topic(self, owner, client, topic: str, partitions: int, replic
             await client.force_metadata_update()
 
 
+async def _getmany(self: AIOKafkaConsumerThread, active_partitions, timeout: float):
+    # A copy, taken now: Faust's own set changes as partitions are paused and resumed, and
+    # aiokafka reads it later on the consumer thread, where an empty set means "all".
+    if active_partitions is not None:
+        active_partitions = frozenset(active_partitions)
+        if not active_partitions:
+            await asyncio.sleep(min(timeout, 0.1))
+            return {}
+    return await _faust_getmany(self, active_partitions, timeout)
+
+
+async def _seek_to_committed(self: AIOKafkaConsumerThread) -> dict:
+    return await self.call_thread(_seek_to_committed_on_thread, self)
+
+
+async def _seek_to_committed_on_thread(self: AIOKafkaConsumerThread) -> dict:
+    consumer = self._ensure_consumer()
+    committed = await consumer.seek_to_committed()
+    if self.app.conf.consumer_auto_offset_reset == "earliest":
+        # aiokafka seeks only where an offset above 0 was committed; the rest stay wherever
+        # an earlier fetch left them, past records Faust may have dropped.
+        never = [tp for tp, offset in committed.items()
+                 if not offset and tp.topic not in self.app.tables.changelog_topics]
+        if never:
+            await consumer.seek_to_beginning(*never)
+    return committed
+
+
+_faust_getmany = AIOKafkaConsumerThread.getmany
+
+
 def apply() -> None:
     if not faust.__version__.startswith(_PINNED + "."):
         raise RuntimeError(f"streams.worker.faust_fixes was written for faust-streaming {_PINNED}.x, found "
                            f"{faust.__version__}: check whether faust-streaming/faust#596 is fixed, then update it")
     Recovery.on_recovery_completed = _on_recovery_completed
+    AIOKafkaConsumerThread.getmany = _getmany
+    AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed
     faust_aiokafka.Transport._get_controller_node = _get_controller_node
     faust_aiokafka.Transport._create_topic = _create_topic

@@ -86,9 +86,10 @@ def test_a_batch_message_writes_each_meters_state_once(kafka_bootstrap, worker_e
 
 def test_a_backlog_after_a_long_recovery_is_processed_whole(kafka_bootstrap, tmp_path):
     """A worker restarting with real state (seconds of changelog to replay) and a backlog of
-    single readings processes every one of them and commits to the end. Unpatched
-    faust-streaming 0.15 drops the readings fetched while recovery ends and never commits
-    past them (faust-streaming/faust#596; streams.worker.faust_fixes)."""
+    single readings (its group never committed) processes every one of them and commits to
+    the end. Unpatched faust-streaming 0.15 drops the readings fetched while recovery ends
+    and never reads them again (faust-streaming/faust#596; streams.worker.faust_fixes):
+    before the fix, 0 of 1,600 were read whenever this ran after the tests above."""
     import random
 
     import yaml
