@@ -283,9 +283,16 @@ def seen_intervals(state: State) -> int:
     return bin(state["seen"]).count("1")
 
 
+def _median(ordered: list[float]) -> float:
+    """The median of a sorted, non-empty list (statistics.median without its checks and
+    its own sort: the rules ask for two of them for every reading)."""
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def _median_spread(values: list[float]) -> tuple[float, float]:
-    median = statistics.median(values)
-    return median, 1.4826 * statistics.median([abs(v - median) for v in values])
+    median = _median(sorted(values))
+    return median, 1.4826 * _median(sorted([abs(v - median) for v in values]))
 
 
 def _quantile(ordered: list[float], q: float) -> float:
@@ -451,13 +458,15 @@ def _commit_pending(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     """Learn the pending readings that are old enough and outside every flagged episode."""
     horizon = newest - rules.learn_delay_intervals * spec.interval_s
     guard_s = rules.guard_intervals * spec.interval_s
-    keep = []
-    for ts, kw in state["pending"]:
-        if ts > horizon:
-            keep.append([ts, kw])
-        elif not _quarantined(state, ts, guard_s) or new_normal(state, ts, rules, clock):
+    pending = state["pending"]  # in time order
+    due = 0
+    while due < len(pending) and pending[due][0] <= horizon:
+        due += 1
+    for ts, kw in pending[:due]:
+        if not _quarantined(state, ts, guard_s) or new_normal(state, ts, rules, clock):
             _learn(spec, rules, clock, state, ts, kw, hourly=True)
-    state["pending"] = keep
+    if due:
+        state["pending"] = pending[due:]
 
 
 # --------------------------------------------------------------------------- calibration
@@ -624,7 +633,7 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     out: list[PowerFinding] = []
     local = clock.local(ts)
     hour, month = local.tm_hour, local.tm_mon
-    night = clock.is_night(ts)
+    night = clock.is_night_hour(hour)
     interval = spec.interval_s
 
     def finding(kind: str, run: dict, strength: float, expected_words: str, seen: str, why: str,
@@ -694,8 +703,8 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     if explained_by_plan or (recent and ts - recent[-1][0] > interval * 1.5):
         recent = []  # a gap (or a pump running to plan) ends the window
     if not explained_by_plan:
-        recent = (recent + [[ts, round(kw - envelope, 4), round(kw - profile, 4), round(level, 4), round(kw, 4)]])[
-            -(rules.night_load_intervals + rules.onset_intervals):]
+        recent.append([ts, round(kw - envelope, 4), round(kw - profile, 4), round(level, 4), round(kw, 4)])
+        del recent[:-(rules.night_load_intervals + rules.onset_intervals)]
     state["recent"] = recent
 
     # The three calibrated tests' values now, as shares of the envelope.
@@ -809,7 +818,7 @@ def jumped(recent: list[list[float]], needed_share: float, added_kw: float, rule
 
 def _close_if_idle(state: State, ts: float) -> None:
     """End the open quarantine once no rule that flags an episode is active."""
-    if not any(r in state["runs"] for r in LOAD_RULES):
+    if state["runs"].keys().isdisjoint(LOAD_RULES):
         _close_quarantine(state, ts)
 
 

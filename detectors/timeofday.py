@@ -46,7 +46,10 @@ class LocalClock:
         return before + shift - (86400 if shift > 0 else 0)
 
     def is_night(self, ts: float) -> bool:
-        hour = self.hour(ts)
+        return self.is_night_hour(self.hour(ts))
+
+    def is_night_hour(self, hour: int) -> bool:
+        """Is this local hour of the day (0-23) in the night?"""
         if self.night_start_h > self.night_end_h:
             return hour >= self.night_start_h or hour < self.night_end_h
         return self.night_start_h <= hour < self.night_end_h

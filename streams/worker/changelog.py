@@ -82,6 +82,15 @@ class BatchedChangelogTable(faust.Table):
         self._changed: dict[Any, int] = {}  # key -> changelog partition, in order of first change
         self._failure: BaseException | None = None
 
+    def peek(self, key: Any, default: Any = None) -> Any:
+        """A key's value read straight from the store, past Faust's per-read hooks (its
+        sensors are called on every get): detectors read their state several times per
+        record. Writes still go through the table, which notes them for the changelog."""
+        try:
+            return self.data[key]
+        except KeyError:
+            return default
+
     def on_key_set(self, key: Any, value: Any) -> None:
         # The value is read at flush time: a key set many times in one message is written once.
         self._changed[key] = self.partition_for_key(key)

@@ -55,7 +55,7 @@ class BaselineBuckets:
         self.prefix = f"{meter_id}/"
 
     def get(self, bucket: str, default=None):
-        return meter_state.get(self.prefix + bucket, default)
+        return meter_state.peek(self.prefix + bucket, default)
 
     def __setitem__(self, bucket: str, samples: list[float]) -> None:
         meter_state[self.prefix + bucket] = samples

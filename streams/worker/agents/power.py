@@ -2,9 +2,9 @@
 
 Per-meter state lives in the ``meter-state`` table, its baseline profile in the same table
 (one key per bucket), backed by a changelog topic written once per message, a meter's
-keys in one record batch, so a restarted worker picks up every baseline and every open run where it
-stopped. The rules themselves are in ``detectors.power``; this module only wires them to
-Kafka.
+keys in one record batch, so a restarted worker picks up every baseline and every open run
+where it stopped. The rules themselves are in ``detectors.power``; this module only wires
+them to Kafka.
 """
 
 from __future__ import annotations
@@ -54,14 +54,16 @@ def to_signal(finding: PowerFinding) -> Signal:
 
 def load_state(meter_id: str) -> dict:
     """A meter's rule state from the tables, its baseline profile read through on demand."""
-    state = dict(meter_state.get(meter_id) or new_state())
+    state = dict(meter_state.peek(meter_id) or new_state())
     state["buckets"] = BaselineBuckets(meter_id)
     return state
 
 
 def store_state(meter_id: str, state: dict) -> None:
-    """Back to the tables; buckets were written through as the rules changed them."""
-    meter_state[meter_id] = {k: v for k, v in state.items() if k != "buckets"}
+    """Back to the tables (a copy made by load_state); buckets were written through as the
+    rules changed them."""
+    del state["buckets"]
+    meter_state[meter_id] = state
 
 
 # The rules run on the worker's event loop, since they read and write the tables, which
