@@ -18,6 +18,7 @@ from streams.config import ShaftWatchConfig, load_config
 from streams.config.live import ConfigWatch
 from streams.logs import ids, logging_config
 from streams.worker import faust_fixes
+from streams.worker.changelog import flush_state_at_commit
 
 
 def create_app(cfg: ShaftWatchConfig) -> faust.App:
@@ -45,7 +46,7 @@ def create_app(cfg: ShaftWatchConfig) -> faust.App:
         # Tables are recovered from their changelog topics on start; on one worker this
         # replays at full speed, so no standby replicas are needed by default.
         table_standby_replicas=0,
-        # State tables write a whole message's changed keys as one batch per partition
+        # State tables write their changed keys as one batch per partition at each commit
         # (streams.worker.changelog); with aiokafka's 16 kB default a batch held two meters'
         # state, and each further batch waited for the one before it to leave.
         producer_max_batch_size=512 * 1024,
@@ -53,6 +54,7 @@ def create_app(cfg: ShaftWatchConfig) -> faust.App:
 
 
 faust_fixes.apply()
+flush_state_at_commit()  # state tables write their changes as part of each offset commit
 config: ShaftWatchConfig = load_config()
 app: faust.App = create_app(config)
 # Every topic and table of the app has this many partitions (the config's one setting).

@@ -1,21 +1,28 @@
-"""A Faust table whose changelog is written in batches, once per processed message.
+"""A Faust table whose changelog is written in batches, when the worker commits offsets.
 
 A plain Faust table sends one changelog record the moment a key is set, each through its
 own future, buffer slot and delivery callback. For detector state that is set for every
 reading of every meter that costs more than the detection itself (py-spy: two thirds of
 the power agent's time). ``BatchedChangelogTable`` keeps the same table, store, changelog
 topic and record format — Faust's recovery reads it back unchanged — but only notes which
-keys changed; the agent calls ``flush_changelog()`` once it has handled a message, which
+keys changed. Just before the worker commits its input offsets, ``flush_changelog()``
 serialises each changed key once (its latest value) and hands the records to the Kafka
-producer as one batch per partition (more when a message changed more than a batch holds,
-never splitting one owner's keys — a meter's state and its buckets — between batches, so a
-worker killed mid-write leaves each meter's state and baselines of the same message).
+producer as one batch per partition (more when there are more than a batch holds, never
+splitting one owner's keys — a meter's state and its buckets — between batches, so a
+worker killed mid-write leaves each meter's state and baselines of the same moment). As
+Kafka Streams does with its state stores: a meter that reports 96 times during a back-fill
+is written once per commit (``broker_commit_interval``), not 96 times.
 
-Why this keeps at-least-once: the agent flushes inside its loop body, before Faust acks the
-event, and before Faust commits an offset it flushes the producer (``Producer.flush``
-waits for these batches too). So a committed offset always has its state changes in the
-changelog. A batch that still fails after the producer's own retries is recorded, and the
-next flush raises it, which stops the agent instead of letting it commit lost state.
+Why this keeps at-least-once: the state is flushed inside the commit, before the offsets
+are committed, and Faust's commit then flushes the producer (``Producer.flush`` waits for
+these batches too). So a committed offset always has its state changes in the changelog.
+The agent that writes a table changes it only inside ``changing()``, one message at a
+time (its outputs acknowledged before it leaves, streams.worker.emit says why); a flush
+waits for that message to end, so what it writes is the state between two messages, never
+half of one. A worker killed before a commit replays from the last committed offset on the
+state of that commit, or of a later one (the rules take a reading they already hold once).
+A batch that still fails after the producer's own retries is recorded, and the next flush
+raises it, which stops the commit instead of letting it commit lost state.
 """
 
 from __future__ import annotations
@@ -23,10 +30,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
 from faust.serializers import codecs
+from faust.transport.consumer import Consumer
 
 from streams.logs import ids
 
@@ -81,6 +90,13 @@ class BatchedChangelogTable(faust.Table):
         self.key_serializer, self.value_serializer = KEY_CODEC, STATE_CODEC
         self._changed: dict[Any, int] = {}  # key -> changelog partition, in order of first change
         self._failure: BaseException | None = None
+        self._writing = asyncio.Lock()  # held by the writing agent for a message, and by a flush
+
+    @asynccontextmanager
+    async def changing(self):
+        """The writing agent's handling of one message: a flush waits until it ends."""
+        async with self._writing:
+            yield
 
     def peek(self, key: Any, default: Any = None) -> Any:
         """A key's value read straight from the store, past Faust's per-read hooks (its
@@ -103,6 +119,10 @@ class BatchedChangelogTable(faust.Table):
 
     async def flush_changelog(self) -> int:
         """Write every key changed since the last flush; returns how many were written."""
+        async with self._writing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         if self._failure is not None:
             raise ChangelogWriteFailed(f"table {self.name}: an earlier changelog batch failed") from self._failure
         if not self._changed:
@@ -110,9 +130,9 @@ class BatchedChangelogTable(faust.Table):
         changed, self._changed = self._changed, {}
         entries = [(key, partition, self.data[key]) for key, partition in changed.items()]
         if len(entries) > ENCODE_ON_THREAD_KEYS:
-            # Serialising a message's worth of state holds the loop for tens of ms; a thread
-            # does it. Nothing writes these values meanwhile: their one writer, the agent,
-            # awaits this flush before it takes its next message.
+            # Serialising thousands of keys holds the loop for tens of ms; a thread does it.
+            # Nothing writes these values meanwhile: their one writer, the agent, waits for
+            # the lock this flush holds.
             by_partition = await asyncio.to_thread(_group_encoded, entries)
         else:
             by_partition = _group_encoded(entries)
@@ -147,3 +167,23 @@ class BatchedChangelogTable(faust.Table):
         if not fut.cancelled() and fut.exception() is not None:
             self._failure = fut.exception()
             log.error("changelog batch failed", extra=ids(table=self.name, error=repr(self._failure)))
+
+
+# ------------------------------------------------------------------ flushed at each commit
+
+_faust_commit_offsets = Consumer._commit_offsets
+
+
+async def _flush_then_commit_offsets(self: Consumer, offsets, start_new_transaction: bool = True) -> bool:
+    # Every offset commit of the worker passes here (periodic, on rebalance, on stop), after
+    # Faust chose the offsets to commit and before it flushes the producer and commits them.
+    for table in self.app.tables.values():
+        if isinstance(table, BatchedChangelogTable):
+            await table.flush_changelog()
+    return await _faust_commit_offsets(self, offsets, start_new_transaction=start_new_transaction)
+
+
+def flush_state_at_commit() -> None:
+    """Make every offset commit write the batched tables' changes first (see the module's
+    docstring). Written against faust-streaming 0.15 (streams.worker.faust_fixes pins it)."""
+    Consumer._commit_offsets = _flush_then_commit_offsets

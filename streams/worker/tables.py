@@ -21,8 +21,9 @@ from streams.worker.changelog import BatchedChangelogTable
 
 def _state_table(name: str, help: str):
     # app.Table would register the table (and make its changelog topic and store with the
-    # JSON codec) before our codec is set; build it, then register it. Agents writing
-    # these call flush_changelog() once per message (streams.worker.changelog).
+    # JSON codec) before our codec is set; build it, then register it. The agent writing
+    # one changes it inside table.changing(); each offset commit writes the changes
+    # (streams.worker.changelog).
     table = BatchedChangelogTable(app, name=name, default=None, beacon=app.tables.beacon, partitions=PARTITIONS, help=help)
     return app.tables.add(table)
 

@@ -85,7 +85,7 @@ def by_zone(presences: list[PresenceEvent]) -> dict[str, list[FencePresence]]:
 @app.agent(fence_pings_topic, name="fence-agent")
 async def fence_agent(stream):
     async for event in stream.events():
-        async with refusing(event, SOURCE):
+        async with device_state.changing(), refusing(event, SOURCE):
             records = await accepted_rows(event, SOURCE, "ping", FencePing,
                                           lambda r: check_ping(r, event.message.partition))
             presences, signals = [], []
@@ -107,14 +107,13 @@ async def fence_agent(stream):
                 (zone_id.encode(), encode_batch(FencePresence, {"zone_id": zone_id}, rows))
                 for zone_id, rows in by_zone(presences).items()])
             await emit(signals)
-            await device_state.flush_changelog()
             count_accepted(event, len(records))
 
 
 @app.agent(fence_presence_topic, name="zone-agent")
 async def zone_agent(stream):
     async for event in stream.events():
-        async with refusing(event, ZONE_SOURCE):
+        async with zone_state.changing(), refusing(event, ZONE_SOURCE):
             records = await accepted_rows(event, ZONE_SOURCE, "presence", FencePresence, check_presence)
             signals = []
             in_force = config_watch.thresholds  # thresholds.yaml as now; day or night per visit below
@@ -127,5 +126,4 @@ async def zone_agent(stream):
                 for finding in findings:
                     signals += to_signals(finding, *(finding.details.get("centre") or (None, None)))
             await emit(signals)  # acknowledged before the state is written (streams.worker.emit)
-            await zone_state.flush_changelog()
             count_accepted(event, len(records))

@@ -1,10 +1,10 @@
 """Power agent: ``meter-readings`` (keyed by meter id) -> power rules -> ``signals`` (keyed by site).
 
 Per-meter state lives in the ``meter-state`` table, its baseline profile in the same table
-(one key per bucket), backed by a changelog topic written once per message, a meter's
-keys in one record batch, so a restarted worker picks up every baseline and every open run
-where it stopped. The rules themselves are in ``detectors.power``; this module only wires
-them to Kafka.
+(one key per bucket), backed by a changelog topic written at each offset commit, a meter's
+keys in one record batch (streams.worker.changelog), so a restarted worker picks up every
+baseline and every open run where its last commit left them. The rules themselves are in
+``detectors.power``; this module only wires them to Kafka.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def check_reading(reading: MeterReading, partition: int) -> None:
 @app.agent(meter_readings_topic, name="power-agent")
 async def power_agent(stream):
     async for event in stream.events():
-        async with refusing(event, SOURCE):
+        async with meter_state.changing(), refusing(event, SOURCE):
             readings = await accepted_rows(event, SOURCE, "reading", MeterReading,
                                            lambda r: check_reading(r, event.message.partition))
             if readings:
@@ -117,15 +117,13 @@ async def power_agent(stream):
                         partition=event.message.partition, offset=event.message.offset,
                         first_ts=min(r.ts for r in readings)))
                 stream_time.advance(event.message.partition, max(r.ts for r in readings))
-            # Read each meter's state once per message and write it back once: one
-            # changelog record per meter per message, however many readings it carried,
-            # all of them sent as one batch per partition.
+            # Read each meter's state once per message and write it back once; the
+            # changelog gets it at the next commit.
             states = {mid: load_state(mid) for mid in {r.meter_id for r in readings}}
             signals = await apply_readings(readings, states)
             await emit(signals)  # acknowledged before the state is written (streams.worker.emit)
             for meter_id, state in states.items():
                 store_state(meter_id, state)
-            await meter_state.flush_changelog()
             count_accepted(event, len(readings))
 
 
