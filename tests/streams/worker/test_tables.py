@@ -50,7 +50,7 @@ def test_state_is_written_once_per_commit(kafka_bootstrap, worker_env):
     per meter in the changelog, and one record per baseline bucket the readings touched,
     each holding the latest value; a meter's records in one record batch. Then twelve
     messages of one reading each for one meter: its state is written at the commits
-    (every 2.8 s), not once per message, and the offsets committed cover them all."""
+    (every 2.8 s), not once per message."""
     cfg, start = worker_env
     worker = start()
     base = (time.time() // 3600) * 3600 - 86400  # on the hour: four readings share an hour bucket
