@@ -17,9 +17,9 @@ Why this keeps at-least-once: the state is flushed inside the commit, before the
 are committed, and Faust's commit then flushes the producer (``Producer.flush`` waits for
 these batches too). So a committed offset always has its state changes in the changelog.
 The agent that writes a table changes it only inside ``changing()``, one message at a
-time (its outputs acknowledged before it leaves, streams.worker.emit says why); a flush
-waits for that message to end, so what it writes is the state between two messages, never
-half of one. A worker killed before a commit replays from the last committed offset on the
+time; a flush waits for that message to end, so what it writes is the state between two
+messages, never half of one, and it waits until Kafka has acknowledged the outputs sent so
+far (streams.worker.outputs says why). A worker killed before a commit replays from the last committed offset on the
 state of that commit, or of a later one (the rules take a reading they already hold once).
 A batch that still fails after the producer's own retries is recorded, and the next flush
 raises it, which stops the commit instead of letting it commit lost state.
@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import faust
@@ -38,6 +38,7 @@ from faust.serializers import codecs
 from faust.transport.consumer import Consumer
 
 from streams.logs import ids
+from streams.worker.outputs import outputs_acknowledged
 
 log = logging.getLogger("shaftwatch.changelog")
 
@@ -118,11 +119,9 @@ class BatchedChangelogTable(faust.Table):
         super().on_key_del(key)
 
     async def flush_changelog(self) -> int:
-        """Write every key changed since the last flush; returns how many were written."""
-        async with self._writing:
-            return await self._flush()
-
-    async def _flush(self) -> int:
+        """Write every key changed since the last flush; returns how many were written.
+        Called by each offset commit, between two messages of the writing agent (the
+        commit holds ``changing()``)."""
         if self._failure is not None:
             raise ChangelogWriteFailed(f"table {self.name}: an earlier changelog batch failed") from self._failure
         if not self._changed:
@@ -132,7 +131,7 @@ class BatchedChangelogTable(faust.Table):
         if len(entries) > ENCODE_ON_THREAD_KEYS:
             # Serialising thousands of keys holds the loop for tens of ms; a thread does it.
             # Nothing writes these values meanwhile: their one writer, the agent, waits for
-            # the lock this flush holds.
+            # the lock the commit holds.
             by_partition = await asyncio.to_thread(_group_encoded, entries)
         else:
             by_partition = _group_encoded(entries)
@@ -177,8 +176,14 @@ _faust_commit_offsets = Consumer._commit_offsets
 async def _flush_then_commit_offsets(self: Consumer, offsets, start_new_transaction: bool = True) -> bool:
     # Every offset commit of the worker passes here (periodic, on rebalance, on stop), after
     # Faust chose the offsets to commit and before it flushes the producer and commits them.
-    for table in self.app.tables.values():
-        if isinstance(table, BatchedChangelogTable):
+    # With every writing agent between two messages: the outputs sent so far acknowledged
+    # (streams.worker.outputs), then each table's changes written.
+    tables = [table for table in self.app.tables.values() if isinstance(table, BatchedChangelogTable)]
+    async with AsyncExitStack() as held:
+        for table in tables:  # always in this order; an agent holds only its own table's lock
+            await held.enter_async_context(table.changing())
+        await outputs_acknowledged()
+        for table in tables:
             await table.flush_changelog()
     return await _faust_commit_offsets(self, offsets, start_new_transaction=start_new_transaction)
 

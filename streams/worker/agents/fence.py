@@ -17,7 +17,8 @@ from streams.contract.decoding import encode_batch
 from streams.contract.partitioning import check_home
 from streams.contract.records import SCHEMA_VERSION, FencePing, FencePresence, RecordError, Signal
 from streams.worker.app import PARTITIONS, app, config, config_watch
-from streams.worker.emit import emit, send_acknowledged
+from streams.worker.emit import emit
+from streams.worker.outputs import send_outputs
 from streams.worker.history import check_history, history_start
 from streams.worker.intake import accepted_rows, count_accepted, refusing
 from streams.worker.tables import device_state, zone_state
@@ -101,9 +102,9 @@ async def fence_agent(stream):
                 presences += found_presences
                 for finding in findings:
                     signals += to_signals(finding, record.lon, record.lat)
-            # Outputs first, acknowledged, then the state (streams.worker.emit says why); a
+            # Outputs first, acknowledged before the state (streams.worker.outputs says why); a
             # presence replayed after a crash sets in the zone's state what it set before.
-            await send_acknowledged(fence_presence_topic, [
+            await send_outputs(fence_presence_topic, [
                 (zone_id.encode(), encode_batch(FencePresence, {"zone_id": zone_id}, rows))
                 for zone_id, rows in by_zone(presences).items()])
             await emit(signals)
@@ -125,5 +126,5 @@ async def zone_agent(stream):
                 zone_state[p.zone_id] = state
                 for finding in findings:
                     signals += to_signals(finding, *(finding.details.get("centre") or (None, None)))
-            await emit(signals)  # acknowledged before the state is written (streams.worker.emit)
+            await emit(signals)  # acknowledged before the state is written (streams.worker.outputs)
             count_accepted(event, len(records))

@@ -121,7 +121,7 @@ async def power_agent(stream):
             # changelog gets it at the next commit.
             states = {mid: load_state(mid) for mid in {r.meter_id for r in readings}}
             signals = await apply_readings(readings, states)
-            await emit(signals)  # acknowledged before the state is written (streams.worker.emit)
+            await emit(signals)  # acknowledged before the state is written (streams.worker.outputs)
             for meter_id, state in states.items():
                 store_state(meter_id, state)
             count_accepted(event, len(readings))
