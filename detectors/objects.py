@@ -6,8 +6,10 @@ each frame gets: the whole frame at the model's size, and finer squares and nati
 resolution tiles where the motion or the tracked objects in the camera's zones are too
 small to be found on the whole. Each frame is decoded only as finely as its finest crop
 needs; crops are shrunk to the model's size here (after the decoder's own reduction
-the step left is small); all crops of all cameras go to the model in one call; boxes come back to frame coordinates and are
-merged (``detectors.boxes.merge``).
+the step left is small); all crops of all cameras go to the model in one call per input
+shape (wide frames run on a re-shaped copy of a fixed-square model: ``detectors.
+model_shapes``); boxes come back to frame coordinates and are merged
+(``detectors.boxes.merge``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic import ConfigDict
 from detectors.boxes import LABELS, Box, Detection, merge
 from detectors.crops import WHOLE, Crop, FrameNeeds, plan_batch
 from detectors.images import decode, jpeg_size, reduction_for
+from detectors.model_shapes import padded_height, wide_variant
 
 
 @dataclass(frozen=True)
@@ -70,9 +73,18 @@ class FrameDetections:
 
 
 class ObjectDetector:
-    """ultralytics YOLO from a weights file (.pt or exported .onnx); never downloads."""
+    """ultralytics YOLO from a weights file (.pt or exported .onnx); never downloads.
 
-    def __init__(self, model_path: str | Path, rules: DetectorRules = DetectorRules()):
+    A fixed-square ONNX model gets re-shaped copies for wide images (``detectors.
+    model_shapes``): a 16:9 frame at model size runs at 416 × 256 instead of being padded to
+    416 × 416, about 40 % less work per whole-frame pass, the same boxes."""
+
+    MAX_SHAPES = 3  # re-shaped copies kept besides the model itself (each ≈15 MB and a session)
+
+    def __init__(self, model_path: str | Path, rules: DetectorRules = DetectorRules(),
+                 shapes_dir: Path | None = None, wide_inputs: bool = True):
+        """``shapes_dir``: where re-shaped copies are kept (default: the system's temporary
+        folder); ``wide_inputs=False`` runs every image on the model as it is (benchmarks)."""
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(
@@ -94,18 +106,43 @@ class ObjectDetector:
         self.input_size = int(imgsz[0] if isinstance(imgsz, (list, tuple)) else imgsz)
         self.decode_ms = 0.0  # of the last detect_frames: decoding and cropping, the rest
         self.model_ms = 0.0
+        # Input height -> model; None where this model cannot be re-shaped (.pt models take
+        # any shape already; an unknown ONNX layout stays square).
+        self.fixed_square = wide_inputs and path.suffix == ".onnx"
+        self.shapes_dir = shapes_dir
+        self.by_height: dict[int, object] = {self.input_size: self.model}
+
+    def model_for(self, width: int, height: int):
+        """The model that runs a width × height image with the least padding."""
+        if not self.fixed_square or width <= height:
+            return self.model
+        rows = padded_height(width, height, self.input_size)
+        if rows not in self.by_height:
+            if len(self.by_height) > self.MAX_SHAPES:
+                return self.model
+            from ultralytics import YOLO
+
+            variant = wide_variant(self.path, rows, self.shapes_dir)
+            self.by_height[rows] = YOLO(str(variant), task="detect") if variant else None
+        return self.by_height[rows] or self.model
 
     def run(self, images: list[np.ndarray], floor: float) -> list[list[Detection]]:
-        """One call to the model; per image, boxes of the labels of interest scoring ``floor``
-        or more, in that image's pixels."""
+        """One call to the model per input shape; per image, boxes of the labels of interest
+        scoring ``floor`` or more, in that image's pixels."""
         if not images:
             return []
-        results = self.model.predict(images, verbose=False, conf=floor, classes=sorted(self.wanted))
-        out = []
-        for result in results:
-            boxes = result.boxes
-            out.append([Detection(self.names[int(c)], float(s), tuple(xyxy)) for c, s, xyxy in
-                        zip(boxes.cls.tolist(), boxes.conf.tolist(), boxes.xyxy.tolist())])
+        groups: dict[int, tuple[object, list[int]]] = {}  # one model call per input shape
+        for k, image in enumerate(images):
+            model = self.model_for(image.shape[1], image.shape[0])
+            groups.setdefault(id(model), (model, []))[1].append(k)
+        out: list[list[Detection]] = [[] for _ in images]
+        for model, indexes in groups.values():
+            results = model.predict([images[k] for k in indexes], verbose=False, conf=floor,
+                                    classes=sorted(self.wanted))
+            for k, result in zip(indexes, results):
+                boxes = result.boxes
+                out[k] = [Detection(self.names[int(c)], float(s), tuple(xyxy)) for c, s, xyxy in
+                          zip(boxes.cls.tolist(), boxes.conf.tolist(), boxes.xyxy.tolist())]
         return out
 
     def detect(self, images: list[np.ndarray], rules: DetectorRules | None = None) -> list[list[Detection]]:

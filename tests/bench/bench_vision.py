@@ -4,11 +4,13 @@ through the real broker. Not a test: it prints figures.
 1. A crowded 1080p street at night (tests/sim/crowd.py: 25 real people 60-320 px tall,
    motion everywhere): model passes and full-pipeline ms per frame, and person recall and
    precision by height, for the detection stage as it was before issue 11 (per-frame crop
-   cap, whole frame shrunk beyond it, old thresholds) and as it is now, at several budgets.
+   cap, whole frame shrunk beyond it, old thresholds) and as it is now, at several budgets
+   and with every crop padded to the model's square input.
 2. Throughput on plain data (768x432 real footage), for (a) static scenes only, (b) 10% of
    frames with motion, (c) every frame with motion: frames/s and ms per frame in each
    stage, gated pipeline vs the same frames fully decoded and detected whole (ungated), and
-   old vs new; and how many cameras at 1 frame/s that carries.
+   old vs new, and wide frames on the re-shaped model vs padded square (detectors.
+   model_shapes); and how many cameras at 1 frame/s that carries.
 3. Frames/s through the vision agent on the real broker (10% with motion).
 4. p50/p99 from capture time to the signal landing in ``signals``, through the broker and
    a real worker, with cameras at 1 frame/s.
@@ -125,7 +127,7 @@ def run_ungated(detector, batches) -> dict:
     return totals
 
 
-def throughput(detector, legacy, shipped: VisionRules, quick: bool) -> float:
+def throughput(detector, square, legacy, shipped: VisionRules, quick: bool) -> float:
     cameras, per_camera = (20, 6) if quick else (40, 11)
     print(f"\n== throughput on plain data: {cameras} cameras of real footage at 768x432, {per_camera - 1} timed "
           f"frames each ==")
@@ -136,7 +138,8 @@ def throughput(detector, legacy, shipped: VisionRules, quick: bool) -> float:
         batches = scenario(cameras, per_camera, share)
         u = run_ungated(detector, batches)
         ufps = u["frames"] / u["seconds"]
-        runs = [("now", detector, shipped)] + ([("before", legacy, legacy_vision.RULES)] if share else [])
+        runs = [("now", detector, shipped)] + ([("now, square input", square, shipped),
+                                                ("before", legacy, legacy_vision.RULES)] if share else [])
         for when, det, rules in runs:
             g = run_gated(det, batches, cameras, rules)
             gfps, n = g["frames"] / g["seconds"], g["frames"]
@@ -149,7 +152,7 @@ def throughput(detector, legacy, shipped: VisionRules, quick: bool) -> float:
     return rate_10
 
 
-def crowd(detector, legacy, shipped: VisionRules, night: VisionRules, quick: bool) -> None:
+def crowd(detector, square, legacy, shipped: VisionRules, night: VisionRules, quick: bool) -> None:
     """Section 1: the crowded 1080p night street, before and now."""
     frames = 6 if quick else 12
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,6 +167,7 @@ def crowd(detector, legacy, shipped: VisionRules, night: VisionRules, quick: boo
                 ("now, whole frame only (budget 1)", detector,
                  VisionProfiles(replace(night, detector=replace(night.detector, passes_per_frame=1)))),
                 (f"now, shipped (budget {night.detector.passes_per_frame:g})", detector, VisionProfiles(night)),
+                ("now, shipped, square input only", square, VisionProfiles(night)),
                 ("now, budget 4", detector,
                  VisionProfiles(replace(night, detector=replace(night.detector, passes_per_frame=4))))]
         for name, det, profiles in runs:
@@ -260,13 +264,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     detector = ObjectDetector(MODEL)
+    square = ObjectDetector(MODEL, wide_inputs=False)  # every crop padded to 416 x 416, as before
     legacy = legacy_vision.LegacyDetector(MODEL)
     thresholds = load_config(REPO / "configs").thresholds
     shipped, night = thresholds.vision, thresholds.at_night().vision
     print(f"model: {MODEL.name}, input {detector.input_size} px, CPU; load average at start "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores, shared)\n")
-    crowd(detector, legacy, shipped, night, args.quick)
-    rate_10 = throughput(detector, legacy, shipped, args.quick)
+    crowd(detector, square, legacy, shipped, night, args.quick)
+    rate_10 = throughput(detector, square, legacy, shipped, args.quick)
     print(f"\nat 1 frame/s per camera, with 10% of frames showing motion, one core of this machine carries "
           f"about {rate_10:.0f} cameras (the pipeline runs on one executor thread per worker; "
           f"a second worker on the second core doubles it, minus the broker's share)")

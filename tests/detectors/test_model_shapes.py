@@ -1,0 +1,74 @@
+"""detectors.model_shapes: the offline detector re-shaped for wide frames finds what the
+square one finds on the same pixels, and a model it does not know is left alone."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from detectors.boxes import iou
+from detectors.model_shapes import padded_height, wide_variant
+from detectors.objects import ObjectDetector
+from tests.helpers import CARS, MODEL, PEOPLE, jpegs
+
+needs_footage = pytest.mark.skipif(not (MODEL.exists() and PEOPLE.exists() and CARS.exists()),
+                                   reason="the offline model or the demo footage is missing")
+
+
+def test_the_input_height_holds_the_frame_at_model_width():
+    assert padded_height(1920, 1080, 416) == 256  # 234 rows of picture
+    assert padded_height(768, 432, 416) == 256
+    assert padded_height(768, 576, 416) == 320  # 4:3: 312 rows
+    assert padded_height(416, 416, 416) == 416
+
+
+@needs_footage
+def test_a_wide_frame_gets_the_boxes_of_the_square_model(tmp_path):
+    from ultralytics import YOLO
+
+    variant = wide_variant(MODEL, 256, tmp_path)
+    assert variant is not None and wide_variant(MODEL, 256, tmp_path) == variant  # built once
+    square, wide = YOLO(str(MODEL), task="detect"), YOLO(str(variant), task="detect")
+    matched = 0
+    for jpeg in jpegs(PEOPLE, [100, 300, 400, 600, 800, 1000, 1100, 1300]) + jpegs(CARS, [100, 200, 300]):
+        frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        small = cv2.resize(frame, (416, round(frame.shape[0] * 416 / frame.shape[1])), interpolation=cv2.INTER_AREA)
+        a = square.predict(small, verbose=False, conf=0.3)[0].boxes
+        b = wide.predict(small, verbose=False, conf=0.2)[0].boxes
+        for label, score, box in zip(a.cls.tolist(), a.conf.tolist(), a.xyxy.tolist()):
+            if label not in (0, 2, 7):  # person, car, truck: what the rules look at
+                continue
+            same = [s for c, s, o in zip(b.cls.tolist(), b.conf.tolist(), b.xyxy.tolist())
+                    if c == label and iou(tuple(box), tuple(o)) >= 0.85]
+            assert same and abs(max(same) - score) < 0.1, (label, score, box, b)
+            matched += 1
+    assert matched >= 8  # the person in each of the eight frames, at least
+    assert wide.predictor.args.imgsz == [256, 416]
+
+
+@needs_footage
+def test_the_detector_runs_wide_images_on_the_wide_model(tmp_path):
+    detector = ObjectDetector(MODEL, shapes_dir=tmp_path)
+    assert detector.model_for(1920, 1080) is not detector.model  # 416 x 234 of picture
+    assert detector.model_for(416, 416) is detector.model and detector.model_for(300, 600) is detector.model
+    frame = cv2.imdecode(np.frombuffer(jpegs(PEOPLE, [300])[0], np.uint8), cv2.IMREAD_COLOR)
+    wide, tile = cv2.resize(frame, (416, 234)), frame[:416, 200:616]
+    found = detector.run([wide, tile, wide], 0.3)
+    assert [d.label for d in found[0]].count("person") == 1 and found[0] == found[2]
+    assert "person" in [d.label for d in found[1]]  # the tile, on the square model, in between
+
+
+def test_a_model_of_another_layout_is_left_alone(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [3], [1, 84, 3549])
+    graph = helper.make_graph([helper.make_node("ConstantOfShape", ["shape"], ["output0"])], "other",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 416, 416])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 84, 3549])],
+                              initializer=[shape])
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    assert wide_variant(path, 256, tmp_path / "shapes") is None
+    assert not (tmp_path / "shapes").exists()
