@@ -54,9 +54,9 @@ def create_app(cfg: ShaftWatchConfig) -> faust.App:
 
 
 faust_fixes.apply()
-flush_state_at_commit()  # state tables write their changes as part of each offset commit
 config: ShaftWatchConfig = load_config()
 app: faust.App = create_app(config)
+flush_state_at_commit(app)  # state tables write their changes at each offset commit and rebalance
 # Every topic and table of the app has this many partitions (the config's one setting).
 PARTITIONS: int = config.runtime.app.topics.partitions
 # The thresholds in force, reloaded from thresholds.yaml while the worker runs (streams.worker.timers).

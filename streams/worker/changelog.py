@@ -22,7 +22,9 @@ messages, never half of one, and it waits until Kafka has acknowledged the outpu
 far (streams.worker.outputs says why). A worker killed before a commit replays from the last committed offset on the
 state of that commit, or of a later one (the rules take a reading they already hold once).
 A batch that still fails after the producer's own retries is recorded, and the next flush
-raises it, which stops the commit instead of letting it commit lost state.
+raises it, which stops the commit instead of letting it commit lost state. A rebalance
+writes the changes too, before its recovery replays the changelog onto the tables
+(``write_changes_on_revoke`` says why).
 """
 
 from __future__ import annotations
@@ -173,22 +175,43 @@ class BatchedChangelogTable(faust.Table):
 _faust_commit_offsets = Consumer._commit_offsets
 
 
-async def _flush_then_commit_offsets(self: Consumer, offsets, start_new_transaction: bool = True) -> bool:
-    # Every offset commit of the worker passes here (periodic, on rebalance, on stop), after
-    # Faust chose the offsets to commit and before it flushes the producer and commits them.
-    # With every writing agent between two messages: the outputs sent so far acknowledged
-    # (streams.worker.outputs), then each table's changes written.
-    tables = [table for table in self.app.tables.values() if isinstance(table, BatchedChangelogTable)]
+async def write_changes(app: faust.App) -> None:
+    """Every batched table's changes handed to the producer, with every writing agent
+    between two messages and the outputs sent so far acknowledged by Kafka first
+    (streams.worker.outputs)."""
+    tables = [table for table in app.tables.values() if isinstance(table, BatchedChangelogTable)]
     async with AsyncExitStack() as held:
         for table in tables:  # always in this order; an agent holds only its own table's lock
             await held.enter_async_context(table.changing())
         await outputs_acknowledged()
         for table in tables:
             await table.flush_changelog()
+
+
+async def _flush_then_commit_offsets(self: Consumer, offsets, start_new_transaction: bool = True) -> bool:
+    # Every offset commit of the worker passes here (periodic, on rebalance, on stop), after
+    # Faust chose the offsets to commit and before it flushes the producer and commits them.
+    await write_changes(self.app)
     return await _faust_commit_offsets(self, offsets, start_new_transaction=start_new_transaction)
 
 
-def flush_state_at_commit() -> None:
-    """Make every offset commit write the batched tables' changes first (see the module's
-    docstring). Written against faust-streaming 0.15 (streams.worker.faust_fixes pins it)."""
+async def write_changes_on_revoke(app: faust.App, revoked, **kwargs) -> None:
+    """Before a rebalance's recovery: the tables' changes written and acknowledged.
+
+    A commit writes them only when it has offsets to commit, and a rebalance does not always
+    bring one (one may already be under way, or nothing new was acknowledged). Recovery
+    then replays each kept partition's changelog onto the table in memory: keys the
+    changelog has go back to their older value, keys it does not have yet keep the new one
+    — a meter's state rewound beside baseline buckets that were not, and the readings
+    replayed from the committed offset were learnt twice (tests/cluster/test_faults.py
+    found it)."""
+    await write_changes(app)
+    await app.producer.flush()
+
+
+def flush_state_at_commit(app: faust.App) -> None:
+    """Make every offset commit, and every rebalance, write the batched tables' changes
+    first (see the module's docstring). Written against faust-streaming 0.15
+    (streams.worker.faust_fixes pins it)."""
     Consumer._commit_offsets = _flush_then_commit_offsets
+    app.on_partitions_revoked.connect(write_changes_on_revoke)

@@ -243,22 +243,31 @@ def test_a_county_night_ends_the_same_through_worker_and_broker_faults(kafka_clu
     if not (faulty["evidence_complete"] and calm["evidence_complete"]):
         problems.append("a signal emitted on Kafka is missing from its incident")
     # The same evidence: power signals (one meter's readings on one partition) are the same
-    # signals; camera and crew signals as many of each kind and source. Which frame confirms
-    # a track, and which ping completes a crew, is not fixed by the input: the detector's
-    # scores differ in the last digit between runs (threaded inference), and pings of
-    # several devices reach their zone's partition in the order their partitions are read.
+    # signals; crew signals as many of each kind and source; camera signals of the same
+    # kinds and sources, none fewer. Which frame confirms a track, and which ping completes
+    # a crew, is not fixed by the input: the detector's scores differ in the last digit
+    # between runs (threaded inference), and pings of several devices reach their zone's
+    # partition in the order their partitions are read. A camera's tracks live in its
+    # worker's memory: when the rebalance moves its frames partition in the middle of a
+    # track, the new owner tracks that person afresh and reports them once more (one more
+    # signal on the same incident, whose score and severity the comparison above holds;
+    # README, "Limits"). Seen in 1 of 3 runs on 2026-12-03.
     def power(run):
         return {k for k, v in run["signals"].items() if v[0] == "power"}
 
-    def kinds(run):
+    def kinds(run, cameras: bool):
         out: dict = {}
         for source_kind, kind, source_id, _ in run["signals"].values():
-            out[(source_kind, kind, source_id)] = out.get((source_kind, kind, source_id), 0) + 1
+            if (source_kind == "vision") == cameras:
+                out[(source_kind, kind, source_id)] = out.get((source_kind, kind, source_id), 0) + 1
         return out
     if power(faulty) != power(calm):
         problems.append(f"power evidence differs: {sorted(power(faulty) ^ power(calm))}")
-    if kinds(faulty) != kinds(calm):
-        problems.append(f"evidence by kind differs: {kinds(faulty)} != {kinds(calm)}")
+    if kinds(faulty, cameras=False) != kinds(calm, cameras=False):
+        problems.append(f"evidence by kind differs: {kinds(faulty, False)} != {kinds(calm, False)}")
+    seen, expected = kinds(faulty, cameras=True), kinds(calm, cameras=True)
+    if seen.keys() != expected.keys() or any(seen[k] < n for k, n in expected.items()):
+        problems.append(f"camera evidence lost: {seen} against {expected}")
     # The detector state any worker would recover is the single worker's, key for key; but
     # for when a zone's crew began: the time of the presence that made it a crew, which
     # depends on the order the devices' partitions delivered them (see above).
