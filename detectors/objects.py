@@ -106,15 +106,15 @@ class ObjectDetector:
         self.input_size = int(imgsz[0] if isinstance(imgsz, (list, tuple)) else imgsz)
         self.decode_ms = 0.0  # of the last detect_frames: decoding and cropping, the rest
         self.model_ms = 0.0
-        # Input height -> model; None where this model cannot be re-shaped (.pt models take
-        # any shape already; an unknown ONNX layout stays square).
-        self.fixed_square = wide_inputs and path.suffix == ".onnx"
+        # Only an exported ONNX model has a fixed square input (.pt models take any shape).
+        self.reshapable = wide_inputs and path.suffix == ".onnx"
         self.shapes_dir = shapes_dir
+        # Input height -> model; None where this model's layout cannot be re-shaped.
         self.by_height: dict[int, object] = {self.input_size: self.model}
 
     def model_for(self, width: int, height: int):
         """The model that runs a width × height image with the least padding."""
-        if not self.fixed_square or width <= height:
+        if not self.reshapable or width <= height:
             return self.model
         rows = padded_height(width, height, self.input_size)
         if rows not in self.by_height:

@@ -28,6 +28,7 @@ SHARED = REPO.parent / "shared"
 MODEL = SHARED / "models" / "nanodet-m-coco-416.onnx"
 PEOPLE = SHARED / "data" / "intel_sample_videos" / "one-by-one-person-detection.mp4"
 CARS = SHARED / "data" / "intel_sample_videos" / "car-detection.mp4"
+SHARED_FOOTAGE = MODEL.exists() and PEOPLE.exists() and CARS.exists()  # tests skip without it
 
 
 _HANDED_OUT: set[int] = set()

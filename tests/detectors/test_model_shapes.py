@@ -10,10 +10,10 @@ import pytest
 from detectors.boxes import iou
 from detectors.model_shapes import padded_height, wide_variant
 from detectors.objects import ObjectDetector
-from tests.helpers import CARS, MODEL, PEOPLE, jpegs
+from tests.helpers import CARS, MODEL, PEOPLE, SHARED_FOOTAGE, jpegs
 
-needs_footage = pytest.mark.skipif(not (MODEL.exists() and PEOPLE.exists() and CARS.exists()),
-                                   reason="the offline model or the demo footage is missing")
+needs_footage = pytest.mark.skipif(not SHARED_FOOTAGE,
+                                   reason="the offline model or the real footage of ../shared is missing")
 
 
 def test_the_input_height_holds_the_frame_at_model_width():

@@ -12,10 +12,9 @@ from detectors.camera import CameraSpec, FrameIn, VisionPipeline
 from detectors.motion import MotionGate, MotionRules
 from detectors.objects import ObjectDetector
 from detectors.tracking import ZoneSpec
-from tests.helpers import CARS, MODEL, PEOPLE, jpegs
+from tests.helpers import CARS, MODEL, PEOPLE, SHARED_FOOTAGE, jpegs
 
-pytestmark = pytest.mark.skipif(not (MODEL.exists() and PEOPLE.exists() and CARS.exists()),
-                                reason="the offline model or the real footage of ../shared is missing")
+pytestmark = pytest.mark.skipif(not SHARED_FOOTAGE, reason="the offline model or the real footage of ../shared is missing")
 T0 = 1795000000.0
 SHAFT = ZoneSpec("shaft_mouth", [(0.05, 0.3), (0.95, 0.3), (0.95, 1.0), (0.05, 1.0)], ("person",), 2)
 ROAD = ZoneSpec("haul_road", [(0, 0.05), (1, 0.05), (1, 1), (0, 1)], ("person", "car", "truck", "bus"), 2)
