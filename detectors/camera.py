@@ -198,7 +198,7 @@ class VisionPipeline:
             if found.image is None:
                 errors.append((i, "corrupt frame: full decode failed"))
                 continue
-            stats.passes += len(found.crops)
+            stats.passes += sum(c.cost for c in found.crops)
             stats.wanted += found.wanted
             findings += self._track(i, frame, rules, found.detections, motion, found.crops, stats)
         stats.track_ms = (time.perf_counter() - t) * 1000
@@ -231,7 +231,8 @@ class VisionPipeline:
         w, h = jpeg_size(frame.jpeg)
         counted = tracker.update(found, frame.captured_at, w, h, motion)
         boxes = [(z.name, t.label, t.box, t.median_score, t.track_id) for t, z in counted]
-        stats.outcomes.append(FrameOutcome(index, camera.camera_id, frame.captured_at, found, boxes, len(crops),
+        passes = sum(c.cost for c in crops)
+        stats.outcomes.append(FrameOutcome(index, camera.camera_id, frame.captured_at, found, boxes, passes,
                                            self.infrared[camera.camera_id]))
         reports = self.reports[camera.camera_id].frame(camera.zones, counted, tracker.is_stationary,
                                                        frame.captured_at, frame.jpeg,

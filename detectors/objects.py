@@ -26,7 +26,7 @@ from pydantic import ConfigDict
 from detectors.boxes import LABELS, Box, Detection, merge
 from detectors.crops import WHOLE, Crop, FrameNeeds, plan_batch
 from detectors.images import decode, jpeg_size, reduction_for
-from detectors.model_shapes import padded_height, wide_variant
+from detectors.model_shapes import input_shape, wide_variant
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ class DetectorRules:
     min_box_area: int = 120  # px in the frame: smaller boxes are noise
     passes_per_frame: float = 2.0  # model passes a batch may spend, per frame it detects (shared)
     min_object_px: float = 36.0  # height in model pixels under which the model starts missing people
+    # A wide frame's mid view on a model that takes wide inputs: one crop this many model
+    # pixels tall (a 1080p frame at 0.326; README "Detection on a multi-scale plan").
+    mid_view_px: int = 352
     tile_overlap: float = 0.2
     nms_iou: float = 0.5
     fragment_share: float = 0.6  # a cut box this much inside another of its kind is a part of it
@@ -52,6 +55,8 @@ class DetectorRules:
             raise ValueError(f"min_score: labels {sorted(unknown)} are not detected; use {list(LABELS)}")
         if self.passes_per_frame < 1:
             raise ValueError("passes_per_frame must be at least 1 (the whole frame)")
+        if self.mid_view_px < 96 or self.mid_view_px % 32:
+            raise ValueError("mid_view_px must be a multiple of 32, at least 96 (the model's largest stride)")
 
 
 @dataclass
@@ -77,7 +82,8 @@ class ObjectDetector:
 
     A fixed-square ONNX model gets re-shaped copies for wide images (``detectors.
     model_shapes``): a 16:9 frame at model size runs at 416 × 256 instead of being padded to
-    416 × 416, about 40 % less work per whole-frame pass, the same boxes."""
+    416 × 416, about 40 % less work per whole-frame pass, the same boxes; a 1080p frame's
+    mid view runs as one 640 × 352 input instead of two overlapping 416-px squares."""
 
     MAX_SHAPES = 3  # re-shaped copies kept besides the model itself (each ≈15 MB and a session)
 
@@ -109,22 +115,22 @@ class ObjectDetector:
         # Only an exported ONNX model has a fixed square input (.pt models take any shape).
         self.reshapable = wide_inputs and path.suffix == ".onnx"
         self.shapes_dir = shapes_dir
-        # Input height -> model; None where this model's layout cannot be re-shaped.
-        self.by_height: dict[int, object] = {self.input_size: self.model}
+        # Input (rows, columns) -> model; None where this model's layout cannot be re-shaped.
+        self.by_shape: dict[tuple[int, int], object] = {(self.input_size, self.input_size): self.model}
 
     def model_for(self, width: int, height: int):
         """The model that runs a width × height image with the least padding."""
         if not self.reshapable or width <= height:
             return self.model
-        rows = padded_height(width, height, self.input_size)
-        if rows not in self.by_height:
-            if len(self.by_height) > self.MAX_SHAPES:
+        shape = input_shape(width, height, self.input_size)
+        if shape not in self.by_shape:
+            if len(self.by_shape) > self.MAX_SHAPES:
                 return self.model
             from ultralytics import YOLO
 
-            variant = wide_variant(self.path, rows, self.shapes_dir)
-            self.by_height[rows] = YOLO(str(variant), task="detect") if variant else None
-        return self.by_height[rows] or self.model
+            variant = wide_variant(self.path, shape[0], self.shapes_dir, width=shape[1])
+            self.by_shape[shape] = YOLO(str(variant), task="detect") if variant else None
+        return self.by_shape[shape] or self.model
 
     def run(self, images: list[np.ndarray], floor: float) -> list[list[Detection]]:
         """One call to the model per input shape; per image, boxes of the labels of interest
@@ -157,7 +163,8 @@ class ObjectDetector:
         usable = [i for i, size in enumerate(sizes) if size is not None]
         needs = [FrameNeeds(*sizes[i], jobs[i].regions, jobs[i].rules.passes_per_frame) for i in usable]
         rules0 = jobs[usable[0]].rules if usable else self.rules
-        plans = plan_batch(needs, self.input_size, rules0.tile_overlap, rules0.min_object_px)
+        plans = plan_batch(needs, self.input_size, rules0.tile_overlap, rules0.min_object_px,
+                           min(rules0.mid_view_px, self.input_size) if self.reshapable else 0)
         out = [FrameDetections([], None) for _ in jobs]
         images, owners = [], []
         started = time.perf_counter()

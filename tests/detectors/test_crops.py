@@ -12,8 +12,8 @@ FAR = (1500, 500, 1535, 580)  # a person 80 px tall in a 1080p view: 17 px in th
 NEAR = (200, 300, 330, 700)  # 400 px tall: visible enough in the whole view
 
 
-def plan(*frames: FrameNeeds, min_object_px: float = 36):
-    return plan_batch(list(frames), SIZE, 0.2, min_object_px)
+def plan(*frames: FrameNeeds, min_object_px: float = 36, wide_mid_px: int = 0):
+    return plan_batch(list(frames), SIZE, 0.2, min_object_px, wide_mid_px)
 
 
 def test_levels_of_common_frame_sizes():
@@ -40,6 +40,24 @@ def test_small_objects_get_the_mid_squares_in_place_of_the_whole_view():
     (one,) = plan(FrameNeeds(1920, 1080, [FAR], passes=1))
     assert [c.box for c in one.crops] == [(840, 0, 1920, 1080)]  # only the square with motion in it...
     assert one.wanted == 1 + 1  # ...and it would have liked a native tile too (80 px x 0.385 = 31 px < 36)
+
+
+def test_a_model_that_takes_wide_inputs_sees_both_squares_as_one_crop_at_their_cost():
+    (p,) = plan(FrameNeeds(1920, 1080, [FAR, NEAR], passes=2), wide_mid_px=352)
+    assert [(c.level, c.box, c.cost) for c in p.crops] == [(MID, (0, 0, 1920, 1080), 2)]
+    assert abs(p.crops[0].scale - 352 / 1080) < 1e-9 and p.wanted == 2 + 1  # 626 x 352 model pixels
+    (p,) = plan(FrameNeeds(1920, 1080, [FAR, NEAR], passes=3), wide_mid_px=352)
+    assert [c.level for c in p.crops] == [MID, NATIVE]  # it costs the two squares' passes, no more
+    (one,) = plan(FrameNeeds(1920, 1080, [FAR], passes=1), wide_mid_px=352)
+    assert [(c.box, c.scale) for c in one.crops] == [((840, 0, 1920, 1080), SIZE / 1080)]  # one square: as before
+    frames = [FrameNeeds(1920, 1080, [FAR, NEAR], passes=1.5) for _ in range(2)]
+    assert [[c.level for c in p.crops] for p in plan(*frames, wide_mid_px=352)] == [[MID], [WHOLE]]
+    # A frame so wide that its squares would not fit twice the input: squares, as before.
+    (p,) = plan(FrameNeeds(3840, 1080, [(100, 500, 130, 580), (3700, 500, 3730, 580)], passes=2), wide_mid_px=352)
+    assert [c.level for c in p.crops] == [MID] * 2 and all(c.box[2] - c.box[0] == 1080 for c in p.crops)
+    # Someone 105 px tall: seen in two squares (40 px), too small in the wide view (34 px): a tile wanted.
+    (p,) = plan(FrameNeeds(1920, 1080, [(1500, 500, 1540, 605), NEAR], passes=2), wide_mid_px=352)
+    assert p.wanted == 2 + 1 and plan(FrameNeeds(1920, 1080, [(1500, 500, 1540, 605), NEAR], passes=2))[0].wanted == 2
 
 
 def test_native_tiles_at_full_resolution_for_what_is_still_too_small():

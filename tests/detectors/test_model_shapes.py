@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from detectors.boxes import iou
-from detectors.model_shapes import padded_height, wide_variant
+from detectors.model_shapes import input_shape, padded_height, wide_variant
 from detectors.objects import ObjectDetector
 from tests.helpers import CARS, MODEL, PEOPLE, SHARED_FOOTAGE, jpegs
 
@@ -21,6 +21,15 @@ def test_the_input_height_holds_the_frame_at_model_width():
     assert padded_height(768, 432, 416) == 256
     assert padded_height(768, 576, 416) == 320  # 4:3: 312 rows
     assert padded_height(416, 416, 416) == 416
+
+
+def test_an_image_up_to_twice_the_input_wide_runs_at_its_own_size():
+    assert input_shape(1920, 1080, 416) == (256, 416)  # a whole frame: shrunk to the input's width
+    assert input_shape(416, 234, 416) == (256, 416)
+    assert input_shape(626, 352, 416) == (352, 640)  # a 1080p frame's mid view, already at model scale
+    assert input_shape(739, 416, 416) == (416, 768)
+    assert input_shape(1000, 416, 416) == (192, 416)  # wider than twice: shrunk
+    assert input_shape(416, 416, 416) == input_shape(300, 600, 416) == (416, 416)
 
 
 @needs_footage
@@ -52,11 +61,42 @@ def test_the_detector_runs_wide_images_on_the_wide_model(tmp_path):
     detector = ObjectDetector(MODEL, shapes_dir=tmp_path)
     assert detector.model_for(1920, 1080) is not detector.model  # 416 x 234 of picture
     assert detector.model_for(416, 416) is detector.model and detector.model_for(300, 600) is detector.model
+    assert detector.model_for(626, 352) not in (detector.model, detector.model_for(1920, 1080))
+    assert set(detector.by_shape) == {(416, 416), (256, 416), (352, 640)}
     frame = cv2.imdecode(np.frombuffer(jpegs(PEOPLE, [300])[0], np.uint8), cv2.IMREAD_COLOR)
     wide, tile = cv2.resize(frame, (416, 234)), frame[:416, 200:616]
     found = detector.run([wide, tile, wide], 0.3)
     assert [d.label for d in found[0]].count("person") == 1 and found[0] == found[2]
     assert "person" in [d.label for d in found[1]]  # the tile, on the square model, in between
+
+
+def _boxes(model, image, conf):
+    b = model.predict(image, verbose=False, conf=conf)[0].boxes
+    return list(zip(b.cls.tolist(), b.conf.tolist(), b.xyxy.tolist()))
+
+
+@needs_footage
+def test_a_mid_view_up_to_twice_the_input_wide_gets_the_boxes_of_the_square_model_on_its_parts(tmp_path):
+    from ultralytics import YOLO
+
+    variant = wide_variant(MODEL, 416, tmp_path, width=768)  # 416 rows: each part fills the square input
+    square, wide = YOLO(str(MODEL), task="detect"), YOLO(str(variant), task="detect")
+    matched = 0
+    for jpeg in jpegs(PEOPLE, [100, 300, 600, 800, 1100, 1300]):
+        frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        view = cv2.resize(frame, (739, 416), interpolation=cv2.INTER_AREA)  # a mid view's shape
+        found = _boxes(wide, view, 0.2)
+        for x0 in (0, 739 - 416):
+            for label, score, box in _boxes(square, view[:, x0:x0 + 416], 0.3):
+                inner = box[0] > 4 and box[2] < 412  # not cut by the half's edge
+                if label != 0 or not inner:
+                    continue
+                moved = (box[0] + x0, box[1], box[2] + x0, box[3])
+                same = [s for c, s, o in found if c == label and iou(moved, tuple(o)) >= 0.85]
+                assert same and abs(max(same) - score) < 0.1, (score, moved, found)
+                matched += 1
+    assert matched >= 6
+    assert wide.predictor.args.imgsz == [416, 768]
 
 
 def test_a_model_of_another_layout_is_left_alone(tmp_path):
