@@ -26,7 +26,7 @@ from pydantic import ConfigDict
 from detectors.boxes import LABELS, Box, Detection, merge
 from detectors.crops import WHOLE, Crop, FrameNeeds, plan_batch
 from detectors.images import decode, jpeg_size, reduction_for
-from detectors.model_shapes import input_shape, wide_variant
+from detectors.model_shapes import input_shape, padded_height, wide_variant
 
 
 @dataclass(frozen=True)
@@ -112,9 +112,13 @@ class ObjectDetector:
         self.input_size = int(imgsz[0] if isinstance(imgsz, (list, tuple)) else imgsz)
         self.decode_ms = 0.0  # of the last detect_frames: decoding and cropping, the rest
         self.model_ms = 0.0
-        # Only an exported ONNX model has a fixed square input (.pt models take any shape).
-        self.reshapable = wide_inputs and path.suffix == ".onnx"
+        # Only an exported ONNX model has a fixed square input (.pt models take any shape),
+        # and only one of the layout detectors.model_shapes knows can be re-shaped: asked
+        # once here (the 16:9 whole-frame copy, built or found in the cache), since the
+        # planner gives wide mid views only to a detector that runs them at their size.
         self.shapes_dir = shapes_dir
+        self.reshapable = wide_inputs and path.suffix == ".onnx" and wide_variant(
+            path, padded_height(16, 9, self.input_size), shapes_dir) is not None
         # Input (rows, columns) -> model; None where this model's layout cannot be re-shaped.
         self.by_shape: dict[tuple[int, int], object] = {(self.input_size, self.input_size): self.model}
 

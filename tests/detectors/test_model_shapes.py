@@ -9,7 +9,7 @@ import pytest
 
 from detectors.boxes import iou
 from detectors.model_shapes import input_shape, padded_height, wide_variant
-from detectors.objects import ObjectDetector
+from detectors.objects import DetectorRules, FrameJob, ObjectDetector
 from tests.helpers import CARS, MODEL, PEOPLE, SHARED_FOOTAGE, jpegs
 
 needs_footage = pytest.mark.skipif(not SHARED_FOOTAGE,
@@ -68,6 +68,11 @@ def test_the_detector_runs_wide_images_on_the_wide_model(tmp_path):
     found = detector.run([wide, tile, wide], 0.3)
     assert [d.label for d in found[0]].count("person") == 1 and found[0] == found[2]
     assert "person" in [d.label for d in found[1]]  # the tile, on the square model, in between
+    ok, jpeg = cv2.imencode(".jpg", cv2.resize(frame, (1920, 1080)))
+    crowd = [(x, 450, x + 30, 520) for x in range(50, 1900, 120)]  # far people across the frame
+    (frame_found,) = detector.detect_frames([FrameJob(jpeg.tobytes(), crowd, DetectorRules())])
+    assert [(c.level, c.box, c.cost) for c in frame_found.crops] == [("mid", (0, 0, 1920, 1080), 2)]  # one wide view
+    assert "person" in [d.label for d in frame_found.detections]
 
 
 def _boxes(model, image, conf):
@@ -97,6 +102,20 @@ def test_a_mid_view_up_to_twice_the_input_wide_gets_the_boxes_of_the_square_mode
                 matched += 1
     assert matched >= 6
     assert wide.predictor.args.imgsz == [416, 768]
+
+
+@needs_footage
+def test_a_detector_whose_model_cannot_be_re_shaped_plans_squares(tmp_path, monkeypatch):
+    import detectors.objects
+
+    monkeypatch.setattr(detectors.objects, "wide_variant", lambda *args, **kwargs: None)  # as for another layout
+    detector = ObjectDetector(MODEL, shapes_dir=tmp_path)
+    assert not detector.reshapable and detector.model_for(1920, 1080) is detector.model
+    frame = cv2.resize(cv2.imdecode(np.frombuffer(jpegs(PEOPLE, [300])[0], np.uint8), cv2.IMREAD_COLOR), (1920, 1080))
+    ok, jpeg = cv2.imencode(".jpg", frame)
+    crowd = [(x, 450, x + 30, 520) for x in range(50, 1900, 120)]  # far people across the frame
+    (found,) = detector.detect_frames([FrameJob(jpeg.tobytes(), crowd, DetectorRules())])
+    assert [(c.level, c.box[2] - c.box[0]) for c in found.crops] == [("mid", 1080), ("mid", 1080)]  # two squares
 
 
 def test_a_model_of_another_layout_is_left_alone(tmp_path):
