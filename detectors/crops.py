@@ -18,7 +18,7 @@ finer than the one before:
   found and only duplicates, see the README). A detector that takes wide inputs (a
   re-shaped model, ``detectors.model_shapes``) sees neighbouring squares as one wide crop
   instead, ``wide_mid_px`` tall (``mid_view_px``, 352: a 1080p frame at 0.326, 626 × 352
-  model pixels, 40 % less than two squares, no person cut in two, people from ~110 px
+  model pixels, a third less than two squares, no person cut in two, people from ~110 px
   up); it costs the budget what the squares would;
 - **native**: tiles of the model's input size at full resolution, for what is smaller.
 
