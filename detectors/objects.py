@@ -26,7 +26,7 @@ from pydantic import ConfigDict
 from detectors.boxes import LABELS, Box, Detection, merge
 from detectors.crops import WHOLE, Crop, FrameNeeds, plan_batch
 from detectors.images import decode, jpeg_size, reduction_for
-from detectors.model_shapes import input_shape, padded_height, wide_variant
+from detectors.model_shapes import input_shape, wide_variant
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,9 @@ class ObjectDetector:
         # once here (the 16:9 whole-frame copy, built or found in the cache), since the
         # planner gives wide mid views only to a detector that runs them at their size.
         self.shapes_dir = shapes_dir
+        rows, columns = input_shape(16, 9, self.input_size)  # named as model_for names it: built once
         self.reshapable = wide_inputs and path.suffix == ".onnx" and wide_variant(
-            path, padded_height(16, 9, self.input_size), shapes_dir) is not None
+            path, rows, shapes_dir, width=columns) is not None
         # Input (rows, columns) -> model; None where this model's layout cannot be re-shaped.
         self.by_shape: dict[tuple[int, int], object] = {(self.input_size, self.input_size): self.model}
 
