@@ -122,6 +122,10 @@ class ObjectDetector:
             path, rows, shapes_dir, width=columns) is not None
         # Input (rows, columns) -> model; None where this model's layout cannot be re-shaped.
         self.by_shape: dict[tuple[int, int], object] = {(self.input_size, self.input_size): self.model}
+        if self.reshapable:
+            # Loaded and run once now: the first frame with motion would otherwise wait for
+            # this session to load (≈0.4 s here), and a shaft's first person reports at once.
+            self.model_for(columns, rows).predict(np.zeros((rows, columns, 3), np.uint8), verbose=False)
 
     def model_for(self, width: int, height: int):
         """The model that runs a width × height image with the least padding."""

@@ -59,6 +59,8 @@ def test_a_wide_frame_gets_the_boxes_of_the_square_model(tmp_path):
 @needs_footage
 def test_the_detector_runs_wide_images_on_the_wide_model(tmp_path):
     detector = ObjectDetector(MODEL, shapes_dir=tmp_path)
+    # the 16:9 whole-frame copy is loaded at start, not by the first frame with motion
+    assert set(detector.by_shape) == {(416, 416), (256, 416)} and detector.by_shape[(256, 416)].predictor
     assert detector.model_for(1920, 1080) is not detector.model  # 416 x 234 of picture
     assert detector.model_for(416, 416) is detector.model and detector.model_for(300, 600) is detector.model
     assert detector.model_for(626, 352) not in (detector.model, detector.model_for(1920, 1080))
