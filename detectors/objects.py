@@ -117,15 +117,17 @@ class ObjectDetector:
         # once here (the 16:9 whole-frame copy, built or found in the cache), since the
         # planner gives wide mid views only to a detector that runs them at their size.
         self.shapes_dir = shapes_dir
-        rows, columns = input_shape(16, 9, self.input_size)  # named as model_for names it: built once
-        self.reshapable = wide_inputs and path.suffix == ".onnx" and wide_variant(
-            path, rows, shapes_dir, width=columns) is not None
         # Input (rows, columns) -> model; None where this model's layout cannot be re-shaped.
         self.by_shape: dict[tuple[int, int], object] = {(self.input_size, self.input_size): self.model}
+        self.reshapable = wide_inputs and path.suffix == ".onnx"
         if self.reshapable:
-            # Loaded and run once now: the first frame with motion would otherwise wait for
-            # this session to load (≈0.4 s here), and a shaft's first person reports at once.
-            self.model_for(columns, rows).predict(np.zeros((rows, columns, 3), np.uint8), verbose=False)
+            rows, columns = input_shape(16, 9, self.input_size)
+            whole_frame = self.model_for(columns, rows)
+            self.reshapable = whole_frame is not self.model
+            if self.reshapable:
+                # Loaded and run once now: the first frame with motion would otherwise wait for
+                # this session to load (≈0.4 s here), and a shaft's first person reports at once.
+                whole_frame.predict(np.zeros((rows, columns, 3), np.uint8), verbose=False)
 
     def model_for(self, width: int, height: int):
         """The model that runs a width × height image with the least padding."""
