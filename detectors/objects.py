@@ -126,7 +126,7 @@ class ObjectDetector:
             self.reshapable = whole_frame is not self.model
             if self.reshapable:
                 # Loaded and run once now: the first frame with motion would otherwise wait for
-                # this session to load (≈0.4 s here), and a shaft's first person reports at once.
+                # this session to load (≈0.25 s here), and a shaft's first person reports at once.
                 whole_frame.predict(np.zeros((rows, columns, 3), np.uint8), verbose=False)
 
     def model_for(self, width: int, height: int):
