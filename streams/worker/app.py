@@ -50,6 +50,7 @@ def create_app(cfg: ShaftWatchConfig) -> faust.App:
         # (streams.worker.changelog); with aiokafka's 16 kB default a batch held two meters'
         # state, and each further batch waited for the one before it to leave.
         producer_max_batch_size=512 * 1024,
+        producer_linger=settings.producer_linger_ms / 1000,  # config.runtime.AppSettings says why
     )
 
 
