@@ -97,17 +97,14 @@ class ObjectDetector:
                 f"model weights not found at {path}; provision them with `shaftwatch model fetch` "
                 "or name a local file in configs/shaftwatch.yaml (model_path)")
         os.environ.setdefault("YOLO_OFFLINE", "1")
-        from ultralytics import YOLO  # imported here: it is heavy, and only workers with cameras need it
-
         self.path = path
-        self.model = YOLO(str(path), task="detect")
+        # Loaded with a warm-up run, only after which an exported model tells its input size
+        # (a fixed 416 for the offline NanoDet, 640 for standard YOLO weights).
+        self.model = _loaded(path, (64, 64))
         self.rules = rules
         names = self.model.names if isinstance(self.model.names, dict) else dict(enumerate(self.model.names))
         self.wanted = {i for i, n in names.items() if n in LABELS}
         self.names = names
-        # One warm-up run loads the backend; only then does an exported model tell its input
-        # size (a fixed 416 for the offline NanoDet, 640 for standard YOLO weights).
-        self.model.predict(np.zeros((64, 64, 3), np.uint8), verbose=False)
         imgsz = self.model.predictor.args.imgsz
         self.input_size = int(imgsz[0] if isinstance(imgsz, (list, tuple)) else imgsz)
         self.decode_ms = 0.0  # of the last detect_frames: decoding and cropping, the rest
@@ -122,12 +119,10 @@ class ObjectDetector:
         self.reshapable = wide_inputs and path.suffix == ".onnx"
         if self.reshapable:
             rows, columns = input_shape(16, 9, self.input_size)
-            whole_frame = self.model_for(columns, rows)
-            self.reshapable = whole_frame is not self.model
-            if self.reshapable:
-                # Loaded and run once now: the first frame with motion would otherwise wait for
-                # this session to load (≈0.25 s here), and a shaft's first person reports at once.
-                whole_frame.predict(np.zeros((rows, columns, 3), np.uint8), verbose=False)
+            # Loaded now (model_for loads a copy with a warm-up run): the first frame with
+            # motion would otherwise wait for this session (≈0.25 s here), and a shaft's first
+            # person reports at once.
+            self.reshapable = self.model_for(columns, rows) is not self.model
 
     def model_for(self, width: int, height: int):
         """The model that runs a width × height image with the least padding."""
@@ -137,10 +132,8 @@ class ObjectDetector:
         if shape not in self.by_shape:
             if len(self.by_shape) > self.MAX_SHAPES:
                 return self.model
-            from ultralytics import YOLO
-
             variant = wide_variant(self.path, shape[0], self.shapes_dir, width=shape[1])
-            self.by_shape[shape] = YOLO(str(variant), task="detect") if variant else None
+            self.by_shape[shape] = _loaded(variant, shape) if variant else None
         return self.by_shape[shape] or self.model
 
     def run(self, images: list[np.ndarray], floor: float) -> list[list[Detection]]:
@@ -202,6 +195,57 @@ class ObjectDetector:
                                  if d.area >= rules.min_box_area]
         self.model_ms = (time.perf_counter() - started) * 1000
         return out
+
+
+def _loaded(path: Path, shape: tuple[int, int]):
+    """A YOLO model of ``path``, run once on a blank ``shape`` (rows, columns) image so that
+    its backend is loaded (an ONNX model on the process's shared threads)."""
+    from ultralytics import YOLO  # imported here: it is heavy, and only workers with cameras need it
+
+    _onnx_on_shared_threads()
+    model = YOLO(str(path), task="detect")
+    model.predict(np.zeros((*shape, 3), np.uint8), verbose=False)
+    return model
+
+
+# ONNX Runtime gives each session a pool of its own threads, which spin for a while after
+# every run waiting for more work. The detector runs a model and its re-shaped copies in
+# turn (whole views, mid views, tiles), and each session's spinning pool took the cores from
+# the next: with five shapes used in turn a 416-px pass took 52 ms instead of 18-20 alone,
+# and a crowded 1080p frame on a budget of 4 passes 125 ms instead of 95 (make
+# bench-vision). One pool for the process serves every session, one after the other.
+_SHARED_POOL_THREADS = 0  # ONNX Runtime's own default: one thread per physical core
+
+
+def _onnx_on_shared_threads() -> None:
+    """From now on, every ONNX model ultralytics loads in this process runs on the process's
+    one thread pool. Once that pool exists ONNX Runtime refuses a session with threads of
+    its own, so the backend ultralytics builds for .onnx files is replaced for good (its
+    ``session_options`` argument, which ultralytics 8.4 never passes, is how)."""
+    import onnxruntime
+    from onnxruntime.capi import _pybind_state
+    from ultralytics.nn.autobackend import AutoBackend
+    from ultralytics.nn.backends import ONNXBackend
+
+    if getattr(AutoBackend._BACKEND_MAP["onnx"], "shared_threads", False):
+        return
+    try:
+        _pybind_state.set_global_thread_pool_sizes(_SHARED_POOL_THREADS, 1)
+    except _pybind_state.Fail as exc:
+        if "already been created" not in str(exc):
+            raise
+
+    class SharedThreadsONNXBackend(ONNXBackend):
+        shared_threads = True
+
+        def __init__(self, weight, device, fp16: bool = False, format: str = "onnx", session_options=None):
+            if session_options is None:
+                session_options = onnxruntime.SessionOptions()
+                session_options.use_per_session_threads = False
+            super().__init__(weight, device, fp16, format, session_options)
+
+    AutoBackend._BACKEND_MAP = {**AutoBackend._BACKEND_MAP, "onnx": SharedThreadsONNXBackend,
+                                "xilinx": SharedThreadsONNXBackend}
 
 
 def crop_image(image: np.ndarray, reduction: int, crop: Crop) -> np.ndarray:

@@ -65,6 +65,9 @@ def test_the_detector_runs_wide_images_on_the_wide_model(tmp_path):
     assert detector.model_for(416, 416) is detector.model and detector.model_for(300, 600) is detector.model
     assert detector.model_for(626, 352) not in (detector.model, detector.model_for(1920, 1080))
     assert set(detector.by_shape) == {(416, 416), (256, 416), (352, 640)}
+    # every session runs on the process's one thread pool: pools of their own spun against each other
+    sessions = [model.predictor.model.backend.session for model in detector.by_shape.values()]
+    assert [s.get_session_options().use_per_session_threads for s in sessions] == [False] * 3
     frame = cv2.imdecode(np.frombuffer(jpegs(PEOPLE, [300])[0], np.uint8), cv2.IMREAD_COLOR)
     wide, tile = cv2.resize(frame, (416, 234)), frame[:416, 200:616]
     found = detector.run([wide, tile, wide], 0.3)
