@@ -94,7 +94,7 @@ async def fence_agent(stream):
             for record in records:
                 ping = Ping(record.device_pid, record.device_kind, record.ts, record.lon, record.lat,
                             record.accuracy_m, record.cell_id, record.zone_id, record.event)
-                state = device_state.get(record.device_pid) or new_device_state()
+                state = device_state.peek(record.device_pid) or new_device_state()  # set back below
                 rules = in_force.at(ping.ts).fence
                 findings, found_presences = observe_ping(state, ping, INDEX.locate(ping, rules), INDEX, rules,
                                                          in_force.clock, WATCHLIST, ALLOWED)
@@ -119,7 +119,7 @@ async def zone_agent(stream):
             signals = []
             in_force = config_watch.thresholds  # thresholds.yaml as now; day or night per visit below
             for p in records:
-                state = zone_state.get(p.zone_id) or new_zone_state()
+                state = zone_state.peek(p.zone_id) or new_zone_state()  # set back below
                 findings = observe_presence(state, PresenceEvent(p.zone_id, p.device_pid, p.device_kind, p.since, p.ts,
                                                                  left=p.left, lon=p.lon, lat=p.lat),
                                             in_force.at(p.ts).fence, in_force.clock)
