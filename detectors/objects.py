@@ -212,8 +212,8 @@ def _loaded(path: Path, shape: tuple[int, int]):
 # every run waiting for more work. The detector runs a model and its re-shaped copies in
 # turn (whole views, mid views, tiles), and each session's spinning pool took the cores from
 # the next: with five shapes used in turn a 416-px pass took 52 ms instead of 18-20 alone,
-# and a crowded 1080p frame on a budget of 4 passes 125 ms instead of 95 (make
-# bench-vision). One pool for the process serves every session, one after the other.
+# and a crowded 1080p frame on a budget of 4 passes 126-131 ms instead of 90-92 (make
+# bench-vision's budget row, README). One pool for the process serves every session in turn.
 _SHARED_POOL_THREADS = 0  # ONNX Runtime's own default: one thread per physical core
 
 
