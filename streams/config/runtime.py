@@ -72,9 +72,9 @@ class AppSettings(Section):
     worker_web_port: int = Field(6066, ge=1024, le=65535)
     # How long the worker's producer lets a batch fill before sending it. Faust's default, 0,
     # sends every signal and presence as its own produce request as soon as the sender is
-    # free: on a backlog that was thousands of requests, and the broker's and the worker's
-    # time on them. The agents never wait for one send (outputs are acknowledged at the
-    # commit), so a few ms cost an alert a few ms and a commit at most as much.
+    # free: on a fence backlog 5 ms saved the broker a quarter of its CPU (the worker's rate
+    # did not change; README). The agents never wait for one send (outputs are acknowledged
+    # at the commit), so a few ms cost an alert a few ms and a commit at most as much.
     producer_linger_ms: int = Field(5, ge=0, le=1000)
 
 
