@@ -13,7 +13,12 @@ export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/$(DATA_DIR)/ultralytics
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help setup kafka postgres chromium fonts vtest promtool run test test-fast bench-data bench-power bench-fence bench-fusion bench-vision bench-scaling bench soak config-check schemas clean
+# The shipped detector: the offline NanoDet (../shared/models) with its convolutions in
+# int8, calibrated on the demo footage (README, "The model"); built once, in a few seconds.
+FLOAT_MODEL := ../shared/models/nanodet-m-coco-416.onnx
+SHIPPED_MODEL := $(DATA_DIR)/models/nanodet-m-coco-416-int8.onnx
+
+.PHONY: help setup kafka model postgres chromium fonts vtest promtool run test test-fast bench-data bench-power bench-fence bench-fusion bench-vision bench-scaling bench soak config-check schemas clean
 
 help:
 	@echo "make run     the whole system on this machine (local Kafka, worker, server, demo feeds)"
@@ -35,7 +40,12 @@ $(STAMP): pyproject.toml
 	mkdir -p $(YOLO_CONFIG_DIR)
 	touch $@
 
-setup: $(STAMP) kafka
+setup: $(STAMP) kafka model
+
+model: $(SHIPPED_MODEL)
+
+$(SHIPPED_MODEL): $(STAMP) $(FLOAT_MODEL) detectors/quantize.py
+	$(BIN)/shaftwatch model quantize --from $(FLOAT_MODEL) --frames ../shared/data/intel_sample_videos --out $@
 
 kafka: $(STAMP)
 	$(BIN)/shaftwatch broker --fetch-only

@@ -181,7 +181,7 @@ class RuntimeSettings(Section):
     data_dir: str = "var"
     store_url: str | None = None  # None: sqlite file in data_dir
     evidence_dir: str | None = None  # None: data_dir/evidence
-    model_path: str = "../shared/models/nanodet-m-coco-416.onnx"
+    model_path: str = "var/models/nanodet-m-coco-416-int8.onnx"  # built by `make model` (README, "The model")
     pseudonym_key_env: str = "SHAFTWATCH_PSEUDONYM_KEY"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     config_reload_s: float = Field(10.0, ge=0)  # a worker looks for changed configs this often; 0: never

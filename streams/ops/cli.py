@@ -14,7 +14,7 @@
     shaftwatch watchlist hash      clear ids (stdin) -> pseudonyms, for a watchlist file
     shaftwatch fences publish      the watchlist's numbers (stdin) -> the carriers' CAMARA geofencing subscriptions
     shaftwatch fences export       the zones and their warning SMS as GeoJSON, for the carriers' fence systems
-    shaftwatch model fetch|check   provision detector weights for an air-gapped site
+    shaftwatch model fetch|check|quantize   provision detector weights for an air-gapped site
     shaftwatch eval vision DIR     person recall and precision by height on labelled footage (MOT format)
     shaftwatch schemas [--check]   write (or check) the published JSON Schemas and OpenAPI documents
 """
@@ -353,12 +353,14 @@ def cmd_model(args) -> int:
     try:
         if args.model_command == "check":
             print(models.check_model(cfg.model_path))
+        elif args.model_command == "quantize":
+            models.quantize(cfg, args.source, args.frames, args.out)
         else:
             if bool(args.source) == bool(args.name):
                 print("shaftwatch: give exactly one of --from PATH or --name WEIGHTS", file=sys.stderr)
                 return 2
             models.fetch(cfg, args.source, args.name)
-    except (FileNotFoundError, RuntimeError) as exc:
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
         print(f"shaftwatch: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -459,6 +461,13 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--name", help="standard ultralytics weights to download, e.g. yolo11n.pt (needs a network)")
     f.set_defaults(func=cmd_model)
     msub.add_parser("check", help="load the configured model and run it once").set_defaults(func=cmd_model)
+    q = msub.add_parser("quantize", help="an int8 copy of an ONNX model, calibrated on the cameras' pictures")
+    q.add_argument("--frames", action="append", required=True, metavar="PATH",
+                   help="a video or a folder of pictures from the cameras (repeatable; day and night, "
+                        "people and vehicles)")
+    q.add_argument("--from", dest="source", help="the ONNX model (default: the configured model_path)")
+    q.add_argument("--out", help="where to write it (default: <data_dir>/models/<name>-int8.onnx)")
+    q.set_defaults(func=cmd_model)
 
     p = sub.add_parser("users", help="people's accounts for the console")
     usub = p.add_subparsers(dest="users_command", required=True)

@@ -3,6 +3,8 @@
     shaftwatch model fetch --from /media/usb/yolo11s.pt    copy a file the user names
     shaftwatch model fetch --name yolo11n.pt               download the standard weights (needs a network)
     shaftwatch model check                                 load the configured model and run it once
+    shaftwatch model quantize --frames /media/usb/cam01    an int8 copy of the configured ONNX model,
+                                                           calibrated on the cameras' own pictures
 
 Either way the file lands in <data_dir>/models/, is loaded and run once to prove it
 works, and the command prints its sha256 and the line to put in shaftwatch.yaml.
@@ -73,6 +75,28 @@ def fetch(cfg: ShaftWatchConfig, source: str | None, name: str | None) -> Path:
                 os.chdir(cwd)
             target = target_dir / downloaded.name
             shutil.move(str(Path(tmp) / downloaded), target)
+    print(check_model(target))
+    print(f"sha256 {sha256(target)}")
+    print(f"now set in configs/shaftwatch.yaml:  model_path: {target}")
+    return target
+
+
+def quantize(cfg: ShaftWatchConfig, source: str | None, frames: list[str], out: str | None) -> Path:
+    """The int8 copy of an ONNX model (detectors.quantize), calibrated on pictures from
+    ``frames`` (videos or picture folders), checked like a fetched model."""
+    from detectors.quantize import calibration_pictures, int8_copy
+
+    src = Path(source) if source else cfg.model_path
+    if not src.is_file():
+        raise FileNotFoundError(f"{src} does not exist")
+    if src.suffix.lower() != ".onnx":
+        raise RuntimeError(f"{src.name}: only ONNX models are quantized here (a .pt model runs as PyTorch weights)")
+    target = Path(out) if out else cfg.data_dir / "models" / f"{src.stem}-int8.onnx"
+    pictures = calibration_pictures([Path(f) for f in frames])
+    started = time.perf_counter()
+    int8_copy(src, target, pictures)
+    print(f"{target.name}: convolutions in int8, calibrated on {len(pictures)} pictures "
+          f"in {time.perf_counter() - started:.0f} s")
     print(check_model(target))
     print(f"sha256 {sha256(target)}")
     print(f"now set in configs/shaftwatch.yaml:  model_path: {target}")
