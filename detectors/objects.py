@@ -15,6 +15,7 @@ model_shapes``); boxes come back to frame coordinates and are merged
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,6 +218,13 @@ def _loaded(path: Path, shape: tuple[int, int]):
 _SHARED_POOL_THREADS = 0  # ONNX Runtime's own default: one thread per physical core
 
 
+def onnx_threads_shared() -> bool:
+    """Whether this process already runs its ONNX models on the one shared pool (after
+    which ONNX Runtime refuses sessions with threads of their own)."""
+    backends = sys.modules.get("ultralytics.nn.autobackend")  # not loaded: no detector yet
+    return backends is not None and getattr(backends.AutoBackend._BACKEND_MAP.get("onnx"), "shared_threads", False)
+
+
 def _onnx_on_shared_threads() -> None:
     """From now on, every ONNX model ultralytics loads in this process runs on the process's
     one thread pool. Once that pool exists ONNX Runtime refuses a session with threads of
@@ -227,7 +235,7 @@ def _onnx_on_shared_threads() -> None:
     from ultralytics.nn.autobackend import AutoBackend
     from ultralytics.nn.backends import ONNXBackend
 
-    if getattr(AutoBackend._BACKEND_MAP["onnx"], "shared_threads", False):
+    if onnx_threads_shared():
         return
     try:
         _pybind_state.set_global_thread_pool_sizes(_SHARED_POOL_THREADS, 1)

@@ -21,7 +21,6 @@ loads the original and ``detectors.model_shapes`` re-shapes it for wide frames.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,8 +88,9 @@ def int8_copy(model_path: Path, target: Path, pictures: list[np.ndarray]) -> Pat
     process that has not loaded a detector: calibration runs ONNX Runtime sessions with
     threads of their own, which ONNX Runtime refuses once the detector's shared pool exists
     (``detectors.objects``); ``shaftwatch model quantize`` is such a process."""
-    backends = sys.modules.get("ultralytics.nn.autobackend")
-    if backends is not None and getattr(backends.AutoBackend._BACKEND_MAP.get("onnx"), "shared_threads", False):
+    from detectors.objects import onnx_threads_shared
+
+    if onnx_threads_shared():
         raise RuntimeError("a detector is already loaded in this process; quantize in a process of its own "
                            "(shaftwatch model quantize)")
     import onnx

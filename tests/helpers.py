@@ -289,3 +289,22 @@ def without_cameras(config_dir: Path) -> Path:
     otherwise be counted against the agent being measured."""
     (config_dir / "cameras.yaml").write_text("cameras: []\n")
     return config_dir
+
+
+def same_boxes(reference, other, image) -> int:
+    """Run two ultralytics models on one picture and assert that every person, car and truck
+    box of ``reference`` (score 0.3 or more) has a box of ``other`` with the same label,
+    overlap 0.85 or more and a score within 0.1. -> how many boxes were matched."""
+    from detectors.boxes import iou
+
+    a = reference.predict(image, verbose=False, conf=0.3)[0].boxes
+    b = other.predict(image, verbose=False, conf=0.2)[0].boxes
+    matched = 0
+    for label, score, box in zip(a.cls.tolist(), a.conf.tolist(), a.xyxy.tolist()):
+        if label not in (0, 2, 7):  # person, car, truck: what the rules look at
+            continue
+        same = [s for c, s, o in zip(b.cls.tolist(), b.conf.tolist(), b.xyxy.tolist())
+                if c == label and iou(tuple(box), tuple(o)) >= 0.85]
+        assert same and abs(max(same) - score) < 0.1, (label, score, box, b)
+        matched += 1
+    return matched

@@ -10,7 +10,7 @@ import pytest
 from detectors.boxes import iou
 from detectors.model_shapes import input_shape, padded_height, wide_variant
 from detectors.objects import DetectorRules, FrameJob, ObjectDetector
-from tests.helpers import CARS, MODEL, PEOPLE, SHARED_FOOTAGE, jpegs
+from tests.helpers import CARS, MODEL, PEOPLE, SHARED_FOOTAGE, jpegs, same_boxes
 
 needs_footage = pytest.mark.skipif(not SHARED_FOOTAGE,
                                    reason="the offline model or the real footage of ../shared is missing")
@@ -43,15 +43,7 @@ def test_a_wide_frame_gets_the_boxes_of_the_square_model(tmp_path):
     for jpeg in jpegs(PEOPLE, [100, 300, 400, 600, 800, 1000, 1100, 1300]) + jpegs(CARS, [100, 200, 300]):
         frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         small = cv2.resize(frame, (416, round(frame.shape[0] * 416 / frame.shape[1])), interpolation=cv2.INTER_AREA)
-        a = square.predict(small, verbose=False, conf=0.3)[0].boxes
-        b = wide.predict(small, verbose=False, conf=0.2)[0].boxes
-        for label, score, box in zip(a.cls.tolist(), a.conf.tolist(), a.xyxy.tolist()):
-            if label not in (0, 2, 7):  # person, car, truck: what the rules look at
-                continue
-            same = [s for c, s, o in zip(b.cls.tolist(), b.conf.tolist(), b.xyxy.tolist())
-                    if c == label and iou(tuple(box), tuple(o)) >= 0.85]
-            assert same and abs(max(same) - score) < 0.1, (label, score, box, b)
-            matched += 1
+        matched += same_boxes(square, wide, small)
     assert matched >= 8  # the person in each of the eight frames, at least
     assert wide.predictor.args.imgsz == [256, 416]
 

@@ -11,9 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
-from detectors.boxes import iou
 from detectors.quantize import calibration_pictures, int8_copy
-from tests.helpers import CARS, MODEL, PEOPLE, REPO, SHARED_FOOTAGE, jpegs
+from tests.helpers import CARS, MODEL, PEOPLE, REPO, SHARED_FOOTAGE, jpegs, same_boxes
 
 needs_footage = pytest.mark.skipif(not SHARED_FOOTAGE,
                                    reason="the offline model or the real footage of ../shared is missing")
@@ -46,15 +45,7 @@ def test_the_int8_copy_finds_what_the_float_model_finds(int8_model):
     matched = 0
     for jpeg in jpegs(PEOPLE, [100, 300, 400, 600, 800, 1000, 1100, 1300]) + jpegs(CARS, [50, 250]):
         frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        a = float_model.predict(frame, verbose=False, conf=0.3)[0].boxes
-        b = int8.predict(frame, verbose=False, conf=0.2)[0].boxes
-        for label, score, box in zip(a.cls.tolist(), a.conf.tolist(), a.xyxy.tolist()):
-            if label not in (0, 2, 7):  # person, car, truck: what the rules look at
-                continue
-            same = [s for c, s, o in zip(b.cls.tolist(), b.conf.tolist(), b.xyxy.tolist())
-                    if c == label and iou(tuple(box), tuple(o)) >= 0.85]
-            assert same and abs(max(same) - score) < 0.1, (label, score, box, b)
-            matched += 1
+        matched += same_boxes(float_model, int8, frame)
     assert matched >= 8  # the person in each of the eight frames, at least
 
 
