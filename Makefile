@@ -24,6 +24,7 @@ help:
 	@echo "make run     the whole system on this machine (local Kafka, worker, server, demo feeds)"
 	@echo "             THEFT=S01 stages a night-time theft at site S01 after 60 s"
 	@echo "make test    the whole test suite (starts its own Kafka broker)"
+	@echo "make model   the shipped detector: the offline NanoDet with int8 convolutions (part of setup)"
 	@echo "make bench-power   power rules on real metered series and seeded ones, readings/s (rules alone, agent)"
 	@echo "make bench-fence   fence rules on real GPS tracks and generated residents, pings/s (rules alone, agent)"
 	@echo "make bench-fusion  fusion: signals/s and signal -> store p50/p99"
