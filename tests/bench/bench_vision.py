@@ -1,5 +1,7 @@
 """`make bench-vision`: the camera pipeline on this machine, and capture-to-signal latency
-through the real broker. Not a test: it prints figures.
+through the real broker. Not a test: it prints figures. "now" runs the shipped model (the
+config's model_path: the int8 NanoDet `make model` builds), and the float NanoDet it was
+built from is measured beside it; "before issue 11" runs the float model, as it did then.
 
 1. A crowded 1080p street at night (tests/sim/crowd.py: 25 real people 60-320 px tall,
    motion everywhere): model passes and full-pipeline ms per frame, and person recall and
@@ -11,7 +13,8 @@ through the real broker. Not a test: it prints figures.
    stage, gated pipeline vs the same frames fully decoded and detected whole (ungated), and
    old vs new, and wide frames on the re-shaped model vs padded square (detectors.
    model_shapes); and how many cameras at 1 frame/s that carries.
-3. Frames/s through the vision agent on the real broker (10% with motion).
+3. Frames/s through the vision agent on the real broker (10% with motion), the shipped
+   model and the float one alternating (two runs each; one with --quick).
 4. p50/p99 from capture time to the signal landing in ``signals``, through the broker and
    a real worker, with cameras at 1 frame/s.
 """
@@ -25,6 +28,7 @@ import os
 import statistics
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,7 +52,7 @@ from tests.helpers import REPO, WorkerProcess, isolated_config
 from tests.sim.crowd import write_sequence
 
 SHARED = REPO.parent / "shared"
-MODEL = SHARED / "models" / "nanodet-m-coco-416.onnx"
+FLOAT_MODEL = SHARED / "models" / "nanodet-m-coco-416.onnx"  # the offline NanoDet as it ships in ../shared
 PEOPLE = SHARED / "data" / "intel_sample_videos" / "one-by-one-person-detection.mp4"
 ZONE = ZoneSpec("shaft_mouth", [(0.05, 0.3), (0.95, 0.3), (0.95, 1.0), (0.05, 1.0)], ("person",), 2)
 
@@ -127,24 +131,25 @@ def run_ungated(detector, batches) -> dict:
     return totals
 
 
-def throughput(detector, square, legacy, shipped: VisionRules, quick: bool) -> float:
+def throughput(detector, float_detector, square, legacy, shipped: VisionRules, quick: bool) -> float:
     cameras, per_camera = (20, 6) if quick else (40, 11)
     print(f"\n== throughput on plain data: {cameras} cameras of real footage at 768x432, {per_camera - 1} timed "
           f"frames each ==")
-    print(f"{'scenario':26} {'gated f/s':>10} {'ungated f/s':>12} {'ratio':>6} {'gated%':>7} {'passes':>7} "
+    print(f"{'scenario':38} {'gated f/s':>10} {'ungated f/s':>12} {'ratio':>6} {'gated%':>7} {'passes':>7} "
           f"{'gate ms':>8} {'decode ms':>10} {'infer ms':>9}  (per input frame; passes per gated frame)")
     rate_10 = 0.0
     for name, share in (("(a) static only", 0.0), ("(b) 10% with motion", 0.1), ("(c) all with motion", 1.0)):
         batches = scenario(cameras, per_camera, share)
         u = run_ungated(detector, batches)
         ufps = u["frames"] / u["seconds"]
-        runs = [("now", detector, shipped)] + ([("now, square input", square, shipped),
+        runs = [("now", detector, shipped)] + ([("now, float model", float_detector, shipped),
+                                                ("now, square input", square, shipped),
                                                 ("before", legacy, legacy_vision.RULES)] if share else [])
         for when, det, rules in runs:
             g = run_gated(det, batches, cameras, rules)
             gfps, n = g["frames"] / g["seconds"], g["frames"]
             passes = g["passes"] / g["gated"] if g["gated"] else 0.0
-            print(f"{name + ', ' + when:26} {gfps:>10.1f} {ufps:>12.1f} {gfps / ufps:>5.1f}x "
+            print(f"{name + ', ' + when:38} {gfps:>10.1f} {ufps:>12.1f} {gfps / ufps:>5.1f}x "
                   f"{100 * g['gated'] / n:>6.0f}% {passes:>7.2f} {g['gate'] / n:>8.2f} {g['decode'] / n:>10.2f} "
                   f"{g['inference'] / n:>9.2f}")
             if share == 0.1 and when == "now":
@@ -152,7 +157,7 @@ def throughput(detector, square, legacy, shipped: VisionRules, quick: bool) -> f
     return rate_10
 
 
-def crowd(detector, square, legacy, shipped: VisionRules, night: VisionRules, quick: bool) -> None:
+def crowd(detector, float_detector, square, legacy, shipped: VisionRules, night: VisionRules, quick: bool) -> None:
     """Section 1: the crowded 1080p night street, before and now."""
     frames = 6 if quick else 12
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,6 +172,7 @@ def crowd(detector, square, legacy, shipped: VisionRules, night: VisionRules, qu
                 ("now, whole frame only (budget 1)", detector,
                  VisionProfiles(replace(night, detector=replace(night.detector, passes_per_frame=1)))),
                 (f"now, shipped (budget {night.detector.passes_per_frame:g})", detector, VisionProfiles(night)),
+                ("now, shipped, float model", float_detector, VisionProfiles(night)),
                 ("now, shipped, square input only", square, VisionProfiles(night)),
                 ("now, budget 4", detector,
                  VisionProfiles(replace(night, detector=replace(night.detector, passes_per_frame=4))))]
@@ -242,13 +248,14 @@ async def _latency_run(bootstrap: str, cfg, cameras: int, seconds: int, busy: in
     return latencies
 
 
-def agent_throughput(quick: bool) -> float:
-    """Frames/s through a real worker (Kafka transport included), 10% of cameras with motion."""
-    # A minute of frames: the worker takes a backlog of 800 in about 3 s, where a session loaded
-    # on first use or a commit weighs too much.
+def agent_throughput(quick: bool, model: Path) -> float:
+    """Frames/s through a real worker (Kafka transport included) running ``model``, 10% of
+    cameras with motion."""
+    # A minute of frames: the worker took a backlog of 800 in about 3 s, where a session loaded
+    # on first use or a commit weighed too much.
     cameras, per_camera = (20, 10) if quick else (40, 60)
     batches = scenario(cameras, per_camera, 0.1)
-    with bench_broker() as (broker, tmp):
+    with bench_broker() as (broker, tmp), model_override(model):
         run_dir = Path(tmp) / "run"
         config_dir = isolated_config(run_dir, "bench-vision-rate", partitions=4, log_level="warning")
         write_cameras(config_dir, cameras)
@@ -261,25 +268,56 @@ def agent_throughput(quick: bool) -> float:
                           run_dir / "worker.log", ready_topic="frames")
 
 
+@contextmanager
+def model_override(model: Path):
+    """The worker started meanwhile runs ``model`` (SHAFTWATCH_MODEL, as an operator would set it)."""
+    before = os.environ.get("SHAFTWATCH_MODEL")
+    os.environ["SHAFTWATCH_MODEL"] = str(model)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("SHAFTWATCH_MODEL")
+        else:
+            os.environ["SHAFTWATCH_MODEL"] = before
+
+
+def agent_comparison(quick: bool, shipped: Path) -> float:
+    """The shipped model and the float one through the agent, alternating (this machine's
+    speed drifts between minutes); prints every run and returns the shipped model's median."""
+    rounds = 1 if quick else 2
+    rates: dict[Path, list[float]] = {shipped: [], FLOAT_MODEL: []}
+    for _ in range(rounds):
+        for model in rates:
+            rates[model].append(agent_throughput(quick, model))
+    print("\n== through the vision agent on the real broker (10% with motion, Kafka transport included) ==")
+    for model, runs in rates.items():
+        print(f"{model.name:34} {statistics.median(runs):>7.0f} frames/s median "
+              f"(runs {', '.join(f'{r:.0f}' for r in runs)})")
+    return statistics.median(rates[shipped])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    detector = ObjectDetector(MODEL)
-    square = ObjectDetector(MODEL, wide_inputs=False)  # every crop padded to 416 x 416, as before
-    legacy = legacy_vision.LegacyDetector(MODEL)
-    thresholds = load_config(REPO / "configs").thresholds
+    config = load_config(REPO / "configs")
+    model = config.model_path  # the shipped model (int8, built by `make model`); the float one is measured beside it
+    detector = ObjectDetector(model)
+    float_detector = ObjectDetector(FLOAT_MODEL)
+    square = ObjectDetector(model, wide_inputs=False)  # every crop padded to 416 x 416, as before
+    legacy = legacy_vision.LegacyDetector(FLOAT_MODEL)  # the detection stage before issue 11, as it ran then
+    thresholds = config.thresholds
     shipped, night = thresholds.vision, thresholds.at_night().vision
-    print(f"model: {MODEL.name}, input {detector.input_size} px, CPU; load average at start "
+    print(f"model: {model.name} (float beside it: {FLOAT_MODEL.name}), input {detector.input_size} px, CPU; load average at start "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores, shared)\n")
-    crowd(detector, square, legacy, shipped, night, args.quick)
-    rate_10 = throughput(detector, square, legacy, shipped, args.quick)
+    crowd(detector, float_detector, square, legacy, shipped, night, args.quick)
+    rate_10 = throughput(detector, float_detector, square, legacy, shipped, args.quick)
     print(f"\nat 1 frame/s per camera, with 10% of frames showing motion, one core of this machine carries "
           f"about {rate_10:.0f} cameras (the pipeline runs on one executor thread per worker; "
           f"a second worker on the second core doubles it, minus the broker's share)")
-    through_agent = agent_throughput(args.quick)
-    print(f"through the vision agent on the real broker (10% with motion, Kafka transport included): "
-          f"{through_agent:.0f} frames/s, so about {through_agent:.0f} cameras at 1 frame/s")
+    through_agent = agent_comparison(args.quick, model)
+    print(f"with the shipped model the agent carries about {through_agent:.0f} cameras at 1 frame/s")
     lat = latency(args.quick)
     if len(lat) >= 2:
         q = statistics.quantiles(lat, n=100)
