@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import ConfigDict
 
 from detectors.boxes import LABELS, Box, Detection, merge
-from detectors.crops import WHOLE, Crop, FrameNeeds, plan_batch
+from detectors.crops import WHOLE, Crop, FrameNeeds, levels, plan_batch
 from detectors.images import decode, jpeg_size, reduction_for
 from detectors.model_shapes import input_shape, wide_variant
 
@@ -124,6 +124,28 @@ class ObjectDetector:
             # motion would otherwise wait for this session (≈0.25 s here), and a shaft's first
             # person reports at once.
             self.reshapable = self.model_for(columns, rows) is not self.model
+
+    def load_shapes_for(self, sizes) -> None:
+        """Load now the re-shaped copies that frames of these (width, height) need when
+        distant people move all across them (a 1080p camera's mid view, a 4:3 camera's
+        whole view), as the 16:9 whole view is loaded at start: the first crowded frame, or
+        a shaft's first distant person, would otherwise wait for a session to load (≈0.25 s
+        here, and seconds where the copy is first built)."""
+        if not self.reshapable:
+            return
+        r = self.rules
+        needs = []
+        for w, h in sorted(set(sizes)):
+            # Distant people all across the frame, each too small for the whole view.
+            tall = max(2, int(r.min_object_px / levels(w, h, self.input_size)[WHOLE] / 2))
+            people = [(x, (h - tall) // 2, x + max(1, tall // 3), (h + tall) // 2)
+                      for x in range(0, max(1, w - tall), max(1, w // 8))]
+            needs.append(FrameNeeds(w, h, people, r.passes_per_frame))
+        for plan in plan_batch(needs, self.input_size, r.tile_overlap, r.min_object_px,
+                               min(r.mid_view_px, self.input_size)):
+            for crop in plan.crops:
+                x0, y0, x1, y1 = crop.box  # the crop's image at its scale, as crop_image makes it
+                self.model_for(max(1, round((x1 - x0) * crop.scale)), max(1, round((y1 - y0) * crop.scale)))
 
     def model_for(self, width: int, height: int):
         """The model that runs a width × height image with the least padding."""

@@ -72,6 +72,24 @@ def test_the_detector_runs_wide_images_on_the_wide_model(tmp_path):
     assert "person" in [d.label for d in frame_found.detections]
 
 
+@needs_footage
+def test_the_shapes_a_camera_size_needs_are_loaded_before_its_first_crowded_frame(tmp_path):
+    detector = ObjectDetector(MODEL, shapes_dir=tmp_path)
+    detector.load_shapes_for([(768, 432), (768, 432)])
+    assert set(detector.by_shape) == {(416, 416), (256, 416)}  # a small camera's whole view covers it
+    detector.load_shapes_for([(1920, 1080), (768, 432)])
+    assert set(detector.by_shape) == {(416, 416), (256, 416), (352, 640)}  # a 1080p camera's mid view
+    frame = cv2.imdecode(np.frombuffer(jpegs(PEOPLE, [300])[0], np.uint8), cv2.IMREAD_COLOR)
+    ok, jpeg = cv2.imencode(".jpg", cv2.resize(frame, (1920, 1080)))
+    loaded = dict(detector.by_shape)
+    crowd = [(x, 450, x + 30, 520) for x in range(50, 1900, 120)]  # far people across the frame
+    (found,) = detector.detect_frames([FrameJob(jpeg.tobytes(), crowd, DetectorRules())])
+    assert [c.level for c in found.crops] == ["mid"] and detector.by_shape == loaded  # nothing more to load
+    square = ObjectDetector(MODEL, shapes_dir=tmp_path, wide_inputs=False)
+    square.load_shapes_for([(1920, 1080)])
+    assert set(square.by_shape) == {(416, 416)}  # a detector that runs squares only loads none
+
+
 def _boxes(model, image, conf):
     b = model.predict(image, verbose=False, conf=conf)[0].boxes
     return list(zip(b.cls.tolist(), b.conf.tolist(), b.xyxy.tolist()))

@@ -70,6 +70,7 @@ class _Pipeline:
             detector = None
             try:
                 detector = ObjectDetector(config.model_path, config_watch.thresholds.day.vision.detector)
+                detector.load_shapes_for({(c.width, c.height) for c in config.cameras.cameras})
             except Exception as exc:  # noqa: BLE001 - reported loudly, the gate still runs
                 cls.detector_error = str(exc)
                 log.error("object detector unavailable; frames with motion are dead-lettered",
