@@ -98,6 +98,9 @@ class SiteContext:
     confirmed_incidents: int = 0  # past incidents resolved as illegal mining
 
 
+RECENT_SIGNALS = 100  # signal ids an incident carries (the newest); the store keeps them all
+
+
 @dataclass
 class IncidentDraft:
     """An incident as fusion sees it; the store keeps it and its lifecycle."""
@@ -113,7 +116,12 @@ class IncidentDraft:
     severity: str = "info"
     severity_at: dict[str, float] = field(default_factory=dict)  # severity -> wall time first reached
     strongest: dict[str, float] = field(default_factory=dict)  # source kind -> strongest strength
+    # The newest RECENT_SIGNALS signals' ids; every one is in the store (incident_signals),
+    # and signal_count counts them all. Bounded: an incident a site keeps feeding for weeks
+    # (a camera on a road, an hourly reconnection) would otherwise be rewritten and
+    # published whole at each signal, and pass Kafka's 1 MB record limit (≈37,000 ids).
     signal_ids: list[str] = field(default_factory=list)
+    signal_count: int = 0
     kinds: list[str] = field(default_factory=list)  # e.g. vision/person_at_shaft
     night: bool = False
     watchlist: bool = False
@@ -163,6 +171,7 @@ def fuse(draft: IncidentDraft | None, signal: dict[str, Any], rules: FusionRules
     passed, a new incident opens and links the old one (a resolved incident is never
     reopened). One the system closed for being quiet reopens with the evidence instead.
     """
+    # A repeat of one of the newest signals; the store recognises every older one.
     if draft is not None and signal["signal_id"] in draft.signal_ids:
         return draft, "duplicate"
     change = "updated"
@@ -175,7 +184,9 @@ def fuse(draft: IncidentDraft | None, signal: dict[str, Any], rules: FusionRules
         draft.state, draft.disposition = "new", None
         change = "reopened"
     kind = signal["source_kind"]
-    draft.signal_ids.append(signal["signal_id"])
+    # (A row stored before signal_count existed holds all its ids: they are its count.)
+    draft.signal_count = max(draft.signal_count, len(draft.signal_ids)) + 1
+    draft.signal_ids = (draft.signal_ids + [signal["signal_id"]])[-RECENT_SIGNALS:]
     label = f"{kind}/{signal['kind']}"
     if label not in draft.kinds:
         draft.kinds.append(label)

@@ -52,7 +52,9 @@ def published(row: dict) -> dict[str, Any]:
     return dict(
         incident_id=row["id"], site_id=row["site_id"], state=row["state"], severity=row["severity"],
         score=row["score"], opened_at=row["opened_at"], updated_at=row["updated_at"], summary=row["summary"],
-        signal_ids=list(row["draft"].get("signal_ids", [])), disposition=row.get("disposition"),
+        signal_ids=list(row["draft"].get("signal_ids", [])),
+        signal_count=max(row["draft"].get("signal_count", 0), len(row["draft"].get("signal_ids", []))),
+        disposition=row.get("disposition"),
         silenced_by=str(row["silenced_by"]) if row.get("silenced_by") is not None else None,
         previous_incident_id=row.get("previous_incident_id"),
     )

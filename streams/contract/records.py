@@ -217,7 +217,8 @@ class Incident(Contract):
     opened_at: float
     updated_at: float
     summary: str
-    signal_ids: list[str] = []
+    signal_ids: list[str] = []  # the newest 100 signals' ids (alerts.fusion.RECENT_SIGNALS)...
+    signal_count: int = 0  # ...of this many (0 from a publisher before this field: count signal_ids)
     disposition: Optional[str] = None
     silenced_by: Optional[str] = None
     previous_incident_id: Optional[str] = None

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from alerts.fusion import AUTO_CLOSED, FusionRules, SiteContext, closes_quietly, escalation_due_at, fuse, rank_key
+from alerts.fusion import (AUTO_CLOSED, RECENT_SIGNALS, FusionRules, IncidentDraft, SiteContext, closes_quietly,
+                           escalation_due_at, fuse, rank_key)
 from detectors.timeofday import LocalClock
 
 CLOCK = LocalClock()
@@ -120,3 +121,16 @@ def test_quiet_close_and_escalation_follow_receipt_times_not_source_times():
     assert not closes_quietly(draft, rules, RECEIVED + 10 * 86400)
     draft.state = "acknowledged"
     assert not closes_quietly(low.__class__(**{**low.as_dict(), "state": "acknowledged"}), rules, RECEIVED + 86400)
+
+
+def test_an_incident_keeps_its_newest_signal_ids_and_counts_every_signal():
+    signals = [signal(f"s{i}", "S01", "power", 0.5, NIGHT + i * 600) for i in range(RECENT_SIGNALS + 50)]
+    draft = build(signals)
+    assert draft.signal_count == RECENT_SIGNALS + 50
+    assert draft.signal_ids == [s["signal_id"] for s in signals[-RECENT_SIGNALS:]]
+    again, change = fuse(draft, signals[-1], FusionRules(), SEALED, CLOCK, RECEIVED)
+    assert change == "duplicate" and again.signal_count == RECENT_SIGNALS + 50
+    # A draft stored before the count existed holds every id it had: they are its count.
+    old = IncidentDraft("INC-S01-x", "S01", NIGHT, NIGHT, signal_ids=[f"o{i}" for i in range(150)])
+    grown, _ = fuse(old, signal("new", "S01", "power", 0.5, NIGHT + 60), FusionRules(), SEALED, CLOCK, RECEIVED)
+    assert grown.signal_count == 151 and len(grown.signal_ids) == RECENT_SIGNALS and grown.signal_ids[-1] == "new"

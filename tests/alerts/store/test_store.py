@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.fusion import FusionRules
+from alerts.fusion import RECENT_SIGNALS, FusionRules
 from alerts.lifecycle import LifecycleError
-from alerts.store import AlertStore, StoreError
+from alerts.store import AlertStore, StoreError, published
 from detectors.timeofday import LocalClock
+from streams.contract.decoding import decode, encode
+from streams.contract.records import Incident
 from tests.helpers import all_incidents, count_signals
 
 CLOCK = LocalClock()
@@ -169,3 +171,20 @@ def test_a_write_that_lost_a_race_is_redone_on_what_the_winner_stored(store, mon
     stored = store.incidents.get(inc["id"])
     assert stored["state"] == "acknowledged" and [s["signal_id"] for s in stored["signals"]] == ["a", "b"]
     assert stored["version"] == 2  # opened, acknowledged, evidence added: three writes, none lost
+
+
+def test_an_incident_fed_for_days_carries_its_newest_signals_and_counts_them_all(store):
+    """A cut line reconnected for ten days repeats its signal hourly into one incident: the
+    store keeps all 240, the incident (row and record on ``alerts``) the newest 100 and the
+    count, so its record stays small however long it lives, and an old repeat is still
+    recognised."""
+    hourly = [signal(f"r{h:03d}", ts=NIGHT + h * 3600) for h in range(240)]
+    for day in range(10):
+        store.incidents.apply_signals(hourly[day * 24:(day + 1) * 24], RULES, CLOCK)
+    (row,) = all_incidents(store)
+    record = Incident.of(published(row))
+    assert record.signal_count == 240 and record.signal_ids == [s["signal_id"] for s in hourly[-RECENT_SIGNALS:]]
+    assert len(encode(record)) < 4000  # 240 ids in full would be 6.5 kB; a month of them 20 kB, and growing
+    assert decode(Incident, encode(record)) == record  # what a consumer of alerts reads
+    assert store.incidents.apply_signal(hourly[0], RULES, CLOCK) == (None, "duplicate")  # not among the newest
+    assert len(store.incidents.get(row["id"])["signals"]) == count_signals(store) == 240
