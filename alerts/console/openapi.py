@@ -19,7 +19,7 @@ from alerts.console.ledger_api import NEAREST_SITE_M
 from alerts.evidence import MAX_PHOTO_BYTES
 from alerts.fusion import SEVERITIES, SOURCE_KINDS
 from alerts.lifecycle import DISPOSITIONS
-from alerts.store.incidents import OPEN_STATES
+from alerts.store.incidents import OPEN_STATES, SHOWN_SIGNALS
 from alerts.store.ledger import CSV_COLUMNS, EDITABLE, STATUSES
 from alerts.store.patrol import PROBLEM_STEPS
 from alerts.store.schema import (
@@ -28,7 +28,7 @@ from alerts.store.schema import (
 )
 from alerts.store.tipoffs import REWARD, VERIFY
 
-VERSION = "1.0.0"  # raise when a route or a shape changes in a way a client notices
+VERSION = "1.1.0"  # raise when a route or a shape changes in a way a client notices
 JSON = "application/json"
 EPOCH = "UTC epoch seconds"
 
@@ -52,8 +52,8 @@ def obj(properties: dict, required: list[str] | tuple[str, ...] = (), descriptio
     return shape
 
 
-def array(items: dict) -> dict:
-    return {"type": "array", "items": items}
+def array(items: dict, description: str = "") -> dict:
+    return {"type": "array", "items": items, **({"description": description} if description else {})}
 
 
 def strings(description: str = "") -> dict:
@@ -143,10 +143,15 @@ def schemas() -> dict[str, dict]:
             "evidence": strings("references of evidence files (GET /api/evidence?ref=...)")}),
         "AuditEntry": row(audit, "One line of an incident's audit trail.", shapes={"detail": {"type": "object"}}),
         "IncidentDetail": extended("IncidentRecord", {
-            "signals": array(ref("Evidence")), "site_name": nullable({"type": "string"}),
-            "township": nullable({"type": "string"}), "seen": ref("Seen"), "audit": array(ref("AuditEntry")),
+            "signals": array(ref("Evidence"), f"its newest {SHOWN_SIGNALS} signals, oldest first"),
+            "signals_total": {"type": "integer", "description": "how many signals joined it (all are stored)"},
+            "site_name": nullable({"type": "string"}),
+            "township": nullable({"type": "string"}),
+            "seen": ref("Seen"),
+            "audit": array(ref("AuditEntry"), "its audit trail; each run of evidence added by the system is one "
+                           "entry whose detail says how many signals (`signals`) and until when (`until`)"),
             "silence": nullable(ref("Silence")),
-        }, ("signals", "site_name", "township", "seen", "audit"),
+        }, ("signals", "signals_total", "site_name", "township", "seen", "audit"),
             "An incident with its evidence, its audit trail, and (when silenced) the silence that holds it."),
         "Silence": row(silences, "A time-boxed matcher on site, source kind and source id."),
         "Site": extended("SiteFacts", {"last_visit_at": nullable({"type": "number", "description": EPOCH})},
@@ -302,7 +307,8 @@ def incident_operations() -> list[tuple[str, str, dict]]:
             errors={400: error("an unknown state or severity")})),
         ("get", "/api/incidents/{incident_id}", operation(
             "get", "/api/incidents/{incident_id}", "One incident with its evidence",
-            "The incident, every signal that joined it, its audit trail and the silence that holds it.",
+            f"The incident, its newest {SHOWN_SIGNALS} signals and how many joined it, what all of them saw, its "
+            "audit trail and the silence that holds it.",
             tag="incidents", params=incident_id, ok=answer(ref("IncidentDetail"), "the incident"),
             errors={404: error("no such incident")})),
         ("post", "/api/incidents/{incident_id}/{action}", operation(

@@ -29,6 +29,9 @@ from detectors.timeofday import LocalClock
 OPEN_STATES = ("new", "acknowledged", "dispatched")
 RulesAt = Callable[[float], FusionRules]  # the fusion rules in force at a source time (day or night)
 ATTEMPTS = 5  # a write that lost a race with another process is redone this often
+# An incident page shows its newest signals; what they saw (``seen``) and the count cover
+# all of them. A site fed for weeks gathers tens of thousands, more than a page can carry.
+SHOWN_SIGNALS = 200
 
 
 class IncidentChanged(Exception):
@@ -58,6 +61,21 @@ def published(row: dict) -> dict[str, Any]:
         silenced_by=str(row["silenced_by"]) if row.get("silenced_by") is not None else None,
         previous_incident_id=row.get("previous_incident_id"),
     )
+
+
+def collapsed_audit(rows: list[dict]) -> list[dict]:
+    """An audit trail with each run of evidence added by the system as one entry (the first
+    of the run, its detail saying how many signals and until when); every other entry as it
+    is. The store keeps each line; a page needs the people's actions, not 40,000 lines."""
+    out: list[dict] = []
+    for entry in rows:
+        last = out[-1] if out else None
+        if entry["action"] == "evidence_added" and entry["actor"] == SYSTEM and last is not None \
+                and last["action"] == "evidence_added" and last["actor"] == SYSTEM:
+            last["detail"] = {"signals": last["detail"].get("signals", 1) + 1, "until": entry["at"]}
+            continue
+        out.append(dict(entry, detail=dict(entry["detail"] or {})))
+    return out
 
 
 def draft_of(row: dict) -> IncidentDraft:
@@ -176,20 +194,27 @@ class Incidents:
         return _retried(attempt)
 
     def get(self, incident_id: str) -> dict | None:
-        """One incident with its evidence, audit trail and the silence that holds it, if any."""
+        """One incident with its newest ``SHOWN_SIGNALS`` signals (``signals_total``: all of
+        them), what all its evidence saw, its audit trail (each run of evidence added by the
+        system as one entry) and the silence that holds it, if any."""
         with self.engine.connect() as c:
             row = c.execute(sa.select(incidents).where(incidents.c.id == incident_id)).first()
             if row is None:
                 return None
             out = dict(row._mapping)
+            mine = incident_signals.c.incident_id == incident_id
             out["signals"] = [dict(r._mapping) for r in c.execute(
-                sa.select(incident_signals).where(incident_signals.c.incident_id == incident_id)
-                .order_by(incident_signals.c.ts))]
+                sa.select(incident_signals).where(mine)
+                .order_by(incident_signals.c.ts.desc(), incident_signals.c.signal_id.desc()).limit(SHOWN_SIGNALS))][::-1]
+            out["signals_total"] = c.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
             site = c.execute(sa.select(sites.c.name, sites.c.township).where(sites.c.id == row.site_id)).first()
             out["site_name"], out["township"] = (site.name, site.township) if site else (None, None)
-            out["seen"] = seen(out["signals"])
-            out["audit"] = [dict(r._mapping) for r in c.execute(
-                sa.select(audit).where(audit.c.incident_id == incident_id).order_by(audit.c.id))]
+            everything = out["signals"] if out["signals_total"] <= SHOWN_SIGNALS else [dict(r._mapping) for r in c.execute(
+                sa.select(incident_signals.c.source_kind, incident_signals.c.source_id, incident_signals.c.kind,
+                          incident_signals.c.details).where(mine))]
+            out["seen"] = seen(everything)
+            out["audit"] = collapsed_audit([dict(r._mapping) for r in c.execute(
+                sa.select(audit).where(audit.c.incident_id == incident_id).order_by(audit.c.id))])
             if row.silenced_by is not None:
                 s = c.execute(sa.select(silences).where(silences.c.id == row.silenced_by)).first()
                 out["silence"] = dict(s._mapping) if s else None

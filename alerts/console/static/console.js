@@ -216,6 +216,9 @@ async function select(id, scroll = true) {
   $("disposition").disabled = incident.state === "resolved";
   $("action-error").textContent = "";
   renderEvidence(incident.signals || []);
+  const shown = (incident.signals || []).length;
+  $("evidence-more").hidden = !(incident.signals_total > shown);
+  $("evidence-more").textContent = t("evidence_newest", {n: shown, total: incident.signals_total});
   renderAudit(incident.audit || []);
   if (scroll) $("detail").scrollIntoView({block: "nearest"});
 }
@@ -289,19 +292,17 @@ function renderEvidence(signals) {
   $("evidence").replaceChildren(...boxes);
 }
 
-// The audit trail, with runs of the system adding evidence summarized on one line.
+// The audit trail; the server sends each run of the system adding evidence as one entry
+// (detail.signals of them, until detail.until).
 function renderAudit(rows) {
   const items = [];
-  for (let i = 0; i < rows.length; i++) {
-    const a = rows[i];
+  for (const a of rows) {
     if (a.action === "evidence_added" && a.actor === "system") {
-      let j = i;
-      while (j + 1 < rows.length && rows[j + 1].action === "evidence_added" && rows[j + 1].actor === "system") j++;
+      const n = (a.detail && a.detail.signals) || 1;
       const item = el("li");
-      item.append(el("span", clock(a.at), "when"), ` ${t("system")} · ${t("evidence_added", {n: j - i + 1})}`);
-      if (j > i) item.append(el("span", ` – ${clock(rows[j].at)}`, "when"));
+      item.append(el("span", clock(a.at), "when"), ` ${t("system")} · ${t("evidence_added", {n})}`);
+      if (n > 1) item.append(el("span", ` – ${clock(a.detail.until)}`, "when"));
       items.push(item);
-      i = j;
       continue;
     }
     const item = el("li");

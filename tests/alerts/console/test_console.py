@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from alerts.console.live import LiveFeed
+from alerts.store import incidents as incidents_module
 from streams.contract.decoding import encode
 from streams.contract.records import Signal
 from tests.alerts.console.clients import (
@@ -133,7 +134,7 @@ def all_open(store):
 
 
 @pytest.mark.broker
-def test_the_console_in_a_real_browser(console_setup, kafka_bootstrap, tmp_path):
+def test_the_console_in_a_real_browser(console_setup, kafka_bootstrap, tmp_path, monkeypatch):
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed here (make chromium installs it)")
     playwright = pytest.importorskip("playwright.async_api")
@@ -173,7 +174,17 @@ def test_the_console_in_a_real_browser(console_setup, kafka_bootstrap, tmp_path)
                 await expect(page.locator("svg.chart line.expected")).to_have_count(1)
                 await expect(page.locator("svg.timeline rect.device")).to_have_count(5)
                 await expect(page.locator("#audit li", has_text="新增证据 ×3")).to_have_count(1)
+                await expect(page.locator("#evidence-more")).to_be_hidden()  # all 4 of its signals are shown
                 await page.screenshot(path=str(ARTIFACTS / "incident-1440.png"), full_page=True)
+                # An incident with more signals than a page shows says so (a site fed for weeks).
+                shown = incidents_module.SHOWN_SIGNALS
+                monkeypatch.setattr(incidents_module, "SHOWN_SIGNALS", 3)
+                await rows.nth(0).click()
+                await expect(page.locator("#evidence-more")).to_have_text("显示最新 3 条证据，共 4 条")
+                await expect(page.locator(".evidence-img")).to_have_count(0)  # the oldest, the camera's, left out
+                monkeypatch.setattr(incidents_module, "SHOWN_SIGNALS", shown)
+                await rows.nth(0).click()
+                await expect(page.locator("#evidence-more")).to_be_hidden()
 
                 # A change without the session's CSRF token is refused, even from the page itself.
                 status = await page.evaluate("""async (id) => (await fetch(`/api/incidents/${id}/acknowledge`,

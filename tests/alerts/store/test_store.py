@@ -8,6 +8,7 @@ import pytest
 from alerts.fusion import RECENT_SIGNALS, FusionRules
 from alerts.lifecycle import LifecycleError
 from alerts.store import AlertStore, StoreError, published
+from alerts.store.incidents import SHOWN_SIGNALS
 from detectors.timeofday import LocalClock
 from streams.contract.decoding import decode, encode
 from streams.contract.records import Incident
@@ -70,7 +71,9 @@ def test_a_batch_hands_out_each_incident_as_stored_after_its_signal(store):
     for incident, _ in (results[3], results[5]):
         stored = store.incidents.get(incident["id"])
         assert {k: stored[k] for k in incident} == incident
-        assert [a["action"] for a in stored["audit"]] == ["opened"] + ["evidence_added"] * (len(stored["signals"]) - 1)
+        # the audit trail: opened, then the system's additions of evidence as one line
+        assert [(a["action"], a["detail"].get("signals", 1)) for a in stored["audit"]] == \
+            [("opened", 1), ("evidence_added", len(stored["signals"]) - 1)]
     assert count_signals(store) == 6 and len(all_incidents(store)) == 3
     # The site's confirmed incident, read once for the batch, raised the prior of the new one.
     assert reopened["score"] > results[2][0]["score"]
@@ -179,6 +182,7 @@ def test_an_incident_fed_for_days_carries_its_newest_signals_and_counts_them_all
     count, so its record stays small however long it lives, and an old repeat is still
     recognised."""
     hourly = [signal(f"r{h:03d}", ts=NIGHT + h * 3600) for h in range(240)]
+    hourly[0]["details"] = {"kw": 99}  # the most it drew, on the first night
     for day in range(10):
         store.incidents.apply_signals(hourly[day * 24:(day + 1) * 24], RULES, CLOCK)
     (row,) = all_incidents(store)
@@ -187,4 +191,12 @@ def test_an_incident_fed_for_days_carries_its_newest_signals_and_counts_them_all
     assert len(encode(record)) < 4000  # 240 ids in full would be 6.5 kB; a month of them 20 kB, and growing
     assert decode(Incident, encode(record)) == record  # what a consumer of alerts reads
     assert store.incidents.apply_signal(hourly[0], RULES, CLOCK) == (None, "duplicate")  # not among the newest
-    assert len(store.incidents.get(row["id"])["signals"]) == count_signals(store) == 240
+    assert count_signals(store) == 240
+    # Its page: the newest SHOWN_SIGNALS signals, the count, what all of them saw, and the
+    # system's 239 additions of evidence as one line of the audit trail.
+    page = store.incidents.get(row["id"])
+    assert [s["signal_id"] for s in page["signals"]] == [s["signal_id"] for s in hourly[-SHOWN_SIGNALS:]]
+    assert page["signals_total"] == 240 and page["seen"]["power_kw"] == 99
+    assert [(a["action"], a["detail"].get("signals"), a["detail"].get("until")) for a in page["audit"]] == [
+        ("opened", None, None), ("evidence_added", 239, page["audit"][-1]["detail"]["until"])]
+    assert page["audit"][-1]["detail"]["until"] > page["audit"][-1]["at"]
