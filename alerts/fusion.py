@@ -122,6 +122,9 @@ class IncidentDraft:
     # published whole at each signal, and pass Kafka's 1 MB record limit (≈37,000 ids).
     signal_ids: list[str] = field(default_factory=list)
     signal_count: int = 0
+    # What all its signals saw (``seen``), kept up to date; None in an incident stored before
+    # it was kept, whose signals are then read again.
+    seen: dict[str, Any] | None = field(default_factory=lambda: nothing_seen())
     kinds: list[str] = field(default_factory=list)  # e.g. vision/person_at_shaft
     night: bool = False
     watchlist: bool = False
@@ -187,6 +190,8 @@ def fuse(draft: IncidentDraft | None, signal: dict[str, Any], rules: FusionRules
     # (A row stored before signal_count existed holds all its ids: they are its count.)
     draft.signal_count = max(draft.signal_count, len(draft.signal_ids)) + 1
     draft.signal_ids = (draft.signal_ids + [signal["signal_id"]])[-RECENT_SIGNALS:]
+    if draft.seen is not None:
+        add_seen(draft.seen, signal)
     label = f"{kind}/{signal['kind']}"
     if label not in draft.kinds:
         draft.kinds.append(label)
@@ -219,28 +224,38 @@ def seen(signals: list[dict[str, Any]]) -> dict[str, Any]:
     """What an incident's evidence saw, for a patrol to read at a glance: the most people and
     vehicles one camera finding showed, the most power an unexplained line drew (and which
     meter), and the most devices in the fence zone at once."""
-    out: dict[str, Any] = {"persons": 0, "vehicles": 0, "power_kw": None, "meter_id": None, "devices": 0,
-                           "power_kinds": [], "fence_kinds": [], "field_reports": 0}
+    out = nothing_seen()
     for s in signals:
-        details = s.get("details") or {}
-        if s["source_kind"] == "vision":
-            labels = details.get("labels") or {}
-            out["persons"] = max(out["persons"], int(labels.get("person", 0)))
-            out["vehicles"] = max(out["vehicles"], sum(int(labels.get(v, 0)) for v in VEHICLES))
-        elif s["source_kind"] == "power":
-            kw = details.get("kw")
-            if isinstance(kw, (int, float)) and (out["power_kw"] is None or kw > out["power_kw"]):
-                out["power_kw"], out["meter_id"] = round(float(kw), 1), s["source_id"]
-            if s["kind"] not in out["power_kinds"]:
-                out["power_kinds"].append(s["kind"])
-        elif s["source_kind"] == "external":
-            out["field_reports"] += 1
-        elif s["source_kind"] == "fence":
-            devices = details.get("devices") or len(details.get("device_pids") or [])
-            out["devices"] = max(out["devices"], int(devices))
-            if s["kind"] not in out["fence_kinds"]:
-                out["fence_kinds"].append(s["kind"])
+        add_seen(out, s)
     return out
+
+
+def nothing_seen() -> dict[str, Any]:
+    return {"persons": 0, "vehicles": 0, "power_kw": None, "meter_id": None, "devices": 0,
+            "power_kinds": [], "fence_kinds": [], "field_reports": 0}
+
+
+def add_seen(out: dict[str, Any], s: dict[str, Any]) -> None:
+    """One more signal into what an incident's evidence saw (``seen``), in place: fusion keeps
+    it up to date in the incident, so a page never reads every signal again."""
+    details = s.get("details") or {}
+    if s["source_kind"] == "vision":
+        labels = details.get("labels") or {}
+        out["persons"] = max(out["persons"], int(labels.get("person", 0)))
+        out["vehicles"] = max(out["vehicles"], sum(int(labels.get(v, 0)) for v in VEHICLES))
+    elif s["source_kind"] == "power":
+        kw = details.get("kw")
+        if isinstance(kw, (int, float)) and (out["power_kw"] is None or kw > out["power_kw"]):
+            out["power_kw"], out["meter_id"] = round(float(kw), 1), s["source_id"]
+        if s["kind"] not in out["power_kinds"]:
+            out["power_kinds"].append(s["kind"])
+    elif s["source_kind"] == "external":
+        out["field_reports"] += 1
+    elif s["source_kind"] == "fence":
+        devices = details.get("devices") or len(details.get("device_pids") or [])
+        out["devices"] = max(out["devices"], int(devices))
+        if s["kind"] not in out["fence_kinds"]:
+            out["fence_kinds"].append(s["kind"])
 
 
 def highest_severity(draft: IncidentDraft) -> str:

@@ -63,16 +63,29 @@ def published(row: dict) -> dict[str, Any]:
     )
 
 
+def _seen_by_reading(c, incident_ids: list[str]) -> dict[str, dict]:
+    """``seen`` of incidents stored before fusion kept it in the incident, from their signals."""
+    evidence: dict[str, list[dict]] = {i: [] for i in incident_ids}
+    if incident_ids:
+        for s in c.execute(sa.select(incident_signals.c.incident_id, incident_signals.c.source_kind,
+                                     incident_signals.c.source_id, incident_signals.c.kind, incident_signals.c.details)
+                           .where(incident_signals.c.incident_id.in_(incident_ids))):
+            evidence[s.incident_id].append(dict(s._mapping))
+    return {i: seen(signals) for i, signals in evidence.items()}
+
+
 def collapsed_audit(rows: list[dict]) -> list[dict]:
     """An audit trail with each run of evidence added by the system as one entry (the first
     of the run, its detail saying how many signals and until when); every other entry as it
     is. The store keeps each line; a page needs the people's actions, not 40,000 lines."""
     out: list[dict] = []
     for entry in rows:
-        last = out[-1] if out else None
-        if entry["action"] == "evidence_added" and entry["actor"] == SYSTEM and last is not None \
-                and last["action"] == "evidence_added" and last["actor"] == SYSTEM:
-            last["detail"] = {"signals": last["detail"].get("signals", 1) + 1, "until": entry["at"]}
+        if entry["action"] == "evidence_added" and entry["actor"] == SYSTEM:
+            last = out[-1] if out else None
+            if last is not None and last["action"] == "evidence_added" and last["actor"] == SYSTEM:
+                last["detail"] = {"signals": last["detail"]["signals"] + 1, "until": entry["at"]}
+            else:
+                out.append(dict(entry, detail={"signals": 1, "until": entry["at"]}))
             continue
         out.append(dict(entry, detail=dict(entry["detail"] or {})))
     return out
@@ -81,10 +94,13 @@ def collapsed_audit(rows: list[dict]) -> list[dict]:
 def draft_of(row: dict) -> IncidentDraft:
     """An incident row as fusion's draft: a private copy, lifecycle columns authoritative."""
     stored = row["draft"]
+    kept = stored.get("seen")  # None: stored before fusion kept it (its signals are read again)
     return IncidentDraft(**{**stored, "state": row["state"], "disposition": row["disposition"],
                             "received_at": row["received_at"], "strongest": dict(stored["strongest"]),
                             "severity_at": dict(stored.get("severity_at") or {}),
-                            "signal_ids": list(stored["signal_ids"]), "kinds": list(stored["kinds"])})
+                            "signal_ids": list(stored["signal_ids"]), "kinds": list(stored["kinds"]),
+                            "seen": None if kept is None else
+                            {k: list(v) if isinstance(v, list) else v for k, v in kept.items()}})
 
 
 def _update_incident(c, row: dict, **values) -> dict:
@@ -209,12 +225,16 @@ class Incidents:
             out["signals_total"] = c.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
             site = c.execute(sa.select(sites.c.name, sites.c.township).where(sites.c.id == row.site_id)).first()
             out["site_name"], out["township"] = (site.name, site.township) if site else (None, None)
-            everything = out["signals"] if out["signals_total"] <= SHOWN_SIGNALS else [dict(r._mapping) for r in c.execute(
-                sa.select(incident_signals.c.source_kind, incident_signals.c.source_id, incident_signals.c.kind,
-                          incident_signals.c.details).where(mine))]
-            out["seen"] = seen(everything)
-            out["audit"] = collapsed_audit([dict(r._mapping) for r in c.execute(
-                sa.select(audit).where(audit.c.incident_id == incident_id).order_by(audit.c.id))])
+            out["seen"] = row.draft.get("seen") or _seen_by_reading(c, [incident_id])[incident_id]
+            # The people's actions whole; of the system's additions of evidence (one a
+            # signal, tens of thousands on a long incident) only when, to collapse their runs.
+            added = audit.c.action == "evidence_added"
+            trail = [dict(r._mapping) for r in c.execute(
+                sa.select(audit).where(audit.c.incident_id == incident_id, ~added))]
+            trail += [{"id": i, "incident_id": incident_id, "at": at, "actor": actor, "action": "evidence_added",
+                       "detail": {}} for i, at, actor in c.execute(
+                sa.select(audit.c.id, audit.c.at, audit.c.actor).where(audit.c.incident_id == incident_id, added))]
+            out["audit"] = collapsed_audit(sorted(trail, key=lambda a: a["id"]))
             if row.silenced_by is not None:
                 s = c.execute(sa.select(silences).where(silences.c.id == row.silenced_by)).first()
                 out["silence"] = dict(s._mapping) if s else None
@@ -234,15 +254,9 @@ class Incidents:
             query = query.where(sites.c.township.in_(townships))
         with self.engine.connect() as c:
             rows = [dict(r._mapping) for r in c.execute(query)]
-            evidence: dict[str, list[dict]] = {row["id"]: [] for row in rows}
-            if rows:
-                for s in c.execute(sa.select(incident_signals.c.incident_id, incident_signals.c.source_kind,
-                                             incident_signals.c.source_id, incident_signals.c.kind,
-                                             incident_signals.c.details)
-                                   .where(incident_signals.c.incident_id.in_(list(evidence)))):
-                    evidence[s.incident_id].append(dict(s._mapping))
+            read = _seen_by_reading(c, [row["id"] for row in rows if row["draft"].get("seen") is None])
         for row in rows:
-            row["seen"] = seen(evidence[row["id"]])
+            row["seen"] = row["draft"].get("seen") or read[row["id"]]
             row["first_received_at"] = min((row["draft"].get("severity_at") or {}).values(),
                                            default=row["received_at"])
         return sorted(rows, key=rank_key)

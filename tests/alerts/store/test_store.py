@@ -4,11 +4,13 @@ auto-close, escalation and the ledger."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from alerts.fusion import RECENT_SIGNALS, FusionRules
 from alerts.lifecycle import LifecycleError
 from alerts.store import AlertStore, StoreError, published
 from alerts.store.incidents import SHOWN_SIGNALS
+from alerts.store.schema import incidents
 from detectors.timeofday import LocalClock
 from streams.contract.decoding import decode, encode
 from streams.contract.records import Incident
@@ -197,6 +199,23 @@ def test_an_incident_fed_for_days_carries_its_newest_signals_and_counts_them_all
     page = store.incidents.get(row["id"])
     assert [s["signal_id"] for s in page["signals"]] == [s["signal_id"] for s in hourly[-SHOWN_SIGNALS:]]
     assert page["signals_total"] == 240 and page["seen"]["power_kw"] == 99
+    assert row["draft"]["seen"] == page["seen"] == store.incidents.ranked()[0]["seen"]  # kept, not re-read
     assert [(a["action"], a["detail"].get("signals"), a["detail"].get("until")) for a in page["audit"]] == [
         ("opened", None, None), ("evidence_added", 239, page["audit"][-1]["detail"]["until"])]
     assert page["audit"][-1]["detail"]["until"] > page["audit"][-1]["at"]
+
+
+def test_what_an_incident_saw_is_read_from_its_signals_when_it_was_stored_without_it(store):
+    """An incident stored before fusion kept ``seen`` in it: its pages read its signals."""
+    store.incidents.apply_signals([signal("a", kind="vision", ts=NIGHT), signal("b", ts=NIGHT + 60)], RULES, CLOCK)
+    (row,) = all_incidents(store)
+    kept = row["draft"].pop("seen")
+    assert kept["persons"] == 0 and kept["power_kw"] == 30 and kept["power_kinds"] == ["reconnection"]
+    with store.engine.begin() as c:
+        c.execute(sa.update(incidents).where(incidents.c.id == row["id"]).values(draft=row["draft"]))
+    assert store.incidents.get(row["id"])["seen"] == kept == store.incidents.ranked()[0]["seen"]
+    store.incidents.apply_signal(signal("c", ts=NIGHT + 120, source_id="M-0009") | {"details": {"kw": 45}},
+                                 RULES, CLOCK)
+    # the next signal is counted in too (read again from all three)
+    assert store.incidents.get(row["id"])["seen"]["meter_id"] == "M-0009"
+    assert store.incidents.ranked()[0]["seen"]["power_kw"] == 45
