@@ -74,21 +74,24 @@ def _seen_by_reading(c, incident_ids: list[str]) -> dict[str, dict]:
     return {i: seen(signals) for i, signals in evidence.items()}
 
 
-def collapsed_audit(rows: list[dict]) -> list[dict]:
-    """An audit trail with each run of evidence added by the system as one entry (the first
-    of the run, its detail saying how many signals and until when); every other entry as it
-    is. The store keeps each line; a page needs the people's actions, not 40,000 lines."""
-    out: list[dict] = []
-    for entry in rows:
-        if entry["action"] == "evidence_added" and entry["actor"] == SYSTEM:
-            last = out[-1] if out else None
-            if last is not None and last["action"] == "evidence_added" and last["actor"] == SYSTEM:
-                last["detail"] = {"signals": last["detail"]["signals"] + 1, "until": entry["at"]}
-            else:
-                out.append(dict(entry, detail={"signals": 1, "until": entry["at"]}))
-            continue
-        out.append(dict(entry, detail=dict(entry["detail"] or {})))
-    return out
+def _audit_trail(c, incident_id: str) -> list[dict]:
+    """An incident's audit trail with each run of evidence added by the system between two
+    other entries as one entry (the run's first, its detail saying how many signals and
+    until when); every other entry whole. The store keeps each line; a page needs the
+    people's actions, not the 40,000 lines of an incident a site fed for a month, so the
+    runs are counted by the database."""
+    mine = audit.c.incident_id == incident_id
+    added = (audit.c.action == "evidence_added") & (audit.c.actor == SYSTEM)
+    entries = [dict(r._mapping) for r in c.execute(sa.select(audit).where(mine, ~added).order_by(audit.c.id))]
+    bounds = [0] + [e["id"] for e in entries] + [None]
+    for after, before in zip(bounds, bounds[1:]):
+        between = [mine, added, audit.c.id > after] + ([audit.c.id < before] if before is not None else [])
+        n, first, at, until = c.execute(sa.select(sa.func.count(), sa.func.min(audit.c.id), sa.func.min(audit.c.at),
+                                                  sa.func.max(audit.c.at)).where(*between)).one()
+        if n:
+            entries.append({"id": first, "incident_id": incident_id, "at": at, "actor": SYSTEM,
+                            "action": "evidence_added", "detail": {"signals": n, "until": until}})
+    return sorted(entries, key=lambda e: e["id"])
 
 
 def draft_of(row: dict) -> IncidentDraft:
@@ -226,15 +229,7 @@ class Incidents:
             site = c.execute(sa.select(sites.c.name, sites.c.township).where(sites.c.id == row.site_id)).first()
             out["site_name"], out["township"] = (site.name, site.township) if site else (None, None)
             out["seen"] = row.draft.get("seen") or _seen_by_reading(c, [incident_id])[incident_id]
-            # The people's actions whole; of the system's additions of evidence (one a
-            # signal, tens of thousands on a long incident) only when, to collapse their runs.
-            added = audit.c.action == "evidence_added"
-            trail = [dict(r._mapping) for r in c.execute(
-                sa.select(audit).where(audit.c.incident_id == incident_id, ~added))]
-            trail += [{"id": i, "incident_id": incident_id, "at": at, "actor": actor, "action": "evidence_added",
-                       "detail": {}} for i, at, actor in c.execute(
-                sa.select(audit.c.id, audit.c.at, audit.c.actor).where(audit.c.incident_id == incident_id, added))]
-            out["audit"] = collapsed_audit(sorted(trail, key=lambda a: a["id"]))
+            out["audit"] = _audit_trail(c, incident_id)
             if row.silenced_by is not None:
                 s = c.execute(sa.select(silences).where(silences.c.id == row.silenced_by)).first()
                 out["silence"] = dict(s._mapping) if s else None

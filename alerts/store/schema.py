@@ -66,6 +66,7 @@ incident_signals = sa.Table(
     sa.Column("summary", sa.Text, nullable=False),
     sa.Column("details", sa.JSON, nullable=False),
     sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Index("ix_incident_signals_incident_ts", "incident_id", "ts"),  # an incident's newest signals (0006)
 )
 audit = sa.Table(
     "audit", metadata,
