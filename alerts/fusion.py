@@ -101,6 +101,17 @@ class SiteContext:
 RECENT_SIGNALS = 100  # signal ids an incident carries (the newest); the store keeps them all
 
 
+def signals_counted(signal_count: int, signal_ids: list[str]) -> int:
+    """How many signals an incident holds: an incident stored before it counted them holds
+    all their ids."""
+    return max(signal_count, len(signal_ids))
+
+
+def nothing_seen() -> dict[str, Any]:
+    return {"persons": 0, "vehicles": 0, "power_kw": None, "meter_id": None, "devices": 0,
+            "power_kinds": [], "fence_kinds": [], "field_reports": 0}
+
+
 @dataclass
 class IncidentDraft:
     """An incident as fusion sees it; the store keeps it and its lifecycle."""
@@ -124,7 +135,7 @@ class IncidentDraft:
     signal_count: int = 0
     # What all its signals saw (``seen``), kept up to date; None in an incident stored before
     # it was kept, whose signals are then read again.
-    seen: dict[str, Any] | None = field(default_factory=lambda: nothing_seen())
+    seen: dict[str, Any] | None = field(default_factory=nothing_seen)
     kinds: list[str] = field(default_factory=list)  # e.g. vision/person_at_shaft
     night: bool = False
     watchlist: bool = False
@@ -187,8 +198,7 @@ def fuse(draft: IncidentDraft | None, signal: dict[str, Any], rules: FusionRules
         draft.state, draft.disposition = "new", None
         change = "reopened"
     kind = signal["source_kind"]
-    # (A row stored before signal_count existed holds all its ids: they are its count.)
-    draft.signal_count = max(draft.signal_count, len(draft.signal_ids)) + 1
+    draft.signal_count = signals_counted(draft.signal_count, draft.signal_ids) + 1
     draft.signal_ids = (draft.signal_ids + [signal["signal_id"]])[-RECENT_SIGNALS:]
     if draft.seen is not None:
         add_seen(draft.seen, signal)
@@ -228,11 +238,6 @@ def seen(signals: list[dict[str, Any]]) -> dict[str, Any]:
     for s in signals:
         add_seen(out, s)
     return out
-
-
-def nothing_seen() -> dict[str, Any]:
-    return {"persons": 0, "vehicles": 0, "power_kw": None, "meter_id": None, "devices": 0,
-            "power_kinds": [], "fence_kinds": [], "field_reports": 0}
 
 
 def add_seen(out: dict[str, Any], s: dict[str, Any]) -> None:

@@ -53,6 +53,12 @@ class Crop:
     scale: float  # model-input pixels per frame pixel
     cost: int = 1  # model passes of the budget it takes (a wide mid view: the squares it replaces)
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the image the model is given for this crop, at its scale."""
+        x0, y0, x1, y1 = self.box
+        return max(1, round((x1 - x0) * self.scale)), max(1, round((y1 - y0) * self.scale))
+
 
 @dataclass
 class FrameNeeds:

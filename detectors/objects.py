@@ -144,8 +144,7 @@ class ObjectDetector:
         for plan in plan_batch(needs, self.input_size, r.tile_overlap, r.min_object_px,
                                min(r.mid_view_px, self.input_size)):
             for crop in plan.crops:
-                x0, y0, x1, y1 = crop.box  # the crop's image at its scale, as crop_image makes it
-                self.model_for(max(1, round((x1 - x0) * crop.scale)), max(1, round((y1 - y0) * crop.scale)))
+                self.model_for(*crop.image_size)
 
     def model_for(self, width: int, height: int):
         """The model that runs a width × height image with the least padding."""
@@ -283,7 +282,7 @@ def crop_image(image: np.ndarray, reduction: int, crop: Crop) -> np.ndarray:
     x0, y0, x1, y1 = crop.box
     r = reduction
     part = image[y0 // r:-(-y1 // r), x0 // r:-(-x1 // r)]
-    target = (max(1, round((x1 - x0) * crop.scale)), max(1, round((y1 - y0) * crop.scale)))
+    target = crop.image_size
     if (part.shape[1], part.shape[0]) == target:
         return part
     # Area averaging keeps small figures when shrinking a lot; after the JPEG decoder's own

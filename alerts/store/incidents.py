@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from alerts.fusion import (
     AUTO_CLOSED, FusionRules, IncidentDraft, SiteContext, closes_quietly, escalation_due_at, fuse, rank_key, seen,
+    signals_counted,
 )
 from alerts.lifecycle import check_transition
 from alerts.store.schema import (
@@ -56,7 +57,7 @@ def published(row: dict) -> dict[str, Any]:
         incident_id=row["id"], site_id=row["site_id"], state=row["state"], severity=row["severity"],
         score=row["score"], opened_at=row["opened_at"], updated_at=row["updated_at"], summary=row["summary"],
         signal_ids=list(row["draft"].get("signal_ids", [])),
-        signal_count=max(row["draft"].get("signal_count", 0), len(row["draft"].get("signal_ids", []))),
+        signal_count=signals_counted(row["draft"].get("signal_count", 0), row["draft"].get("signal_ids", [])),
         disposition=row.get("disposition"),
         silenced_by=str(row["silenced_by"]) if row.get("silenced_by") is not None else None,
         previous_incident_id=row.get("previous_incident_id"),
