@@ -45,7 +45,7 @@ The rules:
 - ``baseline_deviation``: one reading far above the envelope (a spike);
 - ``irrigation_off_plan``: an irrigation pump running outside its season or hours;
 - ``irrigation_overload``: a sustained night load far above the declared pump rating;
-- ``night_industrial_load``: a flat added load (reading minus profile) at night for hours;
+- ``night_industrial_load``: a flat added load (reading minus envelope) at night for hours;
 - ``partial_bypass``: a live meter far below both references for hours in the daytime of working days
   (lower weight: closures, holidays not in the calendar, empty houses look the same);
 - ``register_jump_after_zeros``: a live meter reads zero for a while, then its register
@@ -124,7 +124,7 @@ class PowerRules:
     # --- night_industrial_load: a flat added load at night, for hours
     night_load_intervals: int = 8  # 2 hours of 15-minute intervals
     night_load_min_share: float = 0.1  # the added load is at least this share of the envelope...
-    night_load_max_cv: float = 0.25  # ...and flat: coefficient of variation of the ADDED load (reading - profile)
+    night_load_max_cv: float = 0.25  # ...and flat: coefficient of variation of the ADDED load (reading - envelope)
     # --- partial_bypass: a live meter far below its references on working days
     drop_fraction: float = 0.5  # below this fraction of the lower reference...
     drop_intervals: int = 16  # ...for this many judged intervals (4 h)

@@ -30,6 +30,7 @@ from tests.bench.agent_rate import LAG_BUCKETS, agent_rate, bench_broker
 from tests.bench.power_quality import main as quality_main
 from tests.bench.power_quality import print_report
 from tests.bench.power_real import main as real_main
+from tests.bench.power_yardstick import main as yardstick_main
 from tests.bench.real_data import DataMissing
 from tests.helpers import http_json, isolated_config, without_cameras
 
@@ -174,6 +175,7 @@ def main() -> None:
     print("== quality on REAL metered series (tests/bench/power_real.py: what each figure is measured on) ==")
     try:
         real_main(["--quick"] if quick else [])
+        yardstick_main([])
     except DataMissing as exc:
         print(f"skipped: {exc}")
 
