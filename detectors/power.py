@@ -46,6 +46,9 @@ The rules:
 - ``irrigation_off_plan``: an irrigation pump running outside its season or hours;
 - ``irrigation_overload``: a sustained night load far above the declared pump rating;
 - ``night_industrial_load``: a flat added load (reading minus envelope) at night for hours;
+- ``returning_rise``: the same jump at the same time of the dead of night on several nights in
+  a row, beyond the jump the meter usually makes then (a thief coming back: one night's
+  small rise hides in a restless meter's nights, three in a row at one time do not);
 - ``partial_bypass``: a live meter far below both references for hours in the daytime of working days
   (lower weight: closures, holidays not in the calendar, empty houses look the same);
 - ``register_jump_after_zeros``: a live meter reads zero for a while, then its register
@@ -58,6 +61,7 @@ from __future__ import annotations
 import datetime
 import functools
 import statistics
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -110,6 +114,23 @@ class PowerRules:
     # the draw of the onset_intervals before it by at least onset_share of the added load.
     onset_share: float = 0.5  # 0: no jump needed
     onset_intervals: int = 2
+    # --- returning_rise: a load connected at the same time of night, night after night. The
+    # jump at a quarter-hour (the mean of the last 3 readings less that of the 4 before),
+    # scored in spreads against the jumps this meter made then on its last
+    # returning_reference_nights nights (or a quarter-hour either side: a shift that starts at
+    # 22:30 every night, or moves to 22:15, is no news), high on returning_nights nights in a
+    # row, each within returning_slack_quarters of the same time.
+    returning_nights: int = 3  # 0: off
+    returning_reference_nights: int = 28
+    returning_min_reference: int = 14  # the time of night is judged once this many nights of it are known
+    returning_slack_quarters: int = 1
+    # Judged only in the dead of night: start-ups and shut-downs at the night's edges move
+    # with the seasons and the shifts (on the real plants every false returning_rise was a
+    # morning start-up between 04:15 and 05:45 after a schedule or clock change).
+    returning_hours: tuple[int, int] = (22, 4)
+    returning_min_score: float = 3.0  # never below 3 spreads (and above the meter's calibration)...
+    returning_min_spread: float = 0.02  # ...where a spread is at least 2 % of the envelope...
+    returning_min_share: float = 0.1  # ...and the jump above the usual one at least 10 % of the envelope
     # --- baseline_deviation: one reading far above the envelope
     deviation_score: float = 6.0  # this many spreads above the envelope...
     # ...where the spread is never taken below this fraction of the envelope: with the
@@ -147,6 +168,12 @@ class PowerRules:
             raise ValueError("calibration_min_nights cannot exceed calibration_nights")
         if not 0.5 <= self.reference_quantile <= 1.0:
             raise ValueError("reference_quantile must be between 0.5 and 1")
+        if not all(0 <= h <= 23 for h in self.returning_hours) or len(self.returning_hours) != 2:
+            raise ValueError("returning_hours is [from hour, to hour], each 0-23")
+        if self.returning_nights == 1:
+            raise ValueError("returning_nights is 0 (off) or at least 2: one night is sustained_excess's to judge")
+        if self.returning_min_reference > self.returning_reference_nights:
+            raise ValueError("returning_min_reference cannot exceed returning_reference_nights")
         if not 1 <= self.sustained_intervals <= self.night_load_intervals <= MAX_RUN_VALUES:
             raise ValueError(f"need 1 <= sustained_intervals <= night_load_intervals <= {MAX_RUN_VALUES}")
 
@@ -212,6 +239,7 @@ def new_state() -> State:
         #   "h{hour}-{daytype}" -> the last baseline_samples learnt kW (short baseline)
         #   "L{hour}-{daytype}" -> the last reference_days hourly means (long reference)
         #   "cal" -> {test: [the largest value of each of the last calibration_nights clean nights]}
+        #   "jumps" -> per quarter-hour slot of returning_hours, the last returning_reference_nights learnt jumps
         "buckets": {},
         "pending": [],  # [[ts, kW], ...] newest readings not yet learnt (learn_delay_intervals)
         "hour_acc": None,  # [day, hour, sum kW, n]: the hour being averaged for the long reference
@@ -220,6 +248,9 @@ def new_state() -> State:
         # The last judged intervals, contiguous: [[ts, kW above envelope, kW above profile, level, kW], ...]
         "recent": [],
         "tonight": None,  # [night, {test: largest value so far}, flagged, {test: threshold}]: the night being judged
+        # returning_rise, for the last returning_nights - 1 nights and tonight: [night, [jump at
+        # each quarter-hour slot less the usual one], [jump to learn]] (None: none then)
+        "jumps": [],
         "runs": {},  # rule -> {"start": ts, "count": n, "last": ts, "values": [...]}
         "live": False,  # has drawn power before (for silence and tamper rules)
         "silent_since": None,
@@ -231,9 +262,11 @@ DAY_TYPES = ("mon", "mid", "mid", "mid", "fri", "sat", "sun")  # by tm_wday
 SHORT_BUCKETS = tuple(f"h{hour}-{day}" for hour in range(24) for day in dict.fromkeys(DAY_TYPES))
 LONG_BUCKETS = tuple(f"L{hour}-{day}" for hour in range(24) for day in dict.fromkeys(DAY_TYPES))
 CALIBRATION = "cal"
-BUCKETS = SHORT_BUCKETS + LONG_BUCKETS + (CALIBRATION,)  # every key the rules may write into state["buckets"]
-TESTS = ("spike", "sustained")  # the calibrated tests: baseline_deviation, sustained_excess
-LOAD_RULES = ("sustained_excess", "baseline_deviation", "night_industrial_load", "partial_bypass")
+JUMPS = "jumps"  # returning_rise's reference: per quarter-hour slot, the jumps of the last nights
+QUARTERS = 96  # quarter-hours of a day
+BUCKETS = SHORT_BUCKETS + LONG_BUCKETS + (CALIBRATION, JUMPS)  # every key the rules may write into state["buckets"]
+TESTS = ("spike", "sustained", "returning")  # the calibrated tests: baseline_deviation, sustained_excess, returning_rise
+LOAD_RULES = ("sustained_excess", "baseline_deviation", "night_industrial_load", "returning_rise", "partial_bypass")
 QUARANTINE_KEEP = 4
 MAX_RUN_VALUES = 16
 
@@ -513,7 +546,8 @@ def _limits(state: State, ts: float, clock: LocalClock, rules: PowerRules) -> di
         kind = night_type(ts, clock)
         tonight.append({"spike": threshold(state, "spike", rules.deviation_score * rules.deviation_rel_spread, rules,
                                            kind),
-                        "sustained": threshold(state, "sustained", rules.sustained_min_share, rules, kind)})
+                        "sustained": threshold(state, "sustained", rules.sustained_min_share, rules, kind),
+                        "returning": threshold(state, "returning", rules.returning_min_score, rules, kind)})
     return tonight[3]
 
 
@@ -534,12 +568,15 @@ def _note(state: State, ts: float, clock: LocalClock, rules: PowerRules, **value
 
 
 def _flag_night(state: State, ts: float, clock: LocalClock, rules: PowerRules, closure: bool = False) -> None:
-    """Tonight had a finding: it is held back from the calibration. A closure: it never
-    enters it."""
+    """Tonight had a finding: it is held back from the calibration, and its jumps are not
+    learnt (returning_rise). A closure: it never enters the calibration."""
     _note(state, ts, clock, rules)
     state["tonight"][2] = True
     if closure:
         state["tonight"][1] = {}
+    jumps = state.get("jumps")
+    if jumps and jumps[-1][0] == _night(ts, clock):
+        jumps[-1][2] = []  # nor does it teach returning_rise what jumps are usual
 
 
 def _close_night(state: State, rules: PowerRules) -> None:
@@ -573,9 +610,11 @@ def _calibrate(cal: dict, night: int, best: dict[str, float], rules: PowerRules)
 def detectable(state: State, rules: PowerRules) -> dict[str, float | None]:
     """What this meter can see now, as shares of its envelope (None: still learning):
     ``sustained`` the added load that sustained_excess needs over sustained_intervals,
-    ``spike`` one reading's excess that baseline_deviation needs."""
+    ``spike`` one reading's excess that baseline_deviation needs, ``returning`` the jump
+    that returning_rise needs on each of returning_nights nights."""
     return {"sustained": threshold(state, "sustained", rules.sustained_min_share, rules),
-            "spike": threshold(state, "spike", rules.deviation_score * rules.deviation_rel_spread, rules)}
+            "spike": threshold(state, "spike", rules.deviation_score * rules.deviation_rel_spread, rules),
+            "returning": threshold(state, "returning", rules.returning_min_score, rules)}
 
 
 # --------------------------------------------------------------------------- rules
@@ -684,7 +723,7 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     if expected is None or is_closed:
         # Warming up, or a closed day: the load rules do not judge; their runs end, and a
         # closed night does not teach the calibration.
-        for rule in ("baseline_deviation", "night_industrial_load", "sustained_excess"):
+        for rule in ("baseline_deviation", "night_industrial_load", "sustained_excess", "returning_rise"):
             state["runs"].pop(rule, None)
         if expected is None:
             state["runs"].pop("partial_bypass", None)
@@ -788,10 +827,127 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
                 expected_kw=envelope,
                 cv=round(cv, 3), added_kw=round(flat_kw, 2), added_share=round(share, 3))
 
+    # The same jump at the same time of night, night after night: a thief coming back.
+    if night and rules.returning_nights:
+        _returning_rule(spec, rules, clock, state, ts, recent, limits, floor, finding)
+
     # Far below both references on a working day, for hours: part of the load bypasses the meter.
     if spec.kind != "irrigation":
         _drop_rule(spec, rules, clock, state, ts, kw, expected, finding)
     return out
+
+
+def _returning_slot(ts: float, clock: LocalClock, rules: PowerRules) -> tuple[int, bool] | None:
+    """Where ``ts`` falls in returning_hours, as a quarter-hour slot counted from
+    ``returning_slack_quarters`` before their start (None: outside, slack included), and
+    whether it is judged (inside the hours themselves)."""
+    start_h, end_h = rules.returning_hours
+    slack = rules.returning_slack_quarters
+    t = clock.local(ts)
+    quarter = ((t.tm_hour - start_h) % 24 * 60 + t.tm_min) // 15  # 0 at start_h
+    width = (end_h - start_h) % 24 * 4
+    if quarter >= QUARTERS - slack:
+        quarter -= QUARTERS  # just before start_h
+    if not -slack <= quarter < width + slack:
+        return None
+    return quarter + slack, 0 <= quarter < width
+
+
+def _learn_jumps(state: State, jumps: list[float | None], rules: PowerRules) -> list[list[float]]:
+    """A night's learnable jumps join the reference of each slot (one bucket, written once a
+    night)."""
+    reference = [list(v) for v in state["buckets"].get(JUMPS) or []]
+    reference += [[] for _ in range(len(jumps) - len(reference))]
+    for slot, jump in enumerate(jumps):
+        if jump is not None:
+            reference[slot] = (reference[slot] + [jump])[-rules.returning_reference_nights:]
+    if any(j is not None for j in jumps):
+        state["buckets"][JUMPS] = reference
+    return reference
+
+
+def _returning_rule(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, ts: float,
+                    recent: list[list[float]], limits: dict, floor: float, finding) -> None:
+    """returning_rise: tonight's jump at this time of night, less the jump this meter
+    usually makes then, is also found within ``returning_slack_quarters`` of this time on
+    each of the returning_nights - 1 nights before (consecutive nights). One night's +20 %
+    hides in a restless meter's nights; the same +20 % at the same time on three nights in a
+    row does not, unless the meter itself does that (then its reference learns it)."""
+    where = _returning_slot(ts, clock, rules)
+    if where is None or len(recent) < 7 or recent[-1][0] - recent[-7][0] > 6.5 * spec.interval_s:
+        return  # outside the hours, or fewer than the 7 contiguous judged readings a jump needs
+    slot, judged = where
+    after, before = recent[-3:], recent[-7:-3]
+    level = sum(r[3] for r in after) / 3
+    jump_kw = sum(r[4] for r in after) / 3 - sum(r[4] for r in before) / 4
+    # Jumps are kept as shares of the declared capacity: a fixed unit, where the envelope
+    # moves as the meter learns (a usual jump would drift against it).
+    jump = jump_kw / spec.rated_kw
+    # Tonight's jumps: less the usual one, in spreads (for the nights to come), and as they
+    # are, to be learnt when the night ends if outside every flagged episode (a thief's
+    # first, unflagged nights are a few of the 28 behind each median: it holds).
+    night = _night(ts, clock)
+    nights = state.setdefault("jumps", [])
+    reference = state["buckets"].get(JUMPS)
+    if not nights or nights[-1][0] != night:
+        if nights:
+            reference = _learn_jumps(state, nights[-1][2], rules)
+            nights[-1][2] = []
+        width = (rules.returning_hours[1] - rules.returning_hours[0]) % 24 * 4 + 2 * rules.returning_slack_quarters
+        nights.append([night, [None] * width, [None] * width])
+        del nights[:-rules.returning_nights]
+    # The usual jump then: at this quarter-hour or, as a plant's machines start and stop a
+    # quarter-hour earlier or later from night to night, at one next to it (whichever this
+    # jump is closest to, in spreads).
+    slack = rules.returning_slack_quarters
+    usual = spread = score = None
+    for learnt in (reference or [])[max(0, slot - slack):slot + slack + 1]:
+        if len(learnt) >= rules.returning_min_reference:
+            median, mad = _median_spread(learnt)
+            mad = max(mad, rules.returning_min_spread * level / spec.rated_kw)
+            if score is None or (jump - median) / mad < score:
+                usual, spread, score = median, mad, (jump - median) / mad
+    if score is not None:
+        nights[-1][1][slot] = round(score, 2)
+    learnable = nights[-1][2]  # emptied once a finding flags the night
+    if learnable and (not _quarantined(state, ts, rules.guard_intervals * spec.interval_s)
+                      or new_normal(state, ts, rules, clock)):
+        learnable[slot] = round(jump, 4)
+    if not judged or score is None:
+        return
+    # The smallest of tonight's score and each night before's largest within the slack.
+    earlier = nights[:-1]
+    value = None
+    if len(earlier) == rules.returning_nights - 1 \
+            and [n for n, _, _ in earlier] == list(range(night - len(earlier), night)):
+        near = [max((v for v in res[max(0, slot - slack):slot + slack + 1] if v is not None), default=None)
+                for _, res, _ in earlier]
+        if None not in near:
+            value = min([score] + near)
+    _note(state, ts, clock, rules, returning=value)
+    needed = limits.get("returning")  # None in a night whose limits were set before this rule existed
+    added_kw = (jump - usual) * spec.rated_kw  # above the usual jump
+    firing = value is not None and needed is not None and value >= needed and added_kw >= floor \
+        and added_kw >= rules.returning_min_share * level
+    run = _run(state, "returning_rise", firing, ts, spec.interval_s, jump_kw)
+    if run is None:
+        _close_if_idle(state, ts)
+        return
+    if run["count"] == 1:
+        run["start"] = after[0][0]
+    _quarantine(state, run["start"], None)
+    if _due(run, 1, rules):
+        at = time.strftime("%H:%M", clock.local(after[0][0]))
+        # Lower weight: a new nightly routine (a timer, a new batch) looks the same at first.
+        finding("returning_rise", run, 0.5,
+                f"no new load at about {at} (this meter's draw usually changes by "
+                f"{usual * spec.rated_kw:+.1f} ± {spread * spec.rated_kw:.1f} kW then)",
+                f"{jump_kw:+.1f} kW at {at}, after a rise at the same time on each of the "
+                f"{rules.returning_nights - 1} nights before",
+                f"A load is connected on meter {spec.meter_id} at the same time night after night: "
+                "someone coming back (or a new nightly routine).",
+                jump_kw=round(jump_kw, 2), added_kw=round(added_kw, 2), score=round(value, 1),
+                needed_score=round(needed, 1), nights=rules.returning_nights)
 
 
 def jumped(recent: list[list[float]], needed_share: float, added_kw: float, rules: PowerRules) -> bool:

@@ -346,6 +346,86 @@ def test_long_reference_is_kept_per_hour_and_day_type_and_bounded():
     assert all(len(v) <= RULES.calibration_nights for v in state["buckets"].get("cal").values())
 
 
+# --------------------------------------------------------------------------- returning rise
+
+
+def restless(days: int, seed: int, added=lambda ts: 0.0, rules: PowerRules = RULES):
+    """A meter whose nights differ by their whole level (10 kW x 0.85-1.15, fixed for the
+    night, +-2 % per reading; 25 kW by day): one night's +15 % is inside what its nights do.
+    Returns the findings of each night (from 12:00 to the next 12:00) and the state."""
+    rng = random.Random(seed)
+    state, per_night = new_state(), []
+    for d in range(days):
+        level = 10.0 * rng.uniform(0.85, 1.15)
+        start = START + d * DAY * STEP + 12 * 4 * STEP
+        per_night.append(feed(VILLAGE, state, start, DAY, lambda ts: (
+            level if CLOCK.hour(ts) < 6 or CLOCK.hour(ts) >= 22 else 25.0) * rng.uniform(0.98, 1.02) + added(ts),
+                              rules=rules))
+    return per_night, state
+
+
+def nightly(hour: float, kw: float, first_day: int, nights: int):
+    """+kw for 2 h from ``hour`` on ``nights`` nights, the first on the evening of ``first_day``."""
+    def added(ts: float) -> float:
+        since = round((ts - START) / 60 - (first_day * 24 + hour) * 60)  # minutes
+        return kw if 0 <= since < nights * 1440 and since % 1440 < 120 else 0.0
+    return added
+
+
+def kinds_by_night(per_night, first: int, count: int) -> list[set[str]]:
+    return [{f.kind for f in found} for found in per_night[first:first + count]]
+
+
+def test_a_thief_coming_back_at_the_same_time_is_found_from_the_third_night():
+    clean, _ = restless(56, seed=4)
+    assert [f.kind for night in clean for f in night] == []  # 8 weeks of restless nights: quiet
+    per_night, state = restless(56, seed=4, added=nightly(23, 1.5, first_day=45, nights=10))
+    kinds = kinds_by_night(per_night, 45, 10)
+    found = [("returning_rise" in k) for k in kinds]
+    assert found[:2] == [False, False], kinds  # two nights are no pattern yet...
+    assert sum(found[2:]) >= 6, kinds  # ...from the third, the same jump at 23:00 is
+    assert sum("sustained_excess" in k for k in kinds) <= 2, kinds  # one night's +15 % hides in this meter's nights
+    first = next(f for night in per_night[45:] for f in night if f.kind == "returning_rise")
+    assert first.strength == 0.5 and "23:00" in first.seen and first.details["jump_kw"] >= VILLAGE.rated_kw * 0.02
+    # At each time of night this meter's jumps are steady: its nights do not raise the bar.
+    assert detectable(state, RULES)["returning"] == RULES.returning_min_score
+
+
+def test_a_machine_that_starts_at_the_same_time_every_night_is_normal_and_hides_no_thief():
+    """A +50 % machine at 22:30 every night is no news (the jump usual at 22:30 is taken off),
+    so it does not raise the bar for a +15 % thief coming back at 02:00."""
+    machine = nightly(22.5, 5.0, first_day=0, nights=56)
+    per_night, _ = restless(56, seed=4, added=machine)
+    assert [f.kind for night in per_night[30:] for f in night] == []
+    thief = nightly(26, 1.5, first_day=45, nights=10)
+    per_night, _ = restless(56, seed=4, added=lambda ts: machine(ts) + thief(ts))
+    assert sum("returning_rise" in k for k in kinds_by_night(per_night, 45, 10)[2:]) >= 6
+
+
+def test_a_machine_that_runs_a_quarter_hour_earlier_from_one_night_on_is_no_thief():
+    """Its jumps now come where a jump was usual a quarter-hour later."""
+    before, after = nightly(22.5, 5.0, first_day=0, nights=40), nightly(22.25, 5.0, first_day=40, nights=16)
+    per_night, _ = restless(56, seed=4, added=lambda ts: before(ts) + after(ts))
+    assert [f.kind for night in per_night[30:] for f in night] == []
+
+
+@pytest.mark.parametrize("hour", [20.5, 4.5])
+def test_returning_rise_judges_only_the_dead_of_night(hour):
+    """Start-ups and shut-downs at the night's edges move with the seasons and the shifts."""
+    per_night, _ = restless(56, seed=4, added=nightly(hour, 1.5, first_day=45, nights=10))
+    assert not any("returning_rise" in k for k in kinds_by_night(per_night, 45, 10))
+
+
+def test_returning_rise_can_be_turned_off_and_its_settings_are_checked():
+    thief = nightly(23, 1.5, first_day=45, nights=10)
+    per_night, _ = restless(56, seed=4, added=thief, rules=PowerRules(returning_nights=0))
+    assert not any("returning_rise" in k for k in kinds_by_night(per_night, 45, 10))
+    with pytest.raises(ValueError, match="returning_nights"):
+        PowerRules(returning_nights=1)
+    with pytest.raises(ValueError, match="returning_hours"):
+        PowerRules(returning_hours=(22, 24))
+
+
 # --------------------------------------------------------------------------- closure calendar
 
 
@@ -420,10 +500,13 @@ def test_state_is_small_plain_json_and_buckets_need_only_get_and_set():
     assert len(json.dumps(rest)) < 2000
     assert len(state["pending"]) <= RULES.learn_delay_intervals and len(state["quarantine"]) <= 4
     assert len(state["recent"]) <= RULES.night_load_intervals + RULES.onset_intervals
-    # about one short-bucket write per reading, one long-bucket write per hour, one calibration write a night
+    # about one short-bucket write per reading, one long-bucket write per hour, one calibration
+    # and one jumps write a night
     assert state["buckets"].writes <= DAY * 40 * 1.3
-    assert all(len(json.dumps(v)) < 400 for k, v in state["buckets"]._d.items() if k != "cal")
-    assert len(json.dumps(state["buckets"].get("cal"))) < 1200
+    assert all(len(json.dumps(v)) < 400 for k, v in state["buckets"]._d.items() if k not in ("cal", "jumps"))
+    assert len(json.dumps(state["buckets"].get("cal"))) < 1600
+    # 26 quarter-hours x 28 nights of jumps as shares of rated_kw ("-0.0124, ")
+    assert len(json.dumps(state["buckets"].get("jumps"))) < 26 * 28 * 9 + 100
 
 
 def test_rules_refuse_inconsistent_thresholds():
