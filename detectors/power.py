@@ -874,8 +874,9 @@ def _returning_rule(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     hides in a restless meter's nights; the same +20 % at the same time on three nights in a
     row does not, unless the meter itself does that (then its reference learns it)."""
     where = _returning_slot(ts, clock, rules)
-    if where is None or len(recent) < 7 or recent[-1][0] - recent[-7][0] > 6.5 * spec.interval_s:
-        return  # outside the hours, or fewer than the 7 contiguous judged readings a jump needs
+    if where is None or len(recent) < 7 or recent[-1][0] - recent[-7][0] > 6.5 * spec.interval_s \
+            or any(len(r) < 5 for r in recent[-7:]):
+        return  # outside the hours, or not the 7 contiguous judged readings, with their draw, a jump needs
     slot, judged = where
     after, before = recent[-3:], recent[-7:-3]
     level = sum(r[3] for r in after) / 3

@@ -416,6 +416,18 @@ def test_returning_rise_judges_only_the_dead_of_night(hour):
     assert not any("returning_rise" in k for k in kinds_by_night(per_night, 45, 10))
 
 
+def test_a_state_kept_before_returning_rise_existed_is_judged_without_a_crash():
+    """Recovered from a changelog written by an older version: no "jumps", recent readings
+    without their draw, tonight's limits without the returning test."""
+    state, t, rng = warm()
+    feed(VILLAGE, state, t, 23 * 4, lambda ts: village_kw(ts, rng))
+    del state["jumps"]
+    state["recent"] = [r[:4] for r in state["recent"]]
+    state["tonight"][3].pop("returning", None)
+    found = feed(VILLAGE, state, t + 23 * 4 * STEP, 12, lambda ts: village_kw(ts, rng))
+    assert found == [] and state["jumps"]
+
+
 def test_returning_rise_can_be_turned_off_and_its_settings_are_checked():
     thief = nightly(23, 1.5, first_day=45, nights=10)
     per_night, _ = restless(56, seed=4, added=thief, rules=PowerRules(returning_nights=0))
