@@ -168,8 +168,11 @@ class PowerRules:
             raise ValueError("calibration_min_nights cannot exceed calibration_nights")
         if not 0.5 <= self.reference_quantile <= 1.0:
             raise ValueError("reference_quantile must be between 0.5 and 1")
-        if not all(0 <= h <= 23 for h in self.returning_hours) or len(self.returning_hours) != 2:
-            raise ValueError("returning_hours is [from hour, to hour], each 0-23")
+        if len(self.returning_hours) != 2 or not all(0 <= h <= 23 for h in self.returning_hours) \
+                or self.returning_hours[0] == self.returning_hours[1]:
+            raise ValueError("returning_hours is [from hour, to hour], two different hours 0-23")
+        if self.returning_slack_quarters > 4:
+            raise ValueError("returning_slack_quarters is at most 4 (an hour either side)")
         if self.returning_nights == 1:
             raise ValueError("returning_nights is 0 (off) or at least 2: one night is sustained_excess's to judge")
         if self.returning_min_reference > self.returning_reference_nights:
@@ -239,7 +242,7 @@ def new_state() -> State:
         #   "h{hour}-{daytype}" -> the last baseline_samples learnt kW (short baseline)
         #   "L{hour}-{daytype}" -> the last reference_days hourly means (long reference)
         #   "cal" -> {test: [the largest value of each of the last calibration_nights clean nights]}
-        #   "jumps" -> per quarter-hour slot of returning_hours, the last returning_reference_nights learnt jumps
+        #   "jumps" -> {quarter-hour of the day: its last returning_reference_nights learnt jumps}
         "buckets": {},
         "pending": [],  # [[ts, kW], ...] newest readings not yet learnt (learn_delay_intervals)
         "hour_acc": None,  # [day, hour, sum kW, n]: the hour being averaged for the long reference
@@ -248,8 +251,8 @@ def new_state() -> State:
         # The last judged intervals, contiguous: [[ts, kW above envelope, kW above profile, level, kW], ...]
         "recent": [],
         "tonight": None,  # [night, {test: largest value so far}, flagged, {test: threshold}]: the night being judged
-        # returning_rise, for the last returning_nights - 1 nights and tonight: [night, [jump at
-        # each quarter-hour slot less the usual one], [jump to learn]] (None: none then)
+        # returning_rise, for the last returning_nights - 1 nights and tonight: [night,
+        # {quarter-hour: score of its jump}, {quarter-hour: jump to learn} or None]
         "jumps": [],
         "runs": {},  # rule -> {"start": ts, "count": n, "last": ts, "values": [...]}
         "live": False,  # has drawn power before (for silence and tamper rules)
@@ -262,8 +265,9 @@ DAY_TYPES = ("mon", "mid", "mid", "mid", "fri", "sat", "sun")  # by tm_wday
 SHORT_BUCKETS = tuple(f"h{hour}-{day}" for hour in range(24) for day in dict.fromkeys(DAY_TYPES))
 LONG_BUCKETS = tuple(f"L{hour}-{day}" for hour in range(24) for day in dict.fromkeys(DAY_TYPES))
 CALIBRATION = "cal"
-JUMPS = "jumps"  # returning_rise's reference: per quarter-hour slot, the jumps of the last nights
+JUMPS = "jumps"  # returning_rise's reference: per quarter-hour of the day, the jumps of the last nights
 QUARTERS = 96  # quarter-hours of a day
+QUARTER_S = 900  # returning_rise judges 15-minute meters (the collection systems' 96 points a day)
 BUCKETS = SHORT_BUCKETS + LONG_BUCKETS + (CALIBRATION, JUMPS)  # every key the rules may write into state["buckets"]
 TESTS = ("spike", "sustained", "returning")  # the calibrated tests: baseline_deviation, sustained_excess, returning_rise
 LOAD_RULES = ("sustained_excess", "baseline_deviation", "night_industrial_load", "returning_rise", "partial_bypass")
@@ -521,8 +525,8 @@ def night_type(ts: float, clock: LocalClock) -> str:
 
 
 def threshold(state: State, test: str, minimum: float, rules: PowerRules, kind_of_night: str = "mid") -> float | None:
-    """The share of the envelope above which ``test`` fires on this meter on this kind of
-    night: from the largest values of its last clean nights, their median plus
+    """The value above which ``test`` fires on this meter on this kind of night (a share of
+    the envelope; for ``returning``, a score in spreads): from the largest values of its last clean nights, their median plus
     ``calibration_spread`` x their interquartile range (a tail beyond what a few weeks show,
     estimated from their spread), never below the largest of them, nor below the largest of
     the last ``calibration_same_kind`` nights of the same kind (Monday, Tuesday-Thursday,
@@ -575,8 +579,8 @@ def _flag_night(state: State, ts: float, clock: LocalClock, rules: PowerRules, c
     if closure:
         state["tonight"][1] = {}
     jumps = state.get("jumps")
-    if jumps and jumps[-1][0] == _night(ts, clock):
-        jumps[-1][2] = []  # nor does it teach returning_rise what jumps are usual
+    if jumps and jumps[-1][0] == _night(ts, clock) and not new_normal(state, ts, rules, clock):
+        jumps[-1][2] = None  # nor does it teach returning_rise what jumps are usual
 
 
 def _close_night(state: State, rules: PowerRules) -> None:
@@ -589,7 +593,10 @@ def _close_night(state: State, rules: PowerRules) -> None:
     cal = dict(_calibration(state))
     held = list(cal.get("held") or [])
     if best and flagged:
-        held.append([night, best])
+        # returning_rise's scores of a night with a finding never join the calibration: a
+        # lasting new routine becomes normal in its reference of jumps (new_normal), and a
+        # thief's nights would raise the bar for weeks.
+        held.append([night, {test: value for test, value in best.items() if test != "returning"}])
     elif best:
         _calibrate(cal, night, best, rules)
     while held and held[0][0] <= night - rules.calibration_hold_days:
@@ -608,10 +615,11 @@ def _calibrate(cal: dict, night: int, best: dict[str, float], rules: PowerRules)
 
 
 def detectable(state: State, rules: PowerRules) -> dict[str, float | None]:
-    """What this meter can see now, as shares of its envelope (None: still learning):
-    ``sustained`` the added load that sustained_excess needs over sustained_intervals,
-    ``spike`` one reading's excess that baseline_deviation needs, ``returning`` the jump
-    that returning_rise needs on each of returning_nights nights."""
+    """What this meter can see now (None: still learning): ``sustained`` the added load that
+    sustained_excess needs over sustained_intervals and ``spike`` one reading's excess that
+    baseline_deviation needs, as shares of its envelope; ``returning`` the score, in spreads
+    of the jumps usual at that time, that returning_rise needs on each of returning_nights
+    nights (and the jump above the usual one is at least returning_min_share)."""
     return {"sustained": threshold(state, "sustained", rules.sustained_min_share, rules),
             "spike": threshold(state, "spike", rules.deviation_score * rules.deviation_rel_spread, rules),
             "returning": threshold(state, "returning", rules.returning_min_score, rules)}
@@ -828,7 +836,7 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
                 cv=round(cv, 3), added_kw=round(flat_kw, 2), added_share=round(share, 3))
 
     # The same jump at the same time of night, night after night: a thief coming back.
-    if night and rules.returning_nights:
+    if rules.returning_nights:
         _returning_rule(spec, rules, clock, state, ts, recent, limits, floor, finding)
 
     # Far below both references on a working day, for hours: part of the load bypasses the meter.
@@ -837,118 +845,142 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     return out
 
 
-def _returning_slot(ts: float, clock: LocalClock, rules: PowerRules) -> tuple[int, bool] | None:
-    """Where ``ts`` falls in returning_hours, as a quarter-hour slot counted from
-    ``returning_slack_quarters`` before their start (None: outside, slack included), and
-    whether it is judged (inside the hours themselves)."""
+def _returning_quarter(ts: float, clock: LocalClock, rules: PowerRules) -> tuple[str, bool] | None:
+    """The quarter-hour of the day of ``ts`` ("0" .. "95", a JSON key) if returning_rise
+    keeps it (returning_hours, and returning_slack_quarters either side), and whether it is
+    judged (inside the hours themselves)."""
     start_h, end_h = rules.returning_hours
-    slack = rules.returning_slack_quarters
     t = clock.local(ts)
-    quarter = ((t.tm_hour - start_h) % 24 * 60 + t.tm_min) // 15  # 0 at start_h
+    quarter = (t.tm_hour * 60 + t.tm_min) // 15
+    since_start = (quarter - start_h * 4) % QUARTERS
     width = (end_h - start_h) % 24 * 4
-    if quarter >= QUARTERS - slack:
-        quarter -= QUARTERS  # just before start_h
-    if not -slack <= quarter < width + slack:
+    slack = rules.returning_slack_quarters
+    judged = since_start < width
+    if not (judged or since_start < width + slack or since_start >= QUARTERS - slack):
         return None
-    return quarter + slack, 0 <= quarter < width
+    return str(quarter), judged
 
 
-def _learn_jumps(state: State, jumps: list[float | None], rules: PowerRules) -> list[list[float]]:
-    """A night's learnable jumps join the reference of each slot (one bucket, written once a
-    night)."""
-    reference = [list(v) for v in state["buckets"].get(JUMPS) or []]
-    reference += [[] for _ in range(len(jumps) - len(reference))]
-    for slot, jump in enumerate(jumps):
-        if jump is not None:
-            reference[slot] = (reference[slot] + [jump])[-rules.returning_reference_nights:]
-    if any(j is not None for j in jumps):
+def _near(quarter: str, slack: int) -> list[str]:
+    """A quarter-hour and the ``slack`` either side of it."""
+    q = int(quarter)
+    return [str((q + k) % QUARTERS) for k in range(-slack, slack + 1)]
+
+
+def _learn_jumps(state: State, jumps: dict[str, float] | None, rules: PowerRules) -> dict[str, list[float]]:
+    """A night's learnable jumps join the reference of their quarter-hours (one bucket,
+    written once a night; the table's value is copied, never changed in place)."""
+    reference = state["buckets"].get(JUMPS)
+    reference = {q: list(v) for q, v in reference.items()} if isinstance(reference, dict) else {}
+    if jumps:
+        for quarter, jump in jumps.items():
+            reference[quarter] = (reference.get(quarter, []) + [jump])[-rules.returning_reference_nights:]
         state["buckets"][JUMPS] = reference
     return reference
 
 
+def _tonight_flagged(state: State, night: int) -> bool:
+    tonight = state.get("tonight")
+    return tonight is not None and tonight[0] == night and tonight[2]
+
+
 def _returning_rule(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, ts: float,
                     recent: list[list[float]], limits: dict, floor: float, finding) -> None:
-    """returning_rise: tonight's jump at this time of night, less the jump this meter
-    usually makes then, is also found within ``returning_slack_quarters`` of this time on
-    each of the returning_nights - 1 nights before (consecutive nights). One night's +20 %
-    hides in a restless meter's nights; the same +20 % at the same time on three nights in a
-    row does not, unless the meter itself does that (then its reference learns it)."""
-    where = _returning_slot(ts, clock, rules)
+    """returning_rise (15-minute meters): tonight's jump at this quarter-hour, scored against
+    the jumps this meter made then, is also high within ``returning_slack_quarters`` of this
+    time on each of the returning_nights - 1 nights before (consecutive nights). One night's
+    +20 % hides in a restless meter's nights; the same +20 % at the same time on three nights
+    in a row does not, unless the meter itself does that (then its reference learns it)."""
+    judged = _returning_score(spec, rules, clock, state, ts, recent) if spec.interval_s == QUARTER_S else None
+    needed = limits.get("returning")  # None in a night whose limits were set before this rule existed
+    firing = judged is not None and judged["value"] is not None and needed is not None \
+        and judged["value"] >= needed and judged["added_kw"] >= max(floor, rules.returning_min_share * judged["level"])
+    run = _run(state, "returning_rise", firing, ts, spec.interval_s, judged["jump_kw"] if firing else 0.0)
+    if run is None:
+        _close_if_idle(state, ts)  # every path that is not firing ends the run and its quarantine
+        return
+    if run["count"] == 1:
+        run["start"] = judged["start"]
+    _quarantine(state, run["start"], None)
+    if _due(run, 1, rules):
+        at = time.strftime("%H:%M", clock.local(judged["start"]))
+        usual_kw, spread_kw = judged["usual"] * spec.rated_kw, judged["spread"] * spec.rated_kw
+        # Lower weight: a new nightly routine (a timer, a new batch) looks the same at first.
+        finding("returning_rise", run, 0.5,
+                f"no new load at about {at} (this meter's draw usually changes by {usual_kw:+.1f} "
+                f"± {spread_kw:.1f} kW then)",
+                f"{judged['jump_kw']:+.1f} kW at {at}, after a rise at the same time on each of the "
+                f"{rules.returning_nights - 1} nights before",
+                f"A load is connected on meter {spec.meter_id} at the same time night after night: "
+                "someone coming back (or a new nightly routine).",
+                jump_kw=round(judged["jump_kw"], 2), added_kw=round(judged["added_kw"], 2),
+                score=round(judged["value"], 1), needed_score=round(needed, 1), nights=rules.returning_nights)
+
+
+def _returning_score(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, ts: float,
+                     recent: list[list[float]]) -> dict | None:
+    """Keep tonight's jump at this quarter-hour (its score, and the jump itself to learn when
+    the night ends); at a judged quarter-hour, return what returning_rise judges: ``value``
+    (the smallest of tonight's score and each night before's largest near this time; None
+    without returning_nights consecutive scored nights), the jump and its context."""
+    where = _returning_quarter(ts, clock, rules)
     if where is None or len(recent) < 7 or recent[-1][0] - recent[-7][0] > 6.5 * spec.interval_s \
             or any(len(r) < 5 for r in recent[-7:]):
-        return  # outside the hours, or not the 7 contiguous judged readings, with their draw, a jump needs
-    slot, judged = where
+        return None  # outside the hours, or not the 7 contiguous judged readings, with their draw, a jump needs
+    quarter, judged = where
     after, before = recent[-3:], recent[-7:-3]
     level = sum(r[3] for r in after) / 3
     jump_kw = sum(r[4] for r in after) / 3 - sum(r[4] for r in before) / 4
     # Jumps are kept as shares of the declared capacity: a fixed unit, where the envelope
     # moves as the meter learns (a usual jump would drift against it).
     jump = jump_kw / spec.rated_kw
-    # Tonight's jumps: less the usual one, in spreads (for the nights to come), and as they
-    # are, to be learnt when the night ends if outside every flagged episode (a thief's
-    # first, unflagged nights are a few of the 28 behind each median: it holds).
     night = _night(ts, clock)
-    nights = state.setdefault("jumps", [])
+    nights = state.get("jumps")
+    if not isinstance(nights, list) or (nights and not isinstance(nights[-1][1], dict)):
+        nights = []  # none yet, or kept by an earlier version of this rule
+    state["jumps"] = nights
     reference = state["buckets"].get(JUMPS)
     if not nights or nights[-1][0] != night:
         if nights:
             reference = _learn_jumps(state, nights[-1][2], rules)
-            nights[-1][2] = []
-        width = (rules.returning_hours[1] - rules.returning_hours[0]) % 24 * 4 + 2 * rules.returning_slack_quarters
-        nights.append([night, [None] * width, [None] * width])
+            nights[-1][2] = None
+        # [night, {quarter: score}, {quarter: jump to learn} or None: a night with a finding
+        # teaches nothing, unless the meter has changed (new_normal)]
+        learnable = not _tonight_flagged(state, night) or new_normal(state, ts, rules, clock)
+        nights.append([night, {}, {} if learnable else None])
         del nights[:-rules.returning_nights]
+    if not isinstance(reference, dict):
+        reference = {}
     # The usual jump then: at this quarter-hour or, as a plant's machines start and stop a
-    # quarter-hour earlier or later from night to night, at one next to it (whichever this
-    # jump is closest to, in spreads).
+    # quarter-hour earlier or later from night to night, at one next to it (the one that
+    # makes this jump least unusual, in spreads).
     slack = rules.returning_slack_quarters
     usual = spread = score = None
-    for learnt in (reference or [])[max(0, slot - slack):slot + slack + 1]:
+    for near in _near(quarter, slack):
+        learnt = reference.get(near) or []
         if len(learnt) >= rules.returning_min_reference:
             median, mad = _median_spread(learnt)
             mad = max(mad, rules.returning_min_spread * level / spec.rated_kw)
             if score is None or (jump - median) / mad < score:
                 usual, spread, score = median, mad, (jump - median) / mad
     if score is not None:
-        nights[-1][1][slot] = round(score, 2)
-    learnable = nights[-1][2]  # emptied once a finding flags the night
-    if learnable and (not _quarantined(state, ts, rules.guard_intervals * spec.interval_s)
-                      or new_normal(state, ts, rules, clock)):
-        learnable[slot] = round(jump, 4)
+        nights[-1][1][quarter] = round(score, 2)
+    if nights[-1][2] is not None and (not _quarantined(state, ts, rules.guard_intervals * spec.interval_s)
+                                      or new_normal(state, ts, rules, clock)):
+        nights[-1][2][quarter] = round(jump, 4)
     if not judged or score is None:
-        return
-    # The smallest of tonight's score and each night before's largest within the slack.
+        return None
     earlier = nights[:-1]
     value = None
     if len(earlier) == rules.returning_nights - 1 \
             and [n for n, _, _ in earlier] == list(range(night - len(earlier), night)):
-        near = [max((v for v in res[max(0, slot - slack):slot + slack + 1] if v is not None), default=None)
-                for _, res, _ in earlier]
-        if None not in near:
-            value = min([score] + near)
+        highs = [max((scores[q] for q in _near(quarter, slack) if q in scores), default=None)
+                 for _, scores, _ in earlier]
+        if None not in highs:
+            value = min([score] + highs)
     _note(state, ts, clock, rules, returning=value)
-    needed = limits.get("returning")  # None in a night whose limits were set before this rule existed
-    added_kw = (jump - usual) * spec.rated_kw  # above the usual jump
-    firing = value is not None and needed is not None and value >= needed and added_kw >= floor \
-        and added_kw >= rules.returning_min_share * level
-    run = _run(state, "returning_rise", firing, ts, spec.interval_s, jump_kw)
-    if run is None:
-        _close_if_idle(state, ts)
-        return
-    if run["count"] == 1:
-        run["start"] = after[0][0]
-    _quarantine(state, run["start"], None)
-    if _due(run, 1, rules):
-        at = time.strftime("%H:%M", clock.local(after[0][0]))
-        # Lower weight: a new nightly routine (a timer, a new batch) looks the same at first.
-        finding("returning_rise", run, 0.5,
-                f"no new load at about {at} (this meter's draw usually changes by "
-                f"{usual * spec.rated_kw:+.1f} ± {spread * spec.rated_kw:.1f} kW then)",
-                f"{jump_kw:+.1f} kW at {at}, after a rise at the same time on each of the "
-                f"{rules.returning_nights - 1} nights before",
-                f"A load is connected on meter {spec.meter_id} at the same time night after night: "
-                "someone coming back (or a new nightly routine).",
-                jump_kw=round(jump_kw, 2), added_kw=round(added_kw, 2), score=round(value, 1),
-                needed_score=round(needed, 1), nights=rules.returning_nights)
+    return {"value": value, "jump_kw": jump_kw, "added_kw": (jump - usual) * spec.rated_kw, "usual": usual,
+            "spread": spread, "level": level, "start": after[0][0]}
 
 
 def jumped(recent: list[list[float]], needed_share: float, added_kw: float, rules: PowerRules) -> bool:

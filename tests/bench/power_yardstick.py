@@ -53,7 +53,7 @@ THEFT = 8
 SAME_KIND_NIGHTS = 8  # one level reference: the last 8 nights of the same kind (8 weeks of Sunday nights)
 ALL_NIGHTS = 28  # the other: the last 28 nights, of every kind
 REFERENCES = ("same kind", "all nights")
-WARMUP_DAYS = 28
+WARMUP_NIGHTS = 28  # usable nights judged only as history (the references need about as many)
 MAGNITUDES = (0.10, 0.20, 0.40)
 STEP_GRID = np.concatenate([[-np.inf], np.round(np.arange(-0.5, 1.001, 0.025), 3)])
 
@@ -70,7 +70,7 @@ def meters() -> dict[str, tuple[float, np.ndarray, tuple[str, ...]]]:
 
 def nights(t0: float, kw: np.ndarray, holidays: tuple[str, ...]):
     """Rows of 20:00 .. 06:00 for every usable night (no missing reading, not in the
-    calendar), each with its night load L; the first WARMUP_DAYS are history only."""
+    calendar), each with its night load L; the first WARMUP_NIGHTS of them are history only (see yardstick())."""
     spec = MeterSpec("yardstick", "S", "workshop", False, 1.0, closed_dates=holidays)
     first_midnight = int(((-t0) % 86400) // 900)
     rows, loads, kinds = [], [], []
@@ -139,8 +139,10 @@ def fitted(level: np.ndarray, step: np.ndarray, allowed_false: int) -> dict[floa
                 delay = np.full(level.shape[0], np.inf)  # the first interval that fires, 1 = the theft's first
                 for k, t in enumerate(ts):
                     if s <= t < s + THEFT:
+                        # Found by the theft: the night would not have fired then on its own.
                         fires = (level[:, k] + mag * theft_gain(s, t, "level") >= b) \
-                            & (step[:, k] + mag * theft_gain(s, t, "step") >= a)
+                            & (step[:, k] + mag * theft_gain(s, t, "step") >= a) \
+                            & ~((level[:, k] >= b) & (step[:, k] >= a))
                         delay = np.where(fires, np.minimum(delay, t - s + 1), delay)
                 found3 += int((delay <= 3).sum())
                 found8 += int((delay <= THEFT).sum())
@@ -159,7 +161,7 @@ def yardstick(rows: np.ndarray, loads: np.ndarray, kinds: np.ndarray, allowed_fa
     better of the two level references."""
     stats = [statistics_of(rows, loads, kinds, ref) for ref in REFERENCES]
     keep = np.all([~np.isnan(level).any(axis=1) for level, _ in stats], axis=0)
-    keep[:WARMUP_DAYS] = False
+    keep[:WARMUP_NIGHTS] = False
     per_ref = [fitted(level[keep], step[keep], allowed_false) for level, step in stats]
     return int(keep.sum()), {m: {"by3": max((r[m]["by3"] for r in per_ref), key=lambda c: c[0]),
                                  "in2h": max((r[m]["in2h"] for r in per_ref), key=lambda c: c[1])}

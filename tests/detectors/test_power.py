@@ -10,7 +10,7 @@ import random
 import pytest
 
 from detectors.power import (
-    BUCKETS, MeterSpec, PowerFinding, PowerRules, baseline, check_silence, closed, detectable, new_state, observe,
+    BUCKETS, MeterSpec, _returning_quarter, PowerFinding, PowerRules, baseline, check_silence, closed, detectable, new_state, observe,
     seen_intervals,
 )
 from detectors.timeofday import LocalClock
@@ -349,18 +349,26 @@ def test_long_reference_is_kept_per_hour_and_day_type_and_bounded():
 # --------------------------------------------------------------------------- returning rise
 
 
-def restless(days: int, seed: int, added=lambda ts: 0.0, rules: PowerRules = RULES):
+def restless(days: int, seed: int, added=lambda ts: 0.0, rules=lambda ts: RULES, each_day=lambda day, state: None,
+             noise: float = 0.02, missing=lambda ts: False):
     """A meter whose nights differ by their whole level (10 kW x 0.85-1.15, fixed for the
     night, +-2 % per reading; 25 kW by day): one night's +15 % is inside what its nights do.
-    Returns the findings of each night (from 12:00 to the next 12:00) and the state."""
+    ``rules`` gives the thresholds at a time, ``each_day`` is called before each day with its
+    number and the state; readings at ``missing`` times are not sent. Returns the findings of each day (from 12:00 to the next
+    12:00: its night) and the state."""
     rng = random.Random(seed)
     state, per_night = new_state(), []
     for d in range(days):
+        each_day(d, state)
         level = 10.0 * rng.uniform(0.85, 1.15)
         start = START + d * DAY * STEP + 12 * 4 * STEP
-        per_night.append(feed(VILLAGE, state, start, DAY, lambda ts: (
-            level if CLOCK.hour(ts) < 6 or CLOCK.hour(ts) >= 22 else 25.0) * rng.uniform(0.98, 1.02) + added(ts),
-                              rules=rules))
+        found = []
+        for i in range(DAY):
+            ts = start + i * STEP
+            kw = (level if CLOCK.hour(ts) < 6 or CLOCK.hour(ts) >= 22 else 25.0) * rng.uniform(1 - noise, 1 + noise)
+            if not missing(ts):
+                found += observe(VILLAGE, rules(ts), CLOCK, state, ts, power_kw=kw + added(ts)) or []
+        per_night.append(found)
     return per_night, state
 
 
@@ -416,6 +424,87 @@ def test_returning_rise_judges_only_the_dead_of_night(hour):
     assert not any("returning_rise" in k for k in kinds_by_night(per_night, 45, 10))
 
 
+@pytest.mark.parametrize("hours, expected", [
+    ((22, 4), {(21, 30): None, (21, 45): ("87", False), (22, 0): ("88", True), (3, 45): ("15", True),
+               (4, 0): ("16", False), (4, 15): None}),
+    ((1, 3), {(0, 30): None, (0, 45): ("3", False), (1, 0): ("4", True), (2, 45): ("11", True),
+              (3, 0): ("12", False), (3, 15): None}),
+])
+def test_returning_rise_keeps_its_hours_and_a_quarter_hour_either_side_and_judges_only_the_hours(hours, expected):
+    rules = PowerRules(returning_hours=hours)
+    for (hour, minute), where in expected.items():
+        assert _returning_quarter(local_ts(2026, 10, 1, hour, minute), CLOCK, rules) == where, (hour, minute)
+
+
+def test_a_thief_who_misses_a_night_starts_a_new_run_of_nights():
+    thief = nightly(23, 1.5, first_day=45, nights=10)
+    gap = lambda ts: 48 < (ts - START) / 86400 < 49.5  # the meter sends nothing on the 4th night
+    per_night, _ = restless(56, seed=4, added=thief, missing=gap)
+    found = ["returning_rise" in k for k in kinds_by_night(per_night, 45, 10)]
+    assert found[2] and not found[3]  # the 3rd night; the 4th sent nothing
+    assert found[4:6] == [False, False]  # the 5th and 6th follow a gap: two nights in a row, not three
+    assert sum(found[6:]) >= 3
+
+
+def test_returning_rise_fires_only_above_the_meters_own_calibration():
+    """The same thief, on a meter whose clean nights scored up to 50 spreads: not found."""
+    thief = nightly(23, 1.5, first_day=45, nights=10)
+
+    def noisy_past(day, state):
+        if day == 40:
+            state["buckets"]["cal"] = {**state["buckets"]["cal"], "returning": [50.0] * 60}
+    per_night, state = restless(56, seed=4, added=thief, each_day=noisy_past)
+    assert not any("returning_rise" in k for k in kinds_by_night(per_night, 45, 10))
+    assert detectable(state, RULES)["returning"] >= 50.0
+
+
+def test_a_rise_below_the_share_is_not_a_returning_thief_however_steady_the_meter():
+    """On a steady meter (+-0.5 %) a +0.8 kW jump is many spreads, but under 10 % of the
+    envelope; +1.5 kW is over it."""
+    for kw, expected in ((0.8, False), (1.5, True)):
+        per_night, _ = restless(56, seed=4, added=nightly(23, kw, first_day=45, nights=10), noise=0.005)
+        assert any("returning_rise" in k for k in kinds_by_night(per_night, 45, 10)) is expected, kw
+
+
+def test_a_returning_rise_at_the_end_of_the_hours_ends_with_them_and_the_day_is_learnt():
+    """A thief at 03:15: found at 03:45, the last judged quarter-hour; the episode ends when
+    judging ends, so the quarantine closes and the next day teaches the baseline."""
+    checked = []
+
+    def after_the_night(day, state):
+        if day in (50, 51):
+            checked.append(("returning_rise" in state["runs"], state["quarantine"][-1][1] is not None,
+                            list(state["buckets"]["h9-mid"])))
+    per_night, _ = restless(56, seed=4, added=nightly(27.25, 2.0, first_day=45, nights=10), each_day=after_the_night)
+    assert sum("returning_rise" in k for k in kinds_by_night(per_night, 45, 10)[2:]) >= 6
+    (running, closed_50, day_50), (_, closed_51, day_51) = checked
+    assert not running and closed_50 and closed_51
+    assert day_51 != day_50  # 09:00 of day 51, a Wednesday, was learnt
+
+
+@pytest.mark.parametrize("hour", [20.5, 23.5])
+def test_a_night_with_a_finding_teaches_returning_rise_nothing(hour):
+    """A spike flags the night: before returning_rise's hours begin, or within them."""
+    seen = {}
+
+    def look(day, state):
+        seen[day] = {q: list(v) for q, v in (state["buckets"].get("jumps") or {}).items()}
+    at = 47 + hour / 24
+    spike = lambda ts: 60.0 if at - 0.001 < (ts - START) / 86400 < at + 0.005 else 0.0  # one reading on day 47
+    per_night, _ = restless(50, seed=4, added=spike, each_day=look)
+    assert "baseline_deviation" in {f.kind for f in per_night[47]}
+    assert seen[49] == seen[48] and seen[48] != seen[47]  # night 47 taught nothing; night 46 did
+
+
+def test_returning_rise_takes_new_hours_in_the_middle_of_a_night():
+    """thresholds.yaml is reloaded while running: hours to 05:00 from 01:00 on night 50."""
+    wide = PowerRules(returning_hours=(22, 5))
+    switch = lambda ts: wide if ts >= START + (50 * 24 + 25) * 3600 else RULES
+    per_night, state = restless(53, seed=4, rules=switch)
+    assert [f.kind for night in per_night[30:] for f in night] == []
+    assert "19" in state["buckets"]["jumps"]  # 04:45 is kept and learnt now
+
+
 def test_a_state_kept_before_returning_rise_existed_is_judged_without_a_crash():
     """Recovered from a changelog written by an older version: no "jumps", recent readings
     without their draw, tonight's limits without the returning test."""
@@ -430,7 +519,7 @@ def test_a_state_kept_before_returning_rise_existed_is_judged_without_a_crash():
 
 def test_returning_rise_can_be_turned_off_and_its_settings_are_checked():
     thief = nightly(23, 1.5, first_day=45, nights=10)
-    per_night, _ = restless(56, seed=4, added=thief, rules=PowerRules(returning_nights=0))
+    per_night, _ = restless(56, seed=4, added=thief, rules=lambda ts: PowerRules(returning_nights=0))
     assert not any("returning_rise" in k for k in kinds_by_night(per_night, 45, 10))
     with pytest.raises(ValueError, match="returning_nights"):
         PowerRules(returning_nights=1)
