@@ -410,6 +410,18 @@ def test_a_machine_that_starts_at_the_same_time_every_night_is_normal_and_hides_
     assert sum("returning_rise" in k for k in kinds_by_night(per_night, 45, 10)[2:]) >= 6
 
 
+def test_a_new_nightly_routine_alarms_until_it_is_learnt_and_leaves_the_rule_its_sight():
+    """A +15 % load at 23:00 every night from night 45 alarms from its 3rd night until the
+    meter, changed (findings on more than 10 of 14 days), has learnt it; a thief at 02:00
+    a month later is still found from his 3rd night."""
+    routine, thief = nightly(23, 1.5, first_day=45, nights=65), nightly(26, 1.5, first_day=95, nights=10)
+    per_night, _ = restless(110, seed=4, added=lambda ts: routine(ts) + thief(ts))
+    alarms = ["returning_rise" in k for k in kinds_by_night(per_night, 45, 65)]
+    assert alarms[:2] == [False, False] and all(alarms[2:12])
+    assert not any(alarms[35:50])  # learnt: quiet for the second half of its second month
+    assert sum("returning_rise" in k for k in kinds_by_night(per_night, 95, 10)[2:]) >= 6
+
+
 def test_a_machine_that_runs_a_quarter_hour_earlier_from_one_night_on_is_no_thief():
     """Its jumps now come where a jump was usual a quarter-hour later."""
     before, after = nightly(22.5, 5.0, first_day=0, nights=40), nightly(22.25, 5.0, first_day=40, nights=16)
