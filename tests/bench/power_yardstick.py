@@ -39,9 +39,8 @@ import argparse
 
 import numpy as np
 
-from detectors.power import MeterSpec, closed, night_type
-from tests.bench.power_real import CLOCK, US_FEDERAL_2016_2017, france_holidays, germany_nrw_2010
-from tests.bench.real_data import power_series
+from detectors.power import closed, night_type
+from tests.bench.power_real import CLOCK, RealMeter, night_load, real_meters
 
 DAY = 96
 START = 80  # 20:00: a night's row starts here, so the step has readings before 22:00
@@ -58,51 +57,48 @@ MAGNITUDES = (0.10, 0.20, 0.40)
 STEP_GRID = np.concatenate([[-np.inf], np.round(np.arange(-0.5, 1.001, 0.025), 3)])
 
 
-def meters() -> dict[str, tuple[float, np.ndarray, tuple[str, ...]]]:
-    s = power_series()
-    de = germany_nrw_2010()
-    out = {name: (s[name].t0, s[name].kw, de) for name in ("metal_1", "metal_2", "warehouse")}
-    homes = [s[f"home_{i}"] for i in range(1, 18)]
-    out["village17"] = (homes[0].t0, sum(h.kw for h in homes), US_FEDERAL_2016_2017)
-    out["household"] = (s["household"].t0, s["household"].kw, france_holidays(range(2006, 2011)))
-    return out
+def meters() -> list[RealMeter]:
+    """power_real's meters (series and calendars), each at one size: the statistics are
+    shares of the night load, so a size changes nothing."""
+    return real_meters(peaks=(1,), homes=False)
 
 
-def nights(t0: float, kw: np.ndarray, holidays: tuple[str, ...]):
+def nights(m: RealMeter):
     """Rows of 20:00 .. 06:00 for every usable night (no missing reading, not in the
-    calendar), each with its night load L; the first WARMUP_NIGHTS of them are history only (see yardstick())."""
-    spec = MeterSpec("yardstick", "S", "workshop", False, 1.0, closed_dates=holidays)
-    first_midnight = int(((-t0) % 86400) // 900)
+    calendar), each with its night load L (power_real's night_load at 22:00) and kind; the
+    first WARMUP_NIGHTS of them are history only (see yardstick())."""
+    kw = np.array([np.nan if v is None else v for v in m.kw])
+    first_midnight = int(((-m.t0) % 86400) // 900)
     rows, loads, kinds = [], [], []
     for d in range(first_midnight, len(kw) - 2 * DAY, DAY):
         a = d + START
         row = kw[a:a + ROW]
         if len(row) < ROW or np.isnan(row).any():
             continue
-        ts = t0 + a * 900
-        if closed(ts + 2 * 3600, spec, CLOCK) or closed(ts + 8 * 3600, spec, CLOCK):
+        ts = m.t0 + a * 900
+        if closed(ts + 2 * 3600, m.spec, CLOCK) or closed(ts + 8 * 3600, m.spec, CLOCK):
             continue
-        past = []
-        for p in range(max(first_midnight, d - 14 * DAY), d, DAY):
-            past.append(kw[p + 88:p + 112])  # 22:00 .. 04:00
-        past = np.concatenate(past) if past else np.array([])
-        past = past[~np.isnan(past)]
-        if len(past) < 5 * 24 or np.median(past) <= 0:
+        load = night_load(m, d + 88)
+        if load is None or load <= 0:
             continue
         rows.append(row)
-        loads.append(float(np.median(past)))
+        loads.append(load)
         kinds.append(night_type(ts + 4 * 3600, CLOCK))
     return np.array(rows), np.array(loads), np.array(kinds)
 
 
-def statistics_of(rows: np.ndarray, loads: np.ndarray, kinds: np.ndarray, reference: str):
-    """level and step at t = FIRST_T .. LAST_T for every night; level is NaN until the
-    night has the history its reference needs."""
+def _windows(rows: np.ndarray, loads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """m(t), the mean of the last 3 readings, and the step, at t = FIRST_T .. LAST_T."""
     m3 = np.stack([rows[:, t - 2:t + 1].mean(axis=1) for t in range(FIRST_T, LAST_T + 1)], axis=1)
     before = np.stack([rows[:, t - 6:t - 2].mean(axis=1) for t in range(FIRST_T, LAST_T + 1)], axis=1)
-    step = (m3 - before) / loads[:, None]
+    return m3, (m3 - before) / loads[:, None]
+
+
+def level_of(m3: np.ndarray, loads: np.ndarray, kinds: np.ndarray, reference: str) -> np.ndarray:
+    """The level at t = FIRST_T .. LAST_T for every night; NaN until the night has the
+    history its reference needs."""
     level = np.full_like(m3, np.nan)
-    for n in range(len(rows)):
+    for n in range(len(m3)):
         if reference == "same kind":
             past = np.flatnonzero(kinds[:n] == kinds[n])[-SAME_KIND_NIGHTS:]
             ready = len(past) == SAME_KIND_NIGHTS
@@ -111,7 +107,7 @@ def statistics_of(rows: np.ndarray, loads: np.ndarray, kinds: np.ndarray, refere
             ready = n >= ALL_NIGHTS
         if ready:
             level[n] = (m3[n] - np.median(m3[past], axis=0)) / loads[n]
-    return level, step
+    return level
 
 
 def theft_gain(start: int, t: int, kind: str) -> float:
@@ -159,10 +155,11 @@ def fitted(level: np.ndarray, step: np.ndarray, allowed_false: int) -> dict[floa
 def yardstick(rows: np.ndarray, loads: np.ndarray, kinds: np.ndarray, allowed_false: int) -> tuple[int, dict]:
     """The nights judged (past the warm-up, both references ready) and, per magnitude, the
     better of the two level references."""
-    stats = [statistics_of(rows, loads, kinds, ref) for ref in REFERENCES]
-    keep = np.all([~np.isnan(level).any(axis=1) for level, _ in stats], axis=0)
+    m3, step = _windows(rows, loads)
+    levels = [level_of(m3, loads, kinds, ref) for ref in REFERENCES]
+    keep = np.all([~np.isnan(level).any(axis=1) for level in levels], axis=0)
     keep[:WARMUP_NIGHTS] = False
-    per_ref = [fitted(level[keep], step[keep], allowed_false) for level, step in stats]
+    per_ref = [fitted(level[keep], step[keep], allowed_false) for level in levels]
     return int(keep.sum()), {m: {"by3": max((r[m]["by3"] for r in per_ref), key=lambda c: c[0]),
                                  "in2h": max((r[m]["in2h"] for r in per_ref), key=lambda c: c[1])}
                              for m in MAGNITUDES}
@@ -176,8 +173,9 @@ def main(argv: list[str] | None = None) -> dict:
     print("\nYARDSTICK (tests/bench/power_yardstick.py): a level-and-step detector whose thresholds were fitted on "
           "the very nights it is scored on (optimistic)")
     print(f"{'meter':10} {'nights':>6} {'false':>5}  " + "  ".join(f"+{int(m * 100)}% by 3 / in 2h" for m in MAGNITUDES))
-    for name, (t0, kw, holidays) in meters().items():
-        rows, loads, kinds = nights(t0, kw, holidays)
+    for meter in meters():
+        name = meter.name.split("@")[0]
+        rows, loads, kinds = nights(meter)
         for k in args.false_nights:
             judged, best = yardstick(rows, loads, kinds, k)
             report[f"{name}/{k}"] = {"nights": judged, **{f"{m:.2f}": best[m] for m in MAGNITUDES}}
