@@ -731,11 +731,10 @@ def _sequence_rules(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     if expected is None or is_closed:
         # Warming up, or a closed day: the load rules do not judge; their runs end, and a
         # closed night does not teach the calibration.
-        for rule in ("baseline_deviation", "night_industrial_load", "sustained_excess", "returning_rise"):
-            state["runs"].pop(rule, None)
-        if expected is None:
-            state["runs"].pop("partial_bypass", None)
-        else:
+        for rule in LOAD_RULES:  # partial_bypass's episode survives a closed day, not a warm-up
+            if rule != "partial_bypass" or expected is None:
+                state["runs"].pop(rule, None)
+        if expected is not None:
             _flag_night(state, ts, clock, rules, closure=True)
         state["recent"] = []
         _close_if_idle(state, ts)
@@ -891,30 +890,30 @@ def _returning_rule(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state
     time on each of the returning_nights - 1 nights before (consecutive nights). One night's
     +20 % hides in a restless meter's nights; the same +20 % at the same time on three nights
     in a row does not, unless the meter itself does that (then its reference learns it)."""
-    judged = _returning_score(spec, rules, clock, state, ts, recent) if spec.interval_s == QUARTER_S else None
+    scored = _returning_score(spec, rules, clock, state, ts, recent) if spec.interval_s == QUARTER_S else None
     needed = limits.get("returning")  # None in a night whose limits were set before this rule existed
-    firing = judged is not None and judged["value"] is not None and needed is not None \
-        and judged["value"] >= needed and judged["added_kw"] >= max(floor, rules.returning_min_share * judged["level"])
-    run = _run(state, "returning_rise", firing, ts, spec.interval_s, judged["jump_kw"] if firing else 0.0)
+    firing = scored is not None and scored["value"] is not None and needed is not None \
+        and scored["value"] >= needed and scored["added_kw"] >= max(floor, rules.returning_min_share * scored["level"])
+    run = _run(state, "returning_rise", firing, ts, spec.interval_s, scored["jump_kw"] if firing else 0.0)
     if run is None:
         _close_if_idle(state, ts)  # every path that is not firing ends the run and its quarantine
         return
     if run["count"] == 1:
-        run["start"] = judged["start"]
+        run["start"] = scored["start"]
     _quarantine(state, run["start"], None)
     if _due(run, 1, rules):
-        at = time.strftime("%H:%M", clock.local(judged["start"]))
-        usual_kw, spread_kw = judged["usual"] * spec.rated_kw, judged["spread"] * spec.rated_kw
+        at = time.strftime("%H:%M", clock.local(scored["start"]))
+        usual_kw, spread_kw = scored["usual"] * spec.rated_kw, scored["spread"] * spec.rated_kw
         # Lower weight: a new nightly routine (a timer, a new batch) looks the same at first.
         finding("returning_rise", run, 0.5,
                 f"no new load at about {at} (this meter's draw usually changes by {usual_kw:+.1f} "
                 f"± {spread_kw:.1f} kW then)",
-                f"{judged['jump_kw']:+.1f} kW at {at}, after a rise at the same time on each of the "
+                f"{scored['jump_kw']:+.1f} kW at {at}, after a rise at the same time on each of the "
                 f"{rules.returning_nights - 1} nights before",
                 f"A load is connected on meter {spec.meter_id} at the same time night after night: "
                 "someone coming back (or a new nightly routine).",
-                jump_kw=round(judged["jump_kw"], 2), added_kw=round(judged["added_kw"], 2),
-                score=round(judged["value"], 1), needed_score=round(needed, 1), nights=rules.returning_nights)
+                jump_kw=round(scored["jump_kw"], 2), added_kw=round(scored["added_kw"], 2),
+                score=round(scored["value"], 1), needed_score=round(needed, 1), nights=rules.returning_nights)
 
 
 def _returning_score(spec: MeterSpec, rules: PowerRules, clock: LocalClock, state: State, ts: float,
@@ -954,9 +953,9 @@ def _returning_score(spec: MeterSpec, rules: PowerRules, clock: LocalClock, stat
     # The usual jump then: at this quarter-hour or, as a plant's machines start and stop a
     # quarter-hour earlier or later from night to night, at one next to it (the one that
     # makes this jump least unusual, in spreads).
-    slack = rules.returning_slack_quarters
+    nearby = _near(quarter, rules.returning_slack_quarters)
     usual = spread = score = None
-    for near in _near(quarter, slack):
+    for near in nearby:
         learnt = reference.get(near) or []
         if len(learnt) >= rules.returning_min_reference:
             median, mad = _median_spread(learnt)
@@ -974,7 +973,7 @@ def _returning_score(spec: MeterSpec, rules: PowerRules, clock: LocalClock, stat
     value = None
     if len(earlier) == rules.returning_nights - 1 \
             and [n for n, _, _ in earlier] == list(range(night - len(earlier), night)):
-        highs = [max((scores[q] for q in _near(quarter, slack) if q in scores), default=None)
+        highs = [max((scores[q] for q in nearby if q in scores), default=None)
                  for _, scores, _ in earlier]
         if None not in highs:
             value = min([score] + highs)
